@@ -1,0 +1,36 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { AppError } from '../errors';
+
+/**
+ * Turns the service's typed errors into Temporal failures: a non-retryable AppError (bad input, a refused grant,
+ * a 404) becomes a non-retryable ApplicationFailure whose type is the error code, so Temporal stops retrying and
+ * the operator sees the code and message in the UI; anything else is thrown as-is and retried by policy.
+ */
+export function toActivityFailure(err: unknown): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof AppError) {
+    const failure = ApplicationFailure.create({
+      type: err.code,
+      message: err.message,
+      nonRetryable: !err.retryable,
+    });
+    return failure;
+  }
+  return err;
+}
+
+/** Wraps every function of an activity object so that thrown errors are translated as above. */
+export function withFailureTranslation<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    wrapped[name] = async (...args: never[]) => {
+      try {
+        return await fn(...args);
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+    };
+    Object.defineProperty(wrapped[name], 'name', { value: name });
+  }
+  return wrapped as T;
+}

@@ -1,0 +1,17 @@
+import { createCapabilitiesActivities, type CapabilitiesDeps } from './capabilities';
+import { withFailureTranslation } from './failures';
+
+export type ActivityDeps = CapabilitiesDeps;
+
+/**
+ * All activities, built from their dependencies: the worker passes the real ones (src/worker.ts), tests may pass
+ * fakes. Workflows import only the type of this object.
+ */
+export function createActivities(deps: ActivityDeps) {
+  return withFailureTranslation({
+    ...createCapabilitiesActivities(deps),
+  });
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type { CapabilitiesSummary } from './capabilities';

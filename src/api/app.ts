@@ -1,0 +1,36 @@
+import express, { type Express } from 'express';
+import type { Services } from '../services';
+import type { Logger } from '../logger';
+import { requireApiKey } from './apiKey';
+import { errorHandler, notFound } from './errorHandler';
+import { ok } from './envelope';
+import { capabilitiesRoutes } from './routes/capabilities';
+import { connectionRoutes } from './routes/connections';
+import type { WorkflowGateway } from './workflowGateway';
+
+export interface AppDeps {
+  services: Services;
+  workflows: WorkflowGateway;
+  apiKeys: string[];
+  logger: Logger;
+}
+
+/** The Express facade: public routes, then the API-key wall, then the authenticated routes, one error handler. */
+export function createApp({ services, workflows, apiKeys, logger }: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple'); // flat string values only: no nested objects for operator injection
+  app.use(express.json({ limit: '256kb', strict: true, type: ['application/json', 'application/*+json'] }));
+
+  app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
+  const connections = connectionRoutes(services);
+  app.use(connections.publicRoutes);
+
+  app.use(requireApiKey(apiKeys));
+  app.use(connections.routes);
+  app.use(capabilitiesRoutes(services, workflows));
+
+  app.use(notFound);
+  app.use(errorHandler(logger));
+  return app;
+}

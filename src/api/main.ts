@@ -1,0 +1,32 @@
+import { Client, Connection } from '@temporalio/client';
+import { loadApiConfig } from '../config';
+import { createLogger } from '../logger';
+import { createServices } from '../services';
+import { createApp } from './app';
+import { WorkflowGateway } from './workflowGateway';
+
+async function main(): Promise<void> {
+  const config = loadApiConfig();
+  const logger = createLogger(config.LOG_LEVEL, { role: 'api' });
+  const services = await createServices(config);
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const workflows = new WorkflowGateway(client, config.TEMPORAL_TASK_QUEUE, config.API_WORKFLOW_WAIT_MS);
+  const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger });
+  const server = app.listen(config.API_PORT, config.API_HOST, () => {
+    logger.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
+  });
+  const shutdown = async () => {
+    server.close();
+    await connection.close();
+    await services.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,113 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { Services } from '../../services';
+import { ConnectionStore } from '../../store/connections';
+import { NotFoundError } from '../../errors';
+import { ok } from '../envelope';
+import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
+
+const ScopeSchema = z.string().regex(/^[A-Za-z0-9_./*:-]{1,100}$/, 'must be a SMART scope such as patient/*.read');
+
+export const AuthorizeBodySchema = z.strictObject({
+  fhirBaseUrl: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  scopes: z.array(ScopeSchema).min(1).max(30).optional(),
+});
+
+export const BackendConnectionBodySchema = z.strictObject({
+  fhirBaseUrl: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  clientId: z.string().min(1).max(256),
+  privateKey: z.union([z.string().min(32).max(16384), z.record(z.string(), z.unknown())]),
+  alg: z.enum(['RS384', 'ES384']).optional(),
+  kid: z.string().min(1).max(256).optional(),
+  scopes: z.array(ScopeSchema).min(1).max(30).optional(),
+});
+
+export const CallbackQuerySchema = z.object({
+  state: z.string().max(512).optional(),
+  code: z.string().max(4096).optional(),
+  error: z.string().max(256).optional(),
+  error_description: z.string().max(2048).optional(),
+  iss: z.string().max(2048).optional(),
+});
+
+const ProviderParams = z.object({ provider: ProviderIdSchema });
+const ConnectionParams = z.object({ connectionId: ConnectionIdSchema });
+const ListQuery = z.object({ provider: ProviderIdSchema.optional() });
+
+/** SMART connections: start authorization, the OAuth callback, backend-services connections, list/read/delete. */
+export function connectionRoutes(services: Services): { publicRoutes: Router; routes: Router } {
+  const { smartAuth, connections, registry } = services;
+  const publicRoutes = Router();
+  const routes = Router();
+
+  // The EHR redirects the user's browser here: no API key, the one-time `state` is the credential.
+  publicRoutes.get('/api/ehr/callback', async (req, res) => {
+    const query = parse(CallbackQuerySchema, req.query, 'query');
+    const doc = await smartAuth.completeAuthorization(query);
+    ok(res, ConnectionStore.view(doc), 201);
+  });
+
+  routes.get('/api/ehr/providers', (_req, res) => {
+    ok(
+      res,
+      registry.list().map((p) => ({
+        id: p.id,
+        name: p.name,
+        fhirVersion: p.fhirVersion,
+        endpoints: p.endpoints,
+        scopes: p.oauth.scopes,
+        rateLimit: p.rateLimit,
+        capabilities: p.capabilities,
+        resourceTypes: p.resourceTypes,
+      })),
+    );
+  });
+
+  routes.get('/api/ehr/connections', async (req, res) => {
+    const query = parse(ListQuery, req.query, 'query');
+    ok(res, (await connections.list(query)).map(ConnectionStore.view));
+  });
+
+  routes.get('/api/ehr/connections/:connectionId', async (req, res) => {
+    const { connectionId } = parse(ConnectionParams, req.params, 'path');
+    ok(res, ConnectionStore.view(await connections.get(connectionId)));
+  });
+
+  routes.delete('/api/ehr/connections/:connectionId', async (req, res) => {
+    const { connectionId } = parse(ConnectionParams, req.params, 'path');
+    if (!(await connections.delete(connectionId))) {
+      throw new NotFoundError('CONNECTION_NOT_FOUND', `Connection "${connectionId}" does not exist.`);
+    }
+    ok(res, { connectionId, deleted: true });
+  });
+
+  routes.post('/api/ehr/:provider/authorize', async (req, res) => {
+    const { provider } = parse(ProviderParams, req.params, 'path');
+    const body = parse(AuthorizeBodySchema, req.body, 'body');
+    ok(res, await smartAuth.beginAuthorization(registry.get(provider).id, body), 201);
+  });
+
+  routes.post('/api/ehr/:provider/connections/backend', async (req, res) => {
+    const { provider } = parse(ProviderParams, req.params, 'path');
+    const body = parse(BackendConnectionBodySchema, req.body, 'body');
+    const doc = await smartAuth.createBackendConnection(registry.get(provider).id, body);
+    ok(res, ConnectionStore.view(doc), 201);
+  });
+
+  routes.get('/api/ehr/:provider/connections', async (req, res) => {
+    const { provider } = parse(ProviderParams, req.params, 'path');
+    ok(res, (await connections.list({ provider: registry.get(provider).id })).map(ConnectionStore.view));
+  });
+
+  return { publicRoutes, routes };
+}
+
+/** Reads a connection and checks that it belongs to the provider in the path. */
+export async function connectionOfProvider(services: Services, provider: string, connectionId: string) {
+  services.registry.get(provider);
+  const doc = await services.connections.find(connectionId);
+  if (!doc || doc.provider !== provider) {
+    throw new NotFoundError('CONNECTION_NOT_FOUND', `Connection "${connectionId}" does not exist for provider ${provider}.`);
+  }
+  return doc;
+}

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure, WorkflowFailedError, type Client } from '@temporalio/client';
+import type { CapabilitiesSummary } from '../activities';
+import { AppError, type ErrorCode } from '../errors';
+
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  CONNECTION_NOT_FOUND: 404,
+  REAUTHORIZATION_REQUIRED: 409,
+  FHIR_NOT_FOUND: 502,
+  BAD_REQUEST: 400,
+};
+
+/**
+ * The API's side of Temporal: starts workflows by name (the API does not load workflow code), waits for short
+ * ones, and turns a failed workflow into a typed error carrying the innermost failure's code and message.
+ */
+export class WorkflowGateway {
+  constructor(
+    readonly client: Client,
+    readonly taskQueue: string,
+    private readonly waitMs: number,
+  ) {}
+
+  async capabilities(connectionId: string): Promise<CapabilitiesSummary> {
+    const handle = await this.client.workflow.start('capabilitiesWorkflow', {
+      taskQueue: this.taskQueue,
+      workflowId: `capabilities-${connectionId}-${randomUUID()}`,
+      args: [{ connectionId }],
+      workflowExecutionTimeout: '5 minutes',
+    });
+    return this.awaitResult<CapabilitiesSummary>(handle.result(), `capabilities of ${connectionId}`);
+  }
+
+  private async awaitResult<T>(result: Promise<T>, what: string): Promise<T> {
+    // If the wait times out, the result's long poll is abandoned: keep its late rejection from going unhandled.
+    result.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new AppError('TIMEOUT', `Timed out after ${this.waitMs} ms waiting for ${what}; the workflow is still running in Temporal.`, { status: 504 })),
+        this.waitMs,
+      );
+    });
+    try {
+      return await Promise.race([result, timeout]);
+    } catch (err) {
+      throw workflowError(err, what);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** The innermost ApplicationFailure of a workflow failure chain, as a typed error. */
+export function workflowError(err: unknown, what: string): unknown {
+  if (!(err instanceof WorkflowFailedError)) return err;
+  let cause: unknown = err.cause;
+  let app: ApplicationFailure | undefined;
+  while (cause instanceof Error) {
+    if (cause instanceof ApplicationFailure) app = cause;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  const code = (app?.type ?? 'WORKFLOW_FAILED') as ErrorCode;
+  const message = app?.message ?? err.cause?.message ?? err.message;
+  return new AppError(code, `Could not get ${what}: ${message}`, { status: STATUS_BY_CODE[code] ?? 502, cause: err });
+}

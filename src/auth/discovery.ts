@@ -1,0 +1,117 @@
+import type { Got } from 'got';
+import { AppError } from '../errors';
+import { normalizeBaseUrl } from '../providers/registry';
+
+/** The parts of a SMART configuration the service uses (SMART App Launch 2.x, `.well-known/smart-configuration`). */
+export interface SmartConfiguration {
+  issuer?: string;
+  authorization_endpoint: string;
+  token_endpoint: string;
+  capabilities: string[];
+  code_challenge_methods_supported: string[];
+  grant_types_supported: string[];
+  scopes_supported: string[];
+  token_endpoint_auth_methods_supported: string[];
+  token_endpoint_auth_signing_alg_values_supported: string[];
+  /** Where the document came from: the well-known file, or the CapabilityStatement's security extension. */
+  source: 'well-known' | 'capability-statement';
+}
+
+/** FHIR CapabilityStatement fields the service reads. */
+export interface CapabilityStatement {
+  resourceType: 'CapabilityStatement';
+  fhirVersion?: string;
+  software?: { name?: string; version?: string };
+  rest?: Array<{
+    mode?: string;
+    security?: { extension?: Array<{ url: string; extension?: Array<{ url: string; valueUri?: string }> }> };
+    resource?: Array<{ type: string; interaction?: Array<{ code: string }>; searchParam?: Array<{ name: string }>; operation?: Array<{ name: string; definition?: string }> }>;
+    operation?: Array<{ name: string; definition?: string }>;
+  }>;
+}
+
+const OAUTH_URIS = 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris';
+const CACHE_MS = 10 * 60_000;
+
+/**
+ * Finds a FHIR server's SMART endpoints: `.well-known/smart-configuration` first, then the CapabilityStatement's
+ * oauth-uris extension (older servers). Results are cached per base URL for a few minutes.
+ */
+export class SmartDiscovery {
+  private readonly cache = new Map<string, { at: number; value: SmartConfiguration }>();
+
+  constructor(private readonly http: Got) {}
+
+  async discover(fhirBaseUrl: string, signal?: AbortSignal): Promise<SmartConfiguration> {
+    const base = normalizeBaseUrl(fhirBaseUrl);
+    const hit = this.cache.get(base);
+    if (hit && Date.now() - hit.at < CACHE_MS) return hit.value;
+    const value = await this.fetch(base, signal);
+    this.cache.set(base, { at: Date.now(), value });
+    return value;
+  }
+
+  async capabilityStatement(fhirBaseUrl: string, signal?: AbortSignal): Promise<CapabilityStatement> {
+    const url = `${normalizeBaseUrl(fhirBaseUrl)}/metadata`;
+    try {
+      const body = await this.http.get(url, { headers: { accept: 'application/fhir+json' }, signal }).json<CapabilityStatement>();
+      if (body?.resourceType !== 'CapabilityStatement') throw new Error('the response is not a CapabilityStatement');
+      return body;
+    } catch (err) {
+      throw discoveryError(url, err);
+    }
+  }
+
+  private async fetch(base: string, signal?: AbortSignal): Promise<SmartConfiguration> {
+    const url = `${base}/.well-known/smart-configuration`;
+    let wellKnownError: unknown;
+    try {
+      const doc = await this.http.get(url, { headers: { accept: 'application/json' }, signal }).json<Record<string, unknown>>();
+      return normalize(doc, 'well-known');
+    } catch (err) {
+      wellKnownError = err;
+    }
+    // SMART 1.0 servers publish the endpoints only in the CapabilityStatement.
+    try {
+      const cs = await this.capabilityStatement(base, signal);
+      const ext = cs.rest?.flatMap((r) => r.security?.extension ?? []).find((e) => e.url === OAUTH_URIS);
+      const uri = (name: string) => ext?.extension?.find((e) => e.url === name)?.valueUri;
+      return normalize({ authorization_endpoint: uri('authorize'), token_endpoint: uri('token') }, 'capability-statement');
+    } catch {
+      throw discoveryError(url, wellKnownError);
+    }
+  }
+}
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+function normalize(doc: Record<string, unknown>, source: SmartConfiguration['source']): SmartConfiguration {
+  const authorization = doc.authorization_endpoint;
+  const token = doc.token_endpoint;
+  if (typeof token !== 'string' || !/^https?:\/\//.test(token)) {
+    throw new Error('the SMART configuration has no absolute token_endpoint');
+  }
+  return {
+    issuer: typeof doc.issuer === 'string' ? doc.issuer : undefined,
+    authorization_endpoint: typeof authorization === 'string' ? authorization : '',
+    token_endpoint: token,
+    capabilities: strings(doc.capabilities),
+    code_challenge_methods_supported: strings(doc.code_challenge_methods_supported),
+    grant_types_supported: strings(doc.grant_types_supported),
+    scopes_supported: strings(doc.scopes_supported),
+    token_endpoint_auth_methods_supported: strings(doc.token_endpoint_auth_methods_supported),
+    token_endpoint_auth_signing_alg_values_supported: strings(doc.token_endpoint_auth_signing_alg_values_supported),
+    source,
+  };
+}
+
+function discoveryError(url: string, cause: unknown): AppError {
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  return new AppError('FHIR_DISCOVERY_FAILED', `Could not read ${url}: ${detail}. Check the FHIR base URL and that the server is reachable.`, {
+    status: 502,
+    retryable: true,
+    cause,
+  });
+}

@@ -1,0 +1,85 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConnectionDoc, ConnectionStore } from '../store/connections';
+import { ReauthorizationRequiredError } from '../errors';
+import { OAuthError, type SmartAuth } from './smartAuth';
+
+/** Refresh this long before the server's expiry, so a token does not run out in the middle of a request. */
+const EXPIRY_MARGIN_MS = 60_000;
+const LEASE_MS = 30_000;
+const LEASE_WAIT_MS = 200;
+
+export interface AccessToken {
+  token: string;
+  connection: ConnectionDoc;
+}
+
+/**
+ * Hands out a valid access token for a connection. Tokens are refreshed before they expire and when the server
+ * rejects one (401). A lease in MongoDB makes sure that only one process refreshes a connection at a time: refresh
+ * tokens are often single-use, and two workers spending the same one would lock the connection out.
+ */
+export class TokenService {
+  constructor(
+    private readonly connections: ConnectionStore,
+    private readonly auth: SmartAuth,
+  ) {}
+
+  /**
+   * @param rejected the token the server just refused with 401: refresh unless the stored one is already newer.
+   */
+  async accessToken(connectionId: string, rejected?: string): Promise<AccessToken> {
+    const deadline = Date.now() + LEASE_MS * 2;
+    for (;;) {
+      const doc = await this.connections.get(connectionId);
+      if (doc.status === 'needs_reauthorization') {
+        throw new ReauthorizationRequiredError(connectionId, doc.statusReason ?? 'the grant is no longer valid');
+      }
+      const current = this.connections.openTokens(doc);
+      if (current && current.accessToken !== rejected && !expiresSoon(current.expiresAt, doc.updatedAt)) {
+        return { token: current.accessToken, connection: doc };
+      }
+      if (await this.connections.tryLeaseRefresh(connectionId, LEASE_MS)) {
+        try {
+          return { token: await this.renew(doc, current?.refreshToken), connection: doc };
+        } finally {
+          await this.connections.releaseRefreshLease(connectionId);
+        }
+      }
+      // Another process is refreshing: wait for it to store the new token, then use that one.
+      if (Date.now() > deadline) throw new Error(`Timed out waiting for another worker to refresh connection ${connectionId}`);
+      await sleep(LEASE_WAIT_MS);
+    }
+  }
+
+  private async renew(doc: ConnectionDoc, refreshToken: string | undefined): Promise<string> {
+    try {
+      if (doc.kind === 'backend') {
+        const tokens = await this.auth.backendToken(doc);
+        await this.connections.saveTokens(doc._id, tokens);
+        return tokens.accessToken;
+      }
+      if (!refreshToken) {
+        const reason = 'the access token expired and the server issued no refresh token (request offline_access)';
+        await this.connections.markNeedsReauthorization(doc._id, reason);
+        throw new ReauthorizationRequiredError(doc._id, reason);
+      }
+      const tokens = await this.auth.refresh(doc, refreshToken);
+      await this.connections.saveTokens(doc._id, tokens, tokens.grantedScopes);
+      return tokens.accessToken;
+    } catch (err) {
+      if (err instanceof OAuthError && err.grantRejected) {
+        const reason = `the token refresh was refused (${err.oauthCode})`;
+        await this.connections.markNeedsReauthorization(doc._id, reason);
+        throw new ReauthorizationRequiredError(doc._id, reason);
+      }
+      throw err;
+    }
+  }
+}
+
+/** Within the margin of expiry; short-lived tokens (minutes) get half their lifetime as margin at most. */
+function expiresSoon(expiresAt: Date | undefined, obtainedAt: Date): boolean {
+  if (!expiresAt) return false;
+  const margin = Math.min(EXPIRY_MARGIN_MS, (expiresAt.getTime() - obtainedAt.getTime()) / 2);
+  return expiresAt.getTime() - Date.now() < margin;
+}

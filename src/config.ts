@@ -1,0 +1,87 @@
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+/**
+ * The whole environment, parsed once at start-up. A bad or missing value stops the process with a message that
+ * names the variable; nothing else in the code reads process.env.
+ */
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+const base64Key = z
+  .string({ error: 'is required: 32 random bytes, base64 (openssl rand -base64 32)' })
+  .refine((s) => Buffer.from(s, 'base64').length === 32, { message: 'must be 32 bytes encoded as base64 (openssl rand -base64 32)' })
+  .transform((s) => Buffer.from(s, 'base64'));
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+/** What the worker needs. The API needs all of it and its own credentials on top (ApiEnvSchema). */
+export const WorkerEnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  API_HOST: z.string().default('127.0.0.1'),
+  API_PORT: port(3000),
+  /** Public base URL of this API (used in links it returns). */
+  API_PUBLIC_URL: httpUrl.optional(),
+  ENCRYPTION_KEY: base64Key,
+
+  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// or mongodb+srv:// URI').default('mongodb://127.0.0.1:27117/'),
+  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,60}$/, 'must be a plain database name').default('ehr_sync'),
+
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('ehr-sync'),
+  TEMPORAL_UI_URL: httpUrl.default('http://127.0.0.1:8233'),
+
+  ECLINICALWORKS_CLIENT_ID: z.string().min(1, 'is required (the client id of your eClinicalWorks app)'),
+  ECLINICALWORKS_CLIENT_SECRET: z.string().min(1).optional(),
+  ECLINICALWORKS_REDIRECT_URI: httpUrl,
+  ECLINICALWORKS_FHIR_ENDPOINT: httpUrl.default('https://fhir.eclinicalworks.com/fhir/r4'),
+
+  /** JSON file with more providers or overrides of the built-in ones (see README "Providers"). */
+  EHR_PROVIDERS_FILE: z.string().optional(),
+  /** The same as inline JSON. */
+  EHR_PROVIDERS_JSON: z.string().optional(),
+
+  /**
+   * Hosts that may be reached over plain http (the local sandbox). Everything else must be https, as SMART
+   * requires. Loopback only by default.
+   */
+  ALLOW_INSECURE_HOSTS: csv.default(['127.0.0.1', 'localhost', '[::1]']),
+
+  /** How long the API waits for a short workflow (capabilities, small syncs) before answering 202. */
+  API_WORKFLOW_WAIT_MS: z.coerce.number().int().min(0).max(120000).default(20000),
+});
+
+export const ApiEnvSchema = WorkerEnvSchema.extend({
+  /** Credentials accepted by the API (`x-api-key` header or `Authorization: Bearer`), comma separated. */
+  API_KEYS: z
+    .string({ error: 'is required: one or more API keys (comma separated, 16+ characters each)' })
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.string().min(16, 'each API key must be at least 16 characters')).min(1, 'needs at least one key')),
+});
+
+export type WorkerConfig = z.output<typeof WorkerEnvSchema>;
+export type ApiConfig = z.output<typeof ApiEnvSchema>;
+/** Settings every process shares. */
+export type Config = WorkerConfig;
+
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  return parseEnv(WorkerEnvSchema, env);
+}
+
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  return parseEnv(ApiEnvSchema, env);
+}
+
+function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`, parsed.error.issues);
+  }
+  return parsed.data;
+}

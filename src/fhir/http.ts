@@ -1,0 +1,38 @@
+import got, { type Got } from 'got';
+
+/**
+ * The one configured HTTP client. Every FHIR and discovery call goes through an extension of this instance
+ * (FhirClient adds the bearer token, the rate limiter and the 401 refresh). Retries use got's own machinery:
+ * Retry-After is honoured (seconds or HTTP date) up to `maxRetryAfter`, otherwise exponential backoff with
+ * jitter; only idempotent methods are retried.
+ */
+export interface HttpClientOptions {
+  userAgent?: string;
+  retryLimit?: number;
+  /** Longest Retry-After the client waits for inside one call; longer waits fail the call (the caller re-plans). */
+  maxRetryAfterMs?: number;
+  timeoutMs?: number;
+}
+
+export function createHttpClient(opts: HttpClientOptions = {}): Got {
+  return got.extend({
+    headers: { 'user-agent': opts.userAgent ?? 'ehr-sync/0.1 (+FHIR R4 client)' },
+    timeout: { lookup: 5_000, connect: 10_000, secureConnect: 10_000, send: 30_000, response: opts.timeoutMs ?? 60_000 },
+    retry: {
+      limit: opts.retryLimit ?? 4,
+      methods: ['GET', 'HEAD', 'DELETE', 'OPTIONS'],
+      statusCodes: [408, 429, 500, 502, 503, 504],
+      errorCodes: ['ETIMEDOUT', 'ECONNRESET', 'EADDRINUSE', 'ECONNREFUSED', 'EPIPE', 'ENOTFOUND', 'ENETUNREACH', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE'],
+      maxRetryAfter: opts.maxRetryAfterMs ?? 120_000,
+      backoffLimit: 30_000,
+      // got computes the delay (Retry-After or 2^n backoff); add jitter so parallel activities do not retry in step.
+      calculateDelay: ({ computedValue }) => (computedValue > 0 ? Math.round(computedValue * (1 + Math.random() * 0.25)) : 0),
+    },
+    // Redirects are not followed by default: a redirect to another host must not carry the bearer token, and
+    // callers that need redirects (file downloads) decide per request.
+    followRedirect: false,
+    throwHttpErrors: true,
+  });
+}
+
+export type { Got };

@@ -1,0 +1,54 @@
+import createDebug from 'debug';
+import pino, { type Logger } from 'pino';
+
+/**
+ * Structured JSON logs (pino). Anything that could hold a secret or patient data is redacted by path, as a
+ * second line of defence: the code logs ids, counts and URLs without query strings, never headers or bodies.
+ */
+export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
+  return pino({
+    level,
+    base: { service: 'ehr-sync', ...bindings },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: {
+      paths: [
+        'headers',
+        'req.headers',
+        'authorization',
+        '*.authorization',
+        'accessToken',
+        'refreshToken',
+        '*.accessToken',
+        '*.refreshToken',
+        'access_token',
+        'refresh_token',
+        'client_secret',
+        'privateKey',
+        'resource',
+        '*.resource',
+        'body',
+      ],
+      censor: '[redacted]',
+    },
+  });
+}
+
+export type { Logger };
+
+/**
+ * Debug output by namespace, as the spec documents it: DEBUG=eclinicalworks:* (one namespace per provider id,
+ * then the area: fhir, auth, limiter, export, sync).
+ */
+export function debugFor(providerId: string, area: string): createDebug.Debugger {
+  return createDebug(`${providerId}:${area}`);
+}
+
+/** A URL safe to log: no query string (search parameters can carry patient identifiers). */
+export function loggableUrl(url: string | URL): string {
+  try {
+    const u = new URL(url.toString());
+    return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
+  } catch {
+    return '[invalid url]';
+  }
+}

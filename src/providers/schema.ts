@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+/**
+ * A provider is data, not code: endpoints, OAuth/SMART settings, scopes, rate limits and capabilities.
+ * eClinicalWorks is built in (registry.ts); more SMART-on-FHIR servers are added through EHR_PROVIDERS_FILE
+ * or EHR_PROVIDERS_JSON with this same shape.
+ */
+export const STANDARD_RESOURCE_TYPES = [
+  'Patient',
+  'Observation',
+  'Condition',
+  'MedicationRequest',
+  'AllergyIntolerance',
+  'Immunization',
+  'Procedure',
+] as const;
+export const ENHANCED_RESOURCE_TYPES = ['DiagnosticReport', 'CarePlan', 'Encounter', 'Communication', 'Task'] as const;
+export const ALL_RESOURCE_TYPES = [...STANDARD_RESOURCE_TYPES, ...ENHANCED_RESOURCE_TYPES] as const;
+export type ResourceType = (typeof ALL_RESOURCE_TYPES)[number];
+export const ResourceTypeSchema = z.enum(ALL_RESOURCE_TYPES);
+
+/**
+ * One quota that a set of requests shares. `shareBy` says which requests share it: all requests to the provider,
+ * or all requests to one FHIR base URL (eClinicalWorks practices each have their own base URL and quota).
+ */
+export const QuotaSchema = z.discriminatedUnion('kind', [
+  z.object({
+    name: z.string().min(1),
+    kind: z.literal('token-bucket'),
+    shareBy: z.enum(['provider', 'baseUrl']).default('provider'),
+    ratePerSecond: z.number().positive(),
+    burst: z.number().int().positive(),
+  }),
+  z.object({
+    name: z.string().min(1),
+    kind: z.literal('fixed-window'),
+    shareBy: z.enum(['provider', 'baseUrl']).default('provider'),
+    limit: z.number().int().positive(),
+    windowSeconds: z.number().int().positive(),
+    /** After a 429 the server refuses the rest of the window: wait for the next window, not just Retry-After. */
+    blockRestOfWindowOn429: z.boolean().default(false),
+  }),
+]);
+export type Quota = z.output<typeof QuotaSchema>;
+
+export const ProviderSchema = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'provider ids are lowercase letters, digits and dashes'),
+  name: z.string().min(1),
+  fhirVersion: z.literal('R4').default('R4'),
+  endpoints: z.object({
+    /** The base URL used when a connection does not name its own (each practice may have its own). */
+    default: z.url(),
+    production: z.url().optional(),
+    sandbox: z.url().optional(),
+  }),
+  /** Other base URLs a connection may use: exact URLs or `https://host/prefix/*` patterns. */
+  allowedBaseUrls: z.array(z.string()).default([]),
+  oauth: z.object({
+    clientId: z.string().min(1),
+    clientSecret: z.string().min(1).optional(),
+    redirectUri: z.url(),
+    scopes: z.array(z.string()).min(1),
+    backendScopes: z.array(z.string()).default(['system/*.read']),
+  }),
+  rateLimit: z.object({
+    /** Human-readable, as the capabilities endpoint shows it. */
+    display: z.string(),
+    quotas: z.array(QuotaSchema).min(1),
+  }),
+  capabilities: z.object({
+    bulkExport: z.boolean(),
+    telehealth: z.boolean().default(false),
+  }),
+  resourceTypes: z
+    .object({
+      standard: z.array(ResourceTypeSchema).default([...STANDARD_RESOURCE_TYPES]),
+      enhanced: z.array(ResourceTypeSchema).default([...ENHANCED_RESOURCE_TYPES]),
+    })
+    .default({ standard: [...STANDARD_RESOURCE_TYPES], enhanced: [...ENHANCED_RESOURCE_TYPES] }),
+});
+export type Provider = z.output<typeof ProviderSchema>;
+export type ProviderInput = z.input<typeof ProviderSchema>;

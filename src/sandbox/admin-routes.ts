@@ -1,0 +1,175 @@
+/** HTTP face of the admin API, under /_sandbox (JSON, no authentication: local test control only). */
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
+import type { SandboxAdmin } from './admin';
+import { PATH_KINDS, isResourceType, type PathKind, type RateLimitConfig } from './types';
+
+const jwk = z.looseObject({ kty: z.string(), kid: z.string().optional(), alg: z.string().optional() });
+const clientSchema = z.object({
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1).optional(),
+  redirectUris: z.array(z.string().url()).optional(),
+  jwks: z.object({ keys: z.array(jwk) }).optional(),
+  scopes: z.array(z.string()).optional(),
+});
+
+const exportSchema = z
+  .object({
+    durationMs: z.number().int().min(0),
+    neverFinish: z.boolean(),
+    failJobs: z.boolean(),
+    statusErrors: z.number().int().min(0),
+    statusErrorKind: z.enum(['transient', '500', '503']),
+    minPollIntervalMs: z.number().int().min(0),
+    retryAfterSeconds: z.number().int().min(0),
+    retryAfterFormat: z.enum(['seconds', 'http-date']),
+    requiresAccessToken: z.boolean(),
+    fileOrigin: z.enum(['same', 'storage', 'redirect']),
+    maxResourcesPerFile: z.number().int().min(1),
+    malformedLines: z.number().int().min(0),
+    duplicateResources: z.number().int().min(0),
+    errorResources: z.number().int().min(0),
+    fileTtlSeconds: z.number().min(0),
+    maxConcurrentJobs: z.number().int().min(0),
+  })
+  .partial()
+  .strict();
+
+const faultsSchema = z
+  .object({
+    errorRate: z.number().min(0).max(1),
+    errorBurst: z.number().int().min(0),
+    errorStatuses: z.array(z.number().int().min(500).max(599)),
+    delayMs: z.number().int().min(0),
+    dropRate: z.number().min(0).max(1),
+    dropNext: z.number().int().min(0),
+    storm429: z.number().int().min(0),
+    storm429RetryAfterSeconds: z.number().int().min(0),
+    accessTokenTtlSeconds: z.number().min(1),
+    backendTokenTtlSeconds: z.number().min(1),
+    applyTo: z.array(z.enum(PATH_KINDS as unknown as [PathKind, ...PathKind[]])),
+    export: exportSchema,
+  })
+  .partial()
+  .strict();
+
+const rateLimitSchema = z.union([
+  z.null(),
+  z.object({ mode: z.literal('token-bucket'), ratePerSecond: z.number().positive(), burst: z.number().positive(), dailyLimit: z.number().positive().optional() }),
+  z.object({
+    mode: z.literal('fixed-window'),
+    limit: z.number().positive(),
+    windowSeconds: z.number().positive(),
+    blockRestOfWindow: z.boolean().optional(),
+    dailyLimit: z.number().positive().optional(),
+  }),
+  z.object({ mode: z.literal('daily-only'), dailyLimit: z.number().positive() }),
+]);
+
+const tokenSchema = z.object({
+  clientId: z.string().optional(),
+  scopes: z.union([z.string(), z.array(z.string())]),
+  patient: z.string().optional(),
+  ttlSeconds: z.number().positive().optional(),
+});
+
+class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (!result.success) throw new AdminError(400, z.prettifyError(result.error));
+  return result.data;
+}
+
+function typeParam(req: Request) {
+  const type = String(req.params.type);
+  if (!isResourceType(type)) throw new AdminError(404, `Unsupported resource type ${type}`);
+  return type;
+}
+
+export function adminRouter(admin: SandboxAdmin): Router {
+  const r = express.Router();
+  r.use(express.json({ type: ['application/json', 'application/fhir+json'], limit: '10mb' }));
+  const wrap =
+    (fn: (req: Request, res: Response) => unknown) =>
+    (req: Request, res: Response, next: NextFunction): void => {
+      try {
+        const out = fn(req, res);
+        if (!res.headersSent) res.json(out ?? { ok: true });
+      } catch (err) {
+        if (err instanceof AdminError) res.status(err.status).json({ error: err.message });
+        else if (err instanceof Error) res.status(400).json({ error: err.message });
+        else next(err);
+      }
+    };
+
+  r.get('/info', wrap(() => ({ counts: admin.counts(), storageOrigin: admin.storageOrigin(), rateLimit: admin.getRateLimit() })));
+  r.get('/clients', wrap(() => admin.listClients().map((c) => ({ ...c, clientSecret: c.clientSecret ? '***' : undefined }))));
+  r.post('/clients', wrap((req, res) => {
+    const c = admin.registerClient(parse(clientSchema, req.body));
+    res.status(201).json({ ...c, clientSecret: c.clientSecret ? '***' : undefined });
+  }));
+  r.get('/patients', wrap(() => admin.listPatients()));
+  r.get('/resources/:type', wrap((req) => {
+    const q = new URL(req.originalUrl, 'http://x').searchParams;
+    const limit = q.get('limit');
+    return admin.getResources(typeParam(req), {
+      patient: q.get('patient') ?? undefined,
+      limit: limit ? Number(limit) : undefined,
+    });
+  }));
+  r.get('/resources/:type/:id', wrap((req) => {
+    const res = admin.getResource(typeParam(req), String(req.params.id));
+    if (!res) throw new AdminError(404, 'Not found');
+    return res;
+  }));
+  r.post('/resources/:type', wrap((req, res) => {
+    const body = parse(z.looseObject({ id: z.string().optional() }), req.body);
+    res.status(201).json(admin.addResource(typeParam(req), body));
+  }));
+  const update = wrap((req) => {
+    const type = typeParam(req);
+    const id = String(req.params.id);
+    if (!admin.getResource(type, id)) throw new AdminError(404, 'Not found');
+    return admin.updateResource(type, id, parse(z.record(z.string(), z.unknown()), req.body ?? {}));
+  });
+  r.patch('/resources/:type/:id', update);
+  r.post('/resources/:type/:id/update', update);
+  r.delete('/resources/:type/:id', wrap((req) => {
+    if (!admin.deleteResource(typeParam(req), String(req.params.id))) throw new AdminError(404, 'Not found');
+    return { deleted: true };
+  }));
+  r.post('/tokens/expire', wrap(() => ({ expired: admin.expireAccessTokens() })));
+  r.post('/tokens', wrap((req) => admin.issueToken(parse(tokenSchema, req.body))));
+  r.get('/faults', wrap(() => admin.getFaults()));
+  r.put('/faults', wrap((req) => admin.setFaults(parse(faultsSchema, req.body))));
+  r.patch('/faults', wrap((req) => admin.setFaults(parse(faultsSchema, req.body))));
+  r.delete('/faults', wrap(() => admin.resetFaults()));
+  r.get('/rate-limit', wrap(() => ({ rateLimit: admin.getRateLimit() })));
+  r.put('/rate-limit', wrap((req) => {
+    const body = req.body as { rateLimit?: unknown } | undefined;
+    const cfg = parse(rateLimitSchema, body && 'rateLimit' in body ? body.rateLimit : body) as RateLimitConfig | null;
+    return { rateLimit: admin.setRateLimit(cfg) };
+  }));
+  r.get('/stats', wrap(() => admin.getStats()));
+  r.post('/stats/reset', wrap(() => admin.resetStats()));
+  r.delete('/stats', wrap(() => admin.resetStats()));
+  r.get('/storage', wrap(() => ({ origin: admin.storageOrigin(), requests: admin.storageRequests() })));
+  r.delete('/storage', wrap(() => admin.clearStorageRequests()));
+  r.get('/export/jobs', wrap(() => admin.listExportJobs()));
+  r.post('/export/expire', wrap((req) => {
+    const body = req.body as { jobId?: unknown } | undefined;
+    return { expired: admin.expireExportFiles(typeof body?.jobId === 'string' ? body.jobId : undefined) };
+  }));
+  r.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: 'Unknown admin endpoint' });
+  });
+  return r;
+}

@@ -1,0 +1,72 @@
+/**
+ * Bulk export jobs. A job's content is fixed at kick-off: for every type the refs that match are snapshotted
+ * (base resources are regenerated on demand and overlay resources are immutable, so files are stable even
+ * if data change later). Files are cut from those refs when they are served, never built in memory.
+ */
+import type { Ref } from '../data/store';
+import type { ExportSettings, ResourceType } from '../types';
+
+export type FileKind = 'output' | 'error' | 'deleted';
+
+export interface ExportFile {
+  name: string;
+  kind: FileKind;
+  /** Resource type of the lines (OperationOutcome for errors, Bundle for deleted). */
+  type: string;
+  /** For output files: the resource type the refs belong to. */
+  resourceType?: ResourceType;
+  refs: Ref[];
+  /** Precomputed lines (error and deleted files). */
+  lines: string[];
+  /** Malformed lines to inject. */
+  malformed: number;
+  count: number;
+}
+
+export type JobLevel = 'system' | 'patient' | 'group';
+
+export interface ExportJob {
+  id: string;
+  clientId: string;
+  level: JobLevel;
+  groupId?: string;
+  request: string;
+  types: ResourceType[];
+  since: number | null;
+  transactionTime: number;
+  createdAt: number;
+  readyAt: number;
+  deleted: boolean;
+  files: ExportFile[];
+  /** Settings captured at kick-off (neverFinish is read live). */
+  settings: ExportSettings;
+  lastPollAt: number | null;
+  polls: number;
+  /** Set when the job has completed: files expire at this instant. */
+  expiresAt: number | null;
+}
+
+export class ExportJobs {
+  private readonly jobs = new Map<string, ExportJob>();
+
+  add(job: ExportJob): void {
+    this.jobs.set(job.id, job);
+  }
+
+  get(id: string): ExportJob | undefined {
+    return this.jobs.get(id);
+  }
+
+  list(): ExportJob[] {
+    return [...this.jobs.values()];
+  }
+
+  /** Jobs that are neither complete nor deleted at `now`. */
+  running(now: number, neverFinish: boolean): ExportJob[] {
+    return this.list().filter((j) => !j.deleted && (neverFinish || now < j.readyAt));
+  }
+
+  clear(): void {
+    this.jobs.clear();
+  }
+}

@@ -1,0 +1,114 @@
+/** CapabilityStatement and SMART configuration documents. */
+import { RESOURCE_TYPES } from '../types';
+import { SEARCH_PARAMS } from './params';
+
+export const SUPPORTED_SCOPES = [
+  'openid',
+  'fhirUser',
+  'launch/patient',
+  'offline_access',
+  'online_access',
+  'patient/*.read',
+  'patient/*.rs',
+  'user/*.read',
+  'user/*.rs',
+  'system/*.read',
+  'system/*.rs',
+  ...RESOURCE_TYPES.flatMap((t) => [`patient/${t}.read`, `patient/${t}.rs`, `system/${t}.read`, `system/${t}.rs`]),
+];
+
+export function smartConfiguration(origin: string): Record<string, unknown> {
+  return {
+    issuer: origin,
+    authorization_endpoint: `${origin}/oauth/authorize`,
+    token_endpoint: `${origin}/oauth/token`,
+    grant_types_supported: ['authorization_code', 'client_credentials', 'refresh_token'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384'],
+    scopes_supported: SUPPORTED_SCOPES,
+    response_types_supported: ['code'],
+    code_challenge_methods_supported: ['S256'],
+    capabilities: [
+      'launch-standalone',
+      'client-public',
+      'client-confidential-symmetric',
+      'client-confidential-asymmetric',
+      'context-standalone-patient',
+      'permission-offline',
+      'permission-online',
+      'permission-patient',
+      'permission-v1',
+      'permission-v2',
+    ],
+  };
+}
+
+const TYPE_OF_PARAM: Record<string, string> = { token: 'token', date: 'date', string: 'string', reference: 'reference' };
+
+export function capabilityStatement(origin: string, software: { version: string }): Record<string, unknown> {
+  const base = `${origin}/fhir/r4`;
+  return {
+    resourceType: 'CapabilityStatement',
+    id: 'ecw-sandbox',
+    status: 'active',
+    date: '2026-01-01',
+    publisher: 'ehr-sync local sandbox',
+    kind: 'instance',
+    software: { name: 'eClinicalWorks FHIR R4 sandbox (local stand-in)', version: software.version },
+    implementation: { description: 'Local eClinicalWorks FHIR R4 sandbox', url: base },
+    fhirVersion: '4.0.1',
+    format: ['json', 'application/fhir+json'],
+    instantiates: ['http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data'],
+    rest: [
+      {
+        mode: 'server',
+        security: {
+          cors: false,
+          service: [
+            {
+              coding: [
+                { system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR', display: 'SMART-on-FHIR' },
+              ],
+              text: 'OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)',
+            },
+          ],
+          extension: [
+            {
+              url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+              extension: [
+                { url: 'authorize', valueUri: `${origin}/oauth/authorize` },
+                { url: 'token', valueUri: `${origin}/oauth/token` },
+              ],
+            },
+          ],
+        },
+        resource: [
+          ...RESOURCE_TYPES.map((type) => ({
+            type,
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            versioning: 'versioned',
+            readHistory: false,
+            searchParam: [
+              { name: '_id', type: 'token', documentation: 'Logical id (comma separated list)' },
+              { name: '_lastUpdated', type: 'date', documentation: 'meta.lastUpdated (prefixes ge, gt, le, lt, eq)' },
+              ...SEARCH_PARAMS[type].map((p) => ({ name: p.name, type: TYPE_OF_PARAM[p.kind], documentation: p.documentation })),
+            ],
+            ...(type === 'Patient'
+              ? {
+                  operation: [
+                    { name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export' },
+                  ],
+                }
+              : {}),
+          })),
+          {
+            type: 'Group',
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export' }],
+          },
+        ],
+        operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' }],
+      },
+    ],
+  };
+}

@@ -1,0 +1,184 @@
+/**
+ * Shared types of the FHIR sandbox. The sandbox stands for somebody else's server: nothing here is imported
+ * from (or by) the rest of `src/` except through `src/sandbox/index.ts`.
+ */
+
+export const RESOURCE_TYPES = [
+  'Patient',
+  'Observation',
+  'Condition',
+  'MedicationRequest',
+  'AllergyIntolerance',
+  'Immunization',
+  'Procedure',
+  'DiagnosticReport',
+  'CarePlan',
+  'Encounter',
+  'Communication',
+  'Task',
+] as const;
+
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+
+/** Types that hang off a patient (every supported type except Patient itself). */
+export type ClinicalType = Exclude<ResourceType, 'Patient'>;
+
+export function isResourceType(value: string): value is ResourceType {
+  return (RESOURCE_TYPES as readonly string[]).includes(value);
+}
+
+/** A FHIR resource as JSON. Kept loose on purpose: the store serves whatever it was given. */
+export interface FhirResource {
+  resourceType: string;
+  id?: string;
+  meta?: { versionId?: string; lastUpdated?: string; [k: string]: unknown };
+  [key: string]: unknown;
+}
+
+export interface JsonWebKeySet {
+  keys: JsonWebKeyLike[];
+}
+
+/** A public JWK as registered by a backend client (RSA or EC). */
+export interface JsonWebKeyLike {
+  kty: string;
+  kid?: string;
+  alg?: string;
+  use?: string;
+  [key: string]: unknown;
+}
+
+export interface ClientRegistration {
+  clientId: string;
+  /** Confidential symmetric client when set; public client when neither secret nor jwks are set. */
+  clientSecret?: string;
+  redirectUris?: string[];
+  /** Confidential asymmetric client (private_key_jwt, backend services). */
+  jwks?: JsonWebKeySet;
+  /** Scopes the client may be granted (exact strings). Unset: any syntactically valid scope. */
+  scopes?: string[];
+}
+
+export type RateLimitConfig =
+  | { mode: 'token-bucket'; ratePerSecond: number; burst: number; dailyLimit?: number }
+  | {
+      mode: 'fixed-window';
+      limit: number;
+      windowSeconds: number;
+      /** true: fixed windows (blocked until the window ends); false: sliding window over the last windowSeconds. */
+      blockRestOfWindow?: boolean;
+      dailyLimit?: number;
+    }
+  | { mode: 'daily-only'; dailyLimit: number };
+
+export type PathKind =
+  | 'metadata'
+  | 'smart-config'
+  | 'authorize'
+  | 'token'
+  | 'read'
+  | 'search'
+  | 'export-kickoff'
+  | 'export-status'
+  | 'bulk-file'
+  | 'other';
+
+export const PATH_KINDS: readonly PathKind[] = [
+  'metadata',
+  'smart-config',
+  'authorize',
+  'token',
+  'read',
+  'search',
+  'export-kickoff',
+  'export-status',
+  'bulk-file',
+  'other',
+];
+
+export interface FaultSettings {
+  /** Probability (0..1) that a request gets a 5xx answer. Seeded, so runs are repeatable. */
+  errorRate: number;
+  /** The next N requests get a 5xx answer. */
+  errorBurst: number;
+  /** Statuses used for injected 5xx answers (picked with the seeded RNG). */
+  errorStatuses: number[];
+  /** Extra latency added to every request (ms). */
+  delayMs: number;
+  /** Probability (0..1) that the connection is destroyed mid-response. */
+  dropRate: number;
+  /** The next N responses are cut off mid-response. */
+  dropNext: number;
+  /** The next N requests get 429. */
+  storm429: number;
+  /** Retry-After (seconds) sent with storm 429s. */
+  storm429RetryAfterSeconds: number;
+  /** Access token lifetime for newly issued user tokens (seconds). */
+  accessTokenTtlSeconds: number;
+  /** Access token lifetime for newly issued backend-services tokens (seconds). */
+  backendTokenTtlSeconds: number;
+  /** Which kinds of request the faults above apply to. */
+  applyTo: PathKind[];
+}
+
+export interface ExportSettings {
+  /** How long a job stays 202 before completing (ms). */
+  durationMs: number;
+  /** Jobs never complete (stay 202 forever). */
+  neverFinish: boolean;
+  /** The job fails: status answers 500 with a (non-transient) OperationOutcome once it would have completed. */
+  failJobs: boolean;
+  /** The next N status polls answer with an error (see statusErrorKind). */
+  statusErrors: number;
+  /** 'transient': 500 + OperationOutcome issue.code=transient; '500'/'503': plain 5xx OperationOutcome (code exception). */
+  statusErrorKind: 'transient' | '500' | '503';
+  /** 429 (with Retry-After) when a job is polled again sooner than this (ms). 0 = off. */
+  minPollIntervalMs: number;
+  /** Retry-After on 202 status answers (seconds). */
+  retryAfterSeconds: number;
+  /** Form of Retry-After on status answers. */
+  retryAfterFormat: 'seconds' | 'http-date';
+  requiresAccessToken: boolean;
+  /** 'same': files on this server; 'storage': manifest URLs on the storage host; 'redirect': same-origin URLs that 302 to the storage host. */
+  fileOrigin: 'same' | 'storage' | 'redirect';
+  maxResourcesPerFile: number;
+  /** Malformed NDJSON lines injected into the first file of each type. */
+  malformedLines: number;
+  /** The first N resources of each type are written a second time (in another file). */
+  duplicateResources: number;
+  /** N resources (of the first exported type) fail: left out of the output, reported in an error file. */
+  errorResources: number;
+  /** Files (and the manifest) expire this long after completion (seconds); then 410. */
+  fileTtlSeconds: number;
+  /** 429 on kick-off when this many jobs are already running. 0 = unlimited. */
+  maxConcurrentJobs: number;
+}
+
+export interface SandboxOptions {
+  port: number;
+  host: string;
+  /** Absolute public origin (e.g. http://127.0.0.1:8090). Set by startSandbox after listening. */
+  publicUrl?: string;
+  seed: number;
+  patients: number;
+  /** Resources of each clinical type per patient (a number, or per type). */
+  resourcesPerPatient: number | Partial<Record<ClinicalType, number>>;
+  /** Data are spread over the 3 years before this instant (ISO). Fixed by default so data are deterministic. */
+  dataEpoch: string;
+  clientId: string;
+  clientSecret: string;
+  redirectUris: string[];
+  /** Extra clients registered at start. */
+  clients: ClientRegistration[];
+  accessTokenTtlSeconds: number;
+  backendTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  authCodeTtlSeconds: number;
+  defaultPageSize: number;
+  maxPageSize: number;
+  rateLimit: RateLimitConfig | null;
+  faults: Partial<FaultSettings>;
+  export: Partial<ExportSettings>;
+  /** Start the second listener acting as a storage host for bulk files (needed for fileOrigin storage/redirect). */
+  storageHost: boolean;
+}

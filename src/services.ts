@@ -1,0 +1,67 @@
+import type { MongoClient, Db } from 'mongodb';
+import type { Config } from './config';
+import { SecretBox } from './crypto/secretBox';
+import { createHttpClient, type Got } from './fhir/http';
+import { FhirClient } from './fhir/client';
+import { unlimited, type RequestLimiter } from './fhir/limiter';
+import { SmartDiscovery } from './auth/discovery';
+import { SmartAuth } from './auth/smartAuth';
+import { TokenService } from './auth/tokens';
+import { ProviderRegistry } from './providers/registry';
+import { connectMongo, ensureIndexes } from './store/mongo';
+import { ConnectionStore } from './store/connections';
+import { OAuthStateStore } from './store/oauthStates';
+import { ResourceStore } from './store/resources';
+
+/**
+ * The real dependencies, built once per process from the parsed configuration. The worker and the API both
+ * start from here; tests build the same graph against the real local services.
+ */
+export interface Services {
+  config: Config;
+  mongo: MongoClient;
+  db: Db;
+  registry: ProviderRegistry;
+  http: Got;
+  discovery: SmartDiscovery;
+  connections: ConnectionStore;
+  oauthStates: OAuthStateStore;
+  resources: ResourceStore;
+  smartAuth: SmartAuth;
+  tokens: TokenService;
+  limiter: RequestLimiter;
+  fhir: FhirClient;
+  close(): Promise<void>;
+}
+
+export async function createServices(config: Config, overrides: { limiter?: RequestLimiter } = {}): Promise<Services> {
+  const registry = ProviderRegistry.fromConfig(config);
+  const { client: mongo, db } = await connectMongo(config.MONGODB_URI, config.MONGODB_DB);
+  await ensureIndexes(db);
+  const box = new SecretBox(config.ENCRYPTION_KEY);
+  const http = createHttpClient();
+  const discovery = new SmartDiscovery(http);
+  const connections = new ConnectionStore(db, box);
+  const oauthStates = new OAuthStateStore(db, box);
+  const resources = new ResourceStore(db);
+  const smartAuth = new SmartAuth({ registry, discovery, connections, oauthStates, insecureHosts: config.ALLOW_INSECURE_HOSTS });
+  const tokens = new TokenService(connections, smartAuth);
+  const limiter = overrides.limiter ?? unlimited;
+  const fhir = new FhirClient(http, tokens, limiter);
+  return {
+    config,
+    mongo,
+    db,
+    registry,
+    http,
+    discovery,
+    connections,
+    oauthStates,
+    resources,
+    smartAuth,
+    tokens,
+    limiter,
+    fhir,
+    close: () => mongo.close(),
+  };
+}

@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import type { Collection, Db } from 'mongodb';
+import type { SecretBox } from '../crypto/secretBox';
+import { NotFoundError } from '../errors';
+import { COLLECTIONS } from './mongo';
+
+export type ConnectionKind = 'patient' | 'backend';
+export type ConnectionStatus = 'active' | 'needs_reauthorization';
+
+/** What the database holds. Secrets are sealed with the SecretBox, bound to the connection id. */
+export interface ConnectionDoc {
+  _id: string;
+  provider: string;
+  kind: ConnectionKind;
+  fhirBaseUrl: string;
+  clientId: string;
+  patientId?: string;
+  scopes: string[];
+  status: ConnectionStatus;
+  statusReason?: string;
+  sealedAccessToken?: string;
+  sealedRefreshToken?: string;
+  accessTokenExpiresAt?: Date;
+  /** Backend services: the private key (JWK JSON), sealed. */
+  sealedPrivateKey?: string;
+  keyAlg?: 'RS384' | 'ES384';
+  keyId?: string;
+  /** Held while one process refreshes the token, so refresh tokens (often single-use) are not spent twice. */
+  refreshLeaseUntil?: Date;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** What the API shows: never a token or a key. */
+export interface ConnectionView {
+  connectionId: string;
+  provider: string;
+  kind: ConnectionKind;
+  fhirEndpoint: string;
+  patientId?: string;
+  scopes: string[];
+  status: ConnectionStatus;
+  statusReason?: string;
+  tokenExpiresAt?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface TokenSet {
+  accessToken: string;
+  refreshToken?: string;
+  expiresAt?: Date;
+}
+
+export function newConnectionId(): string {
+  return `conn_${randomBytes(12).toString('base64url')}`;
+}
+
+export class ConnectionStore {
+  private readonly col: Collection<ConnectionDoc>;
+
+  constructor(db: Db, private readonly box: SecretBox) {
+    this.col = db.collection<ConnectionDoc>(COLLECTIONS.connections);
+  }
+
+  async create(doc: Omit<ConnectionDoc, 'createdAt' | 'updatedAt' | 'status'>): Promise<ConnectionDoc> {
+    const now = new Date();
+    const full: ConnectionDoc = { ...doc, status: 'active', createdAt: now, updatedAt: now };
+    await this.col.insertOne(full);
+    return full;
+  }
+
+  async find(id: string): Promise<ConnectionDoc | null> {
+    return this.col.findOne({ _id: id });
+  }
+
+  async get(id: string): Promise<ConnectionDoc> {
+    const doc = await this.find(id);
+    if (!doc) throw new NotFoundError('CONNECTION_NOT_FOUND', `Connection "${id}" does not exist. List connections with GET /api/ehr/connections.`);
+    return doc;
+  }
+
+  async list(filter: { provider?: string } = {}, limit = 100): Promise<ConnectionDoc[]> {
+    return this.col
+      .find(filter.provider ? { provider: filter.provider } : {})
+      .sort({ createdAt: -1 })
+      .limit(limit)
+      .toArray();
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const res = await this.col.deleteOne({ _id: id });
+    return res.deletedCount === 1;
+  }
+
+  sealTokens(connectionId: string, tokens: TokenSet): Pick<ConnectionDoc, 'sealedAccessToken' | 'sealedRefreshToken' | 'accessTokenExpiresAt'> {
+    return {
+      sealedAccessToken: this.box.seal(tokens.accessToken, `${connectionId}:access`),
+      sealedRefreshToken: tokens.refreshToken ? this.box.seal(tokens.refreshToken, `${connectionId}:refresh`) : undefined,
+      accessTokenExpiresAt: tokens.expiresAt,
+    };
+  }
+
+  openTokens(doc: ConnectionDoc): TokenSet | null {
+    if (!doc.sealedAccessToken) return null;
+    return {
+      accessToken: this.box.open(doc.sealedAccessToken, `${doc._id}:access`),
+      refreshToken: doc.sealedRefreshToken ? this.box.open(doc.sealedRefreshToken, `${doc._id}:refresh`) : undefined,
+      expiresAt: doc.accessTokenExpiresAt,
+    };
+  }
+
+  sealPrivateKey(connectionId: string, jwkJson: string): string {
+    return this.box.seal(jwkJson, `${connectionId}:private-key`);
+  }
+
+  openPrivateKey(doc: ConnectionDoc): string {
+    if (!doc.sealedPrivateKey) throw new Error(`Connection ${doc._id} has no private key`);
+    return this.box.open(doc.sealedPrivateKey, `${doc._id}:private-key`);
+  }
+
+  /** Stores new tokens; a refresh that returned no new refresh token keeps the old one. */
+  async saveTokens(connectionId: string, tokens: TokenSet, grantedScopes?: string[]): Promise<void> {
+    const sealed = this.sealTokens(connectionId, tokens);
+    const set: Partial<ConnectionDoc> = {
+      sealedAccessToken: sealed.sealedAccessToken,
+      accessTokenExpiresAt: sealed.accessTokenExpiresAt,
+      status: 'active',
+      updatedAt: new Date(),
+    };
+    if (sealed.sealedRefreshToken) set.sealedRefreshToken = sealed.sealedRefreshToken;
+    if (grantedScopes?.length) set.scopes = grantedScopes;
+    await this.col.updateOne({ _id: connectionId }, { $set: set, $unset: { refreshLeaseUntil: '', statusReason: '' } });
+  }
+
+  async markNeedsReauthorization(connectionId: string, reason: string): Promise<void> {
+    await this.col.updateOne(
+      { _id: connectionId },
+      { $set: { status: 'needs_reauthorization', statusReason: reason, updatedAt: new Date() }, $unset: { refreshLeaseUntil: '' } },
+    );
+  }
+
+  /** Takes the refresh lease if nobody holds it; returns false when another process is refreshing. */
+  async tryLeaseRefresh(connectionId: string, ms: number): Promise<boolean> {
+    const now = new Date();
+    const res = await this.col.updateOne(
+      { _id: connectionId, $or: [{ refreshLeaseUntil: { $exists: false } }, { refreshLeaseUntil: { $lt: now } }] },
+      { $set: { refreshLeaseUntil: new Date(now.getTime() + ms) } },
+    );
+    return res.modifiedCount === 1;
+  }
+
+  async releaseRefreshLease(connectionId: string): Promise<void> {
+    await this.col.updateOne({ _id: connectionId }, { $unset: { refreshLeaseUntil: '' } });
+  }
+
+  static view(doc: ConnectionDoc): ConnectionView {
+    return {
+      connectionId: doc._id,
+      provider: doc.provider,
+      kind: doc.kind,
+      fhirEndpoint: doc.fhirBaseUrl,
+      patientId: doc.patientId,
+      scopes: doc.scopes,
+      status: doc.status,
+      statusReason: doc.statusReason,
+      tokenExpiresAt: doc.accessTokenExpiresAt?.toISOString(),
+      createdAt: doc.createdAt.toISOString(),
+      updatedAt: doc.updatedAt.toISOString(),
+    };
+  }
+}

@@ -1,0 +1,41 @@
+import { MongoClient, type Db } from 'mongodb';
+
+/**
+ * MongoDB access. Only features that both MongoDB and FerretDB 1.x support are used: single-document atomic
+ * updates, unique indexes, TTL indexes, bulkWrite, simple aggregations. No multi-document transactions and no
+ * change streams: every write is idempotent on its own instead.
+ */
+export async function connectMongo(uri: string, dbName: string): Promise<{ client: MongoClient; db: Db }> {
+  const client = new MongoClient(uri, {
+    // FerretDB and small deployments: fail fast with a clear error instead of hanging for 30 s.
+    serverSelectionTimeoutMS: 10_000,
+    appName: 'ehr-sync',
+  });
+  await client.connect();
+  const db = client.db(dbName);
+  await db.command({ ping: 1 });
+  return { client, db };
+}
+
+export const COLLECTIONS = {
+  connections: 'connections',
+  oauthStates: 'oauth_states',
+  resources: 'resources',
+  jobs: 'jobs',
+  syncPoints: 'sync_points',
+  rateLimits: 'rate_limits',
+} as const;
+
+/** Creates the collections' indexes; safe to run at every start (createIndex is idempotent). */
+export async function ensureIndexes(db: Db): Promise<void> {
+  await Promise.all([
+    db.collection(COLLECTIONS.connections).createIndex({ provider: 1, createdAt: -1 }),
+    // No TTL index: FerretDB 1.x does not implement expireAfterSeconds. OAuthStateStore purges expired states.
+    db.collection(COLLECTIONS.oauthStates).createIndex({ expiresAt: 1 }),
+    // One document per (connection, type, id). _id is derived from the same triple, this index serves queries.
+    db.collection(COLLECTIONS.resources).createIndex({ connectionId: 1, resourceType: 1, id: 1 }, { unique: true }),
+    db.collection(COLLECTIONS.resources).createIndex({ connectionId: 1, resourceType: 1, patientId: 1, lastUpdated: -1 }),
+    db.collection(COLLECTIONS.jobs).createIndex({ connectionId: 1, type: 1, createdAt: -1 }),
+    db.collection(COLLECTIONS.syncPoints).createIndex({ connectionId: 1, resourceType: 1 }, { unique: true }),
+  ]);
+}

@@ -1,0 +1,191 @@
+import type { AnyBulkWriteOperation, Collection, Db, MongoBulkWriteError } from 'mongodb';
+import { COLLECTIONS } from './mongo';
+
+/** A FHIR resource as received: only the fields the store relies on are typed. */
+export interface FhirResource {
+  resourceType: string;
+  id?: string;
+  meta?: { versionId?: string; lastUpdated?: string };
+  [key: string]: unknown;
+}
+
+export interface ResourceDoc {
+  _id: string;
+  connectionId: string;
+  resourceType: string;
+  id: string;
+  patientId?: string;
+  lastUpdated: Date;
+  versionNum: number;
+  versionId?: string;
+  resource: FhirResource;
+  jobId?: string;
+  storedAt: Date;
+}
+
+export interface WriteCounts {
+  /** New resources. */
+  inserted: number;
+  /** Existing resources replaced by a newer version. */
+  updated: number;
+  /** The same or an older version than what is stored: nothing written. */
+  unchanged: number;
+  /** Resources without a resourceType or id: not storable. */
+  invalid: number;
+}
+
+export const emptyCounts = (): WriteCounts => ({ inserted: 0, updated: 0, unchanged: 0, invalid: 0 });
+
+export function addCounts(a: WriteCounts, b: WriteCounts): WriteCounts {
+  return { inserted: a.inserted + b.inserted, updated: a.updated + b.updated, unchanged: a.unchanged + b.unchanged, invalid: a.invalid + b.invalid };
+}
+
+const DUPLICATE_KEY = 11000;
+
+/** The patient a resource belongs to, for per-patient queries. */
+export function patientOf(resource: FhirResource): string | undefined {
+  if (resource.resourceType === 'Patient') return resource.id;
+  for (const field of ['subject', 'patient', 'for', 'beneficiary']) {
+    const ref = (resource[field] as { reference?: string } | undefined)?.reference;
+    const match = typeof ref === 'string' ? /(?:^|\/)Patient\/([^/]+)$/.exec(ref) : null;
+    if (match) return match[1];
+  }
+  return undefined;
+}
+
+export function resourceKey(connectionId: string, resourceType: string, id: string): string {
+  return `${connectionId}/${resourceType}/${id}`;
+}
+
+/**
+ * Resources of all connections, one document per (connection, type, id).
+ *
+ * A write is a conditional upsert on the deterministic _id: it replaces the stored document only when the
+ * incoming version is newer (meta.lastUpdated, then meta.versionId). When the stored one is the same or newer,
+ * the filter does not match, the upsert tries to insert the same _id and fails with a duplicate-key error: nothing
+ * changes. So replaying a batch, re-running an export or receiving an older copy never duplicates a resource or
+ * rolls it back, without transactions. Counts come from a read of the stored versions just before the write.
+ */
+export class ResourceStore {
+  readonly col: Collection<ResourceDoc>;
+
+  constructor(db: Db) {
+    this.col = db.collection<ResourceDoc>(COLLECTIONS.resources);
+  }
+
+  async upsertMany(connectionId: string, resources: FhirResource[], jobId?: string): Promise<WriteCounts> {
+    const counts = emptyCounts();
+    const now = new Date();
+    // Newest copy per key inside the batch (exports may repeat a resource).
+    const candidates = new Map<string, Candidate>();
+    for (const resource of resources) {
+      if (!resource || typeof resource.resourceType !== 'string' || typeof resource.id !== 'string' || !resource.id) {
+        counts.invalid++;
+        continue;
+      }
+      const c = candidate(connectionId, resource);
+      const prev = candidates.get(c._id);
+      if (prev) counts.unchanged++;
+      if (!prev || isNewer(c, prev)) candidates.set(c._id, c);
+    }
+    if (candidates.size === 0) return counts;
+
+    // Skip what is already stored at the same or a newer version: the common case of a re-run costs one read.
+    const stored = await this.col
+      .find({ _id: { $in: [...candidates.keys()] } }, { projection: { lastUpdated: 1, versionNum: 1 } })
+      .toArray();
+    const storedById = new Map(stored.map((d) => [d._id, d]));
+    const ops: AnyBulkWriteOperation<ResourceDoc>[] = [];
+    for (const c of candidates.values()) {
+      const current = storedById.get(c._id);
+      if (current && !isNewer(c, current)) {
+        counts.unchanged++;
+        continue;
+      }
+      if (current) counts.updated++;
+      else counts.inserted++;
+      ops.push(upsertOp(c, connectionId, jobId, now));
+    }
+    if (ops.length === 0) return counts;
+    try {
+      await this.col.bulkWrite(ops, { ordered: false });
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+      // Another writer stored some of these keys between the read and the write. Servers differ in how much of an
+      // unordered batch they apply after an error (FerretDB stops at the first), so replay the ops one by one:
+      // each is a conditional upsert, safe to repeat, and a duplicate key now means "stored is newer".
+      for (const op of ops) {
+        try {
+          await this.col.bulkWrite([op]);
+        } catch (e) {
+          if (!isDuplicateKeyError(e)) throw e;
+        }
+      }
+    }
+    return counts;
+  }
+
+  async count(filter: { connectionId: string; resourceType?: string }): Promise<number> {
+    return this.col.countDocuments(filter);
+  }
+}
+
+interface Candidate {
+  _id: string;
+  resource: FhirResource;
+  lastUpdated: Date;
+  versionNum: number;
+}
+
+function candidate(connectionId: string, resource: FhirResource): Candidate {
+  const versionNum = Number.parseInt(resource.meta?.versionId ?? '', 10);
+  return {
+    _id: resourceKey(connectionId, resource.resourceType, resource.id as string),
+    resource,
+    lastUpdated: parseInstant(resource.meta?.lastUpdated),
+    versionNum: Number.isFinite(versionNum) ? versionNum : 0,
+  };
+}
+
+/** Newer = later meta.lastUpdated, or the same instant and a higher meta.versionId. */
+function isNewer(a: { lastUpdated: Date; versionNum: number }, b: { lastUpdated: Date; versionNum: number }): boolean {
+  const dt = a.lastUpdated.getTime() - b.lastUpdated.getTime();
+  return dt > 0 || (dt === 0 && a.versionNum > b.versionNum);
+}
+
+/** Conditional upsert: matches only an older stored version; otherwise the insert hits the _id and is refused. */
+function upsertOp(c: Candidate, connectionId: string, jobId: string | undefined, now: Date): AnyBulkWriteOperation<ResourceDoc> {
+  const { resource, lastUpdated, versionNum } = c;
+  return {
+    updateOne: {
+      filter: { _id: c._id, $or: [{ lastUpdated: { $lt: lastUpdated } }, { lastUpdated, versionNum: { $lt: versionNum } }] },
+      update: {
+        $set: {
+          connectionId,
+          resourceType: resource.resourceType,
+          id: resource.id as string,
+          patientId: patientOf(resource),
+          lastUpdated,
+          versionNum,
+          versionId: resource.meta?.versionId,
+          resource,
+          jobId,
+          storedAt: now,
+        },
+      },
+      upsert: true,
+    },
+  };
+}
+
+function isDuplicateKeyError(err: unknown): boolean {
+  const e = err as MongoBulkWriteError & { code?: number };
+  if (e?.code === DUPLICATE_KEY) return true;
+  const writeErrors = e?.writeErrors ? (Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors]) : [];
+  return writeErrors.length > 0 && writeErrors.every((w) => w.code === DUPLICATE_KEY);
+}
+
+function parseInstant(value: string | undefined): Date {
+  const t = value ? Date.parse(value) : Number.NaN;
+  return Number.isFinite(t) ? new Date(t) : new Date(0);
+}

@@ -1,0 +1,169 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import got, { type Got } from 'got';
+import { Client } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { loadApiConfig, type ApiConfig } from '../../src/config';
+import { createApp } from '../../src/api/app';
+import { WorkflowGateway } from '../../src/api/workflowGateway';
+import { createLogger } from '../../src/logger';
+import { createServices, type Services } from '../../src/services';
+import { workerOptions } from '../../src/worker';
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox';
+import { WORKFLOW_BUNDLE_PATH, mongoUri, temporalCliPath } from './paths';
+
+let runtimeInstalled = false;
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    /* already installed by another test in this process */
+  }
+}
+
+export const REDIRECT_URI = 'http://127.0.0.1:3000/api/ehr/callback';
+
+export interface StackOptions {
+  sandbox?: Partial<SandboxOptions>;
+  /** Reuse a Temporal environment (for example the time-skipping one); default: a fresh local dev server. */
+  env?: TestWorkflowEnvironment;
+  /** Extra or replaced environment variables for the service's configuration. */
+  configEnv?: Record<string, string>;
+  /** Do not start a worker (tests that start their own). */
+  noWorker?: boolean;
+}
+
+/**
+ * The real stack for one test file: the FHIR sandbox on a free port, a fresh database on the local
+ * MongoDB-compatible server, a Temporal server (the CLI dev server by default), a worker with the real activities
+ * and the workflow bundle built once by globalSetup, and the Express API on a free port.
+ */
+export interface TestStack {
+  sandbox: Sandbox;
+  config: ApiConfig;
+  services: Services;
+  env: TestWorkflowEnvironment;
+  client: Client;
+  taskQueue: string;
+  worker?: Worker;
+  apiUrl: string;
+  apiKey: string;
+  /** The API with its key; never throws on HTTP status. */
+  api: ApiClient;
+  close(): Promise<void>;
+}
+
+export function testConfigEnv(sandbox: Sandbox, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    API_KEYS: `test-key-${randomBytes(12).toString('hex')}`,
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    MONGODB_URI: mongoUri(),
+    MONGODB_DB: `test_${randomBytes(6).toString('hex')}`,
+    ECLINICALWORKS_CLIENT_ID: 'ehr-sync-local',
+    ECLINICALWORKS_CLIENT_SECRET: 'ehr-sync-local-secret',
+    ECLINICALWORKS_REDIRECT_URI: REDIRECT_URI,
+    ECLINICALWORKS_FHIR_ENDPOINT: sandbox.fhirBaseUrl,
+    API_WORKFLOW_WAIT_MS: '30000',
+    ...extra,
+  };
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
+  quietRuntime();
+  const sandbox = await startSandbox({ port: 0, redirectUris: [REDIRECT_URI], ...opts.sandbox });
+  const ownEnv = !opts.env;
+  const env =
+    opts.env ??
+    (await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: ['--log-level', 'error'] },
+    }));
+  const config = loadApiConfig(testConfigEnv(sandbox, opts.configEnv));
+  const services = await createServices(config);
+  const taskQueue = `test-${randomBytes(6).toString('hex')}`;
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  if (!opts.noWorker) {
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      namespace: env.namespace ?? 'default',
+      taskQueue,
+      workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH },
+      ...workerOptions(services),
+    });
+    running = worker.run();
+  }
+  const workflows = new WorkflowGateway(env.client, taskQueue, config.API_WORKFLOW_WAIT_MS);
+  const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger: createLogger('silent') });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const apiKey = config.API_KEYS[0] as string;
+  const api = apiClient(got.extend({ prefixUrl: apiUrl, headers: { 'x-api-key': apiKey }, throwHttpErrors: false, retry: { limit: 0 } }));
+  return {
+    sandbox,
+    config,
+    services,
+    env,
+    client: env.client,
+    taskQueue,
+    worker,
+    apiUrl,
+    apiKey,
+    api,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections?.();
+      if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+      await running?.catch(() => undefined);
+      await services.close();
+      if (ownEnv) await env.teardown();
+      await sandbox.close();
+    },
+  };
+}
+
+export interface ApiResponse<T> {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Envelope<T>;
+}
+
+type CallOptions = { json?: unknown; searchParams?: Record<string, string>; headers?: Record<string, string>; body?: string };
+
+export interface ApiClient {
+  get<T = unknown>(path: string, opts?: CallOptions): Promise<ApiResponse<T>>;
+  post<T = unknown>(path: string, opts?: CallOptions): Promise<ApiResponse<T>>;
+  put<T = unknown>(path: string, opts?: CallOptions): Promise<ApiResponse<T>>;
+  patch<T = unknown>(path: string, opts?: CallOptions): Promise<ApiResponse<T>>;
+  delete<T = unknown>(path: string, opts?: CallOptions): Promise<ApiResponse<T>>;
+}
+
+function apiClient(http: Got): ApiClient {
+  const call =
+    (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE') =>
+    async <T>(path: string, opts: CallOptions = {}): Promise<ApiResponse<T>> => {
+      const res = await http(path, { method, ...opts });
+      let body: Envelope<T>;
+      try {
+        body = JSON.parse(res.body) as Envelope<T>;
+      } catch {
+        body = { success: false, error: { code: 'NOT_JSON', message: res.body.slice(0, 200) } };
+      }
+      return { statusCode: res.statusCode, headers: res.headers, body };
+    };
+  return { get: call('GET'), post: call('POST'), put: call('PUT'), patch: call('PATCH'), delete: call('DELETE') };
+}
+
+/** Envelope type of the API's answers. */
+export interface Envelope<T = unknown> {
+  success: boolean;
+  data?: T;
+  error?: { code: string; message: string; details?: unknown };
+}

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { loadApiConfig, loadWorkerConfig } from '../../src/config';
+import { ConfigError } from '../../src/errors';
+import { ProviderRegistry, isAllowedBaseUrl } from '../../src/providers/registry';
+
+const valid = {
+  API_KEYS: 'a-long-enough-api-key-1',
+  ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+  ECLINICALWORKS_CLIENT_ID: 'client',
+  ECLINICALWORKS_REDIRECT_URI: 'http://127.0.0.1:3000/api/ehr/callback',
+};
+
+function messageOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('parses a valid environment with defaults', () => {
+    const config = loadApiConfig(valid);
+    expect(config.API_KEYS).toEqual(['a-long-enough-api-key-1']);
+    expect(config.ENCRYPTION_KEY).toHaveLength(32);
+    expect(config.ECLINICALWORKS_FHIR_ENDPOINT).toBe('https://fhir.eclinicalworks.com/fhir/r4');
+    expect(config.TEMPORAL_ADDRESS).toBe('127.0.0.1:7233');
+  });
+
+  it('names every bad or missing variable', () => {
+    const msg = messageOf(() =>
+      loadApiConfig({ ...valid, ENCRYPTION_KEY: 'too-short', ECLINICALWORKS_CLIENT_ID: undefined, MONGODB_URI: 'postgres://x', API_PORT: 'eighty' }),
+    );
+    expect(msg).toMatch(/ENCRYPTION_KEY: must be 32 bytes/);
+    expect(msg).toMatch(/ECLINICALWORKS_CLIENT_ID/);
+    expect(msg).toMatch(/MONGODB_URI: must be a mongodb/);
+    expect(msg).toMatch(/API_PORT/);
+  });
+
+  it('requires API keys for the API but not for the worker', () => {
+    const { API_KEYS: _omit, ...workerEnv } = valid;
+    expect(() => loadWorkerConfig(workerEnv)).not.toThrow();
+    expect(messageOf(() => loadApiConfig(workerEnv))).toMatch(/API_KEYS: is required/);
+    expect(messageOf(() => loadApiConfig({ ...valid, API_KEYS: 'short' }))).toMatch(/API_KEYS.0: each API key must be at least 16/);
+  });
+});
+
+describe('provider registry', () => {
+  it('has eClinicalWorks as the spec describes it', () => {
+    const ecw = ProviderRegistry.fromConfig(loadWorkerConfig(valid)).get('eclinicalworks');
+    expect(ecw.endpoints.production).toBe('https://fhir.eclinicalworks.com/fhir/r4');
+    expect(ecw.endpoints.sandbox).toBe('https://fhir-sandbox.eclinicalworks.com/fhir/r4');
+    expect(ecw.oauth.scopes).toEqual(expect.arrayContaining(['patient/*.read', 'launch/patient', 'offline_access']));
+    expect(ecw.rateLimit.display).toBe('7 requests/second');
+    expect(ecw.rateLimit.quotas).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'token-bucket', ratePerSecond: 7, burst: 14 }),
+        expect.objectContaining({ kind: 'fixed-window', limit: 100000, windowSeconds: 86400 }),
+      ]),
+    );
+  });
+
+  it('adds a provider and overrides limits by configuration, not code', () => {
+    const registry = ProviderRegistry.fromConfig(
+      loadWorkerConfig({
+        ...valid,
+        EHR_PROVIDERS_JSON: JSON.stringify([
+          {
+            id: 'eclinicalworks',
+            rateLimit: { display: '250 requests/minute per practice', quotas: [{ name: 'practice', kind: 'fixed-window', shareBy: 'baseUrl', limit: 250, windowSeconds: 60, blockRestOfWindowOn429: true }] },
+          },
+          {
+            id: 'other-ehr',
+            name: 'Other EHR',
+            endpoints: { default: 'https://ehr.example.org/fhir' },
+            oauth: { clientId: 'c2', redirectUri: 'https://app.example.org/api/ehr/callback', scopes: ['patient/*.rs', 'launch/patient', 'offline_access'] },
+            rateLimit: { display: '10 requests/second', quotas: [{ name: 's', kind: 'token-bucket', ratePerSecond: 10, burst: 10 }] },
+            capabilities: { bulkExport: false },
+          },
+        ]),
+      }),
+    );
+    expect(registry.get('eclinicalworks').rateLimit.quotas).toEqual([expect.objectContaining({ kind: 'fixed-window', limit: 250, shareBy: 'baseUrl' })]);
+    expect(registry.get('eclinicalworks').oauth.clientId).toBe('client'); // untouched fields keep their values
+    expect(registry.get('other-ehr').resourceTypes.enhanced).toContain('Task');
+    expect(() => registry.get('nope')).toThrow(/Unknown provider "nope"/);
+  });
+
+  it('rejects a broken provider entry with a message naming it', () => {
+    expect(messageOf(() => ProviderRegistry.fromConfig(loadWorkerConfig({ ...valid, EHR_PROVIDERS_JSON: '{"id":"x"}' })))).toMatch(/provider x: endpoints/);
+    expect(messageOf(() => ProviderRegistry.fromConfig(loadWorkerConfig({ ...valid, EHR_PROVIDERS_JSON: '{nope' })))).toMatch(/EHR_PROVIDERS_JSON: is not valid JSON/);
+  });
+
+  it('accepts practice base URLs by pattern and refuses others', () => {
+    const ecw = ProviderRegistry.fromConfig(loadWorkerConfig(valid)).get('eclinicalworks');
+    expect(isAllowedBaseUrl(ecw, 'https://fhir.eclinicalworks.com/fhir/r4/')).toBe(true);
+    expect(isAllowedBaseUrl(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/JAFJCD')).toBe(true);
+    expect(isAllowedBaseUrl(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/../../x')).toBe(false);
+    expect(isAllowedBaseUrl(ecw, 'https://evil.example.com/fhir/r4')).toBe(false);
+  });
+});
