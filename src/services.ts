@@ -12,6 +12,7 @@ import { connectMongo, ensureIndexes } from './store/mongo';
 import { ConnectionStore } from './store/connections';
 import { OAuthStateStore } from './store/oauthStates';
 import { ResourceStore } from './store/resources';
+import { JobStore, SyncPointStore } from './store/jobs';
 
 /**
  * The real dependencies, built once per process from the parsed configuration. The worker and the API both
@@ -27,6 +28,8 @@ export interface Services {
   connections: ConnectionStore;
   oauthStates: OAuthStateStore;
   resources: ResourceStore;
+  jobs: JobStore;
+  syncPoints: SyncPointStore;
   smartAuth: SmartAuth;
   tokens: TokenService;
   limiter: RequestLimiter;
@@ -44,6 +47,8 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
   const connections = new ConnectionStore(db, box);
   const oauthStates = new OAuthStateStore(db, box);
   const resources = new ResourceStore(db);
+  const jobs = new JobStore(db);
+  const syncPoints = new SyncPointStore(db);
   const smartAuth = new SmartAuth({ registry, discovery, connections, oauthStates, insecureHosts: config.ALLOW_INSECURE_HOSTS });
   const tokens = new TokenService(connections, smartAuth);
   const limiter = overrides.limiter ?? unlimited;
@@ -58,6 +63,8 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
     connections,
     oauthStates,
     resources,
+    jobs,
+    syncPoints,
     smartAuth,
     tokens,
     limiter,

@@ -1,0 +1,104 @@
+import type { Collection, Db } from 'mongodb';
+import { NotFoundError } from '../errors';
+import { COLLECTIONS } from './mongo';
+
+export type JobType = 'bulk-export' | 'enhanced-sync';
+export type JobStatus = 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+/**
+ * One document per export or sync run; its _id is the Temporal workflow id (the job id the API returns).
+ * Activities write it (never the workflow itself); the API answers from it once the workflow is over.
+ * Only counts, references and messages live here: no patient data.
+ */
+export interface JobDoc {
+  _id: string;
+  type: JobType;
+  provider: string;
+  connectionId: string;
+  status: JobStatus;
+  request: Record<string, unknown>;
+  startedAt: Date;
+  completedAt?: Date;
+  updatedAt: Date;
+  errorMessage?: string;
+  /** Job-type specific details (status URL, manifest summary, counts per type, error outcomes, ...). */
+  details?: Record<string, unknown>;
+  /** The job this one retries. */
+  retryOf?: string;
+}
+
+export class JobStore {
+  readonly col: Collection<JobDoc>;
+
+  constructor(db: Db) {
+    this.col = db.collection<JobDoc>(COLLECTIONS.jobs);
+  }
+
+  /** Creates the job once; a replayed call (activity retry) leaves the existing document as it is. */
+  async createOnce(job: Omit<JobDoc, 'updatedAt' | 'status'> & { status?: JobStatus }): Promise<void> {
+    const now = new Date();
+    await this.col.updateOne({ _id: job._id }, { $setOnInsert: { status: 'IN_PROGRESS', ...job, updatedAt: now } }, { upsert: true });
+  }
+
+  async find(id: string): Promise<JobDoc | null> {
+    return this.col.findOne({ _id: id });
+  }
+
+  async get(id: string): Promise<JobDoc> {
+    const doc = await this.find(id);
+    if (!doc) throw new NotFoundError('JOB_NOT_FOUND', `Job "${id}" does not exist.`);
+    return doc;
+  }
+
+  /** Sets fields (dot paths allowed, e.g. `details.statusUrl`). */
+  async update(id: string, set: Record<string, unknown>): Promise<void> {
+    await this.col.updateOne({ _id: id }, { $set: { ...set, updatedAt: new Date() } });
+  }
+
+  async finish(id: string, status: Exclude<JobStatus, 'IN_PROGRESS'>, set: Record<string, unknown> = {}): Promise<void> {
+    const now = new Date();
+    await this.col.updateOne({ _id: id }, { $set: { ...set, status, completedAt: now, updatedAt: now } });
+  }
+
+  async list(filter: { connectionId?: string; type?: JobType; status?: JobStatus }, limit = 50): Promise<JobDoc[]> {
+    const query: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined) query[k] = v;
+    return this.col.find(query).sort({ startedAt: -1 }).limit(limit).toArray();
+  }
+}
+
+/** Where the next incremental run of a connection starts, per resource type (or '*' for a bulk export). */
+export interface SyncPointDoc {
+  _id: string;
+  connectionId: string;
+  resourceType: string;
+  /** ISO instant: the export's transactionTime, or the sync's start time. */
+  since: string;
+  jobId: string;
+  updatedAt: Date;
+}
+
+export class SyncPointStore {
+  readonly col: Collection<SyncPointDoc>;
+
+  constructor(db: Db) {
+    this.col = db.collection<SyncPointDoc>(COLLECTIONS.syncPoints);
+  }
+
+  /** Moves the sync point forward only: a late, older run never moves it back. */
+  async advance(connectionId: string, resourceType: string, since: string, jobId: string): Promise<void> {
+    const _id = `${connectionId}/${resourceType}`;
+    const res = await this.col.updateOne({ _id, since: { $lt: since } }, { $set: { connectionId, resourceType, since, jobId, updatedAt: new Date() } });
+    if (res.matchedCount === 0) {
+      try {
+        await this.col.insertOne({ _id, connectionId, resourceType, since, jobId, updatedAt: new Date() });
+      } catch (err) {
+        if ((err as { code?: number }).code !== 11000) throw err; // exists and is newer or equal: keep it
+      }
+    }
+  }
+
+  async get(connectionId: string, resourceType: string): Promise<string | undefined> {
+    return (await this.col.findOne({ _id: `${connectionId}/${resourceType}` }))?.since;
+  }
+}
