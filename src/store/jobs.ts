@@ -86,7 +86,9 @@ export class SyncPointStore {
   }
 
   /** Moves the sync point forward only: a late, older run never moves it back. */
-  async advance(connectionId: string, resourceType: string, since: string, jobId: string): Promise<void> {
+  async advance(connectionId: string, resourceType: string, sinceInstant: string, jobId: string): Promise<void> {
+    // One canonical form (UTC, milliseconds) so that string order is time order.
+    const since = new Date(sinceInstant).toISOString();
     const _id = `${connectionId}/${resourceType}`;
     const res = await this.col.updateOne({ _id, since: { $lt: since } }, { $set: { connectionId, resourceType, since, jobId, updatedAt: new Date() } });
     if (res.matchedCount === 0) {
