@@ -1,7 +1,8 @@
 import { createCapabilitiesActivities, type CapabilitiesDeps } from './capabilities';
 import { withFailureTranslation } from './failures';
+import { createSyncActivities, type SyncDeps } from './sync';
 
-export type ActivityDeps = CapabilitiesDeps;
+export type ActivityDeps = CapabilitiesDeps & SyncDeps;
 
 /**
  * All activities, built from their dependencies: the worker passes the real ones (src/worker.ts), tests may pass
@@ -10,6 +11,7 @@ export type ActivityDeps = CapabilitiesDeps;
 export function createActivities(deps: ActivityDeps) {
   return withFailureTranslation({
     ...createCapabilitiesActivities(deps),
+    ...createSyncActivities(deps),
   });
 }
 

@@ -6,6 +6,8 @@ import { errorHandler, notFound } from './errorHandler';
 import { ok } from './envelope';
 import { capabilitiesRoutes } from './routes/capabilities';
 import { connectionRoutes } from './routes/connections';
+import { resourceRoutes } from './routes/resources';
+import { syncRoutes } from './routes/sync';
 import type { WorkflowGateway } from './workflowGateway';
 
 export interface AppDeps {
@@ -29,6 +31,8 @@ export function createApp({ services, workflows, apiKeys, logger }: AppDeps): Ex
   app.use(requireApiKey(apiKeys));
   app.use(connections.routes);
   app.use(capabilitiesRoutes(services, workflows));
+  app.use(syncRoutes(services, workflows, services.config.API_WORKFLOW_WAIT_MS));
+  app.use(resourceRoutes(services));
 
   app.use(notFound);
   app.use(errorHandler(logger));

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ApplicationFailure, WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { CapabilitiesSummary } from '../activities';
 import { AppError, type ErrorCode } from '../errors';
 
@@ -29,6 +29,43 @@ export class WorkflowGateway {
       workflowExecutionTimeout: '5 minutes',
     });
     return this.awaitResult<CapabilitiesSummary>(handle.result(), `capabilities of ${connectionId}`);
+  }
+
+  /**
+   * Starts a job workflow under a given id. With an idempotency key the id is derived from it and a second start
+   * (running or finished) is refused by Temporal, so the caller gets the existing job instead of a new one.
+   */
+  async startJob(workflowType: string, workflowId: string, input: unknown, opts: { idempotent: boolean; memo?: Record<string, unknown> }): Promise<{ handle: WorkflowHandle; started: boolean }> {
+    try {
+      const handle = await this.client.workflow.start(workflowType, {
+        taskQueue: this.taskQueue,
+        workflowId,
+        args: [input],
+        workflowIdReusePolicy: opts.idempotent ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',
+        memo: opts.memo,
+      });
+      return { handle, started: true };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return { handle: this.client.workflow.getHandle(workflowId), started: false };
+      throw err;
+    }
+  }
+
+  /** The workflow's result if it finishes within `ms`, else undefined (it keeps running). */
+  async resultWithin<T>(handle: WorkflowHandle, ms: number, what: string): Promise<T | undefined> {
+    const result = handle.result() as Promise<T>;
+    result.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+    });
+    try {
+      return await Promise.race([result, timeout]);
+    } catch (err) {
+      throw workflowError(err, what);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async awaitResult<T>(result: Promise<T>, what: string): Promise<T> {

@@ -1,0 +1,154 @@
+import { Context } from '@temporalio/activity';
+import type { FhirClient } from '../fhir/client';
+import type { ProviderRegistry } from '../providers/registry';
+import { STANDARD_RESOURCE_TYPES } from '../providers/schema';
+import type { ConnectionDoc, ConnectionStore } from '../store/connections';
+import type { JobStore, SyncPointStore } from '../store/jobs';
+import { addCounts, emptyCounts, type ResourceStore, type WriteCounts } from '../store/resources';
+import { BadRequestError } from '../errors';
+
+export interface SyncDeps {
+  connections: ConnectionStore;
+  fhir: FhirClient;
+  registry: ProviderRegistry;
+  resources: ResourceStore;
+  jobs: JobStore;
+  syncPoints: SyncPointStore;
+}
+
+export interface SyncRequest {
+  connectionId: string;
+  includeStandard: boolean;
+  includeEnhanced: boolean;
+  /** Restricts the enhanced types to these; standard types listed here are added even without includeStandard. */
+  resourceTypes?: string[];
+  /** ISO instant; without it each type starts from the connection's last successful sync point (or everything). */
+  since?: string;
+  pageSize?: number;
+}
+
+export interface SyncPlan {
+  types: Array<{ resourceType: string; category: 'standard' | 'enhanced'; since?: string }>;
+}
+
+export interface TypeSyncResult extends WriteCounts {
+  resourceType: string;
+  category: 'standard' | 'enhanced';
+  /** Resources the server returned for this type in this run. */
+  fetched: number;
+  pages: number;
+  /** Where the next incremental run of this type starts (the instant this run began asking). */
+  syncedUpTo: string;
+  resumed: boolean;
+}
+
+/** What a paging activity records in its heartbeat so that a retry continues where the last one stopped. */
+interface PagingCheckpoint {
+  next?: string;
+  fetched: number;
+  pages: number;
+  counts: WriteCounts;
+  startedAt: string;
+}
+
+/** The largest page we ask for; servers cap it at what they allow (the sandbox at 200) and say so in `next`. */
+const MAX_PAGE_SIZE = 1000;
+
+export function createSyncActivities({ connections, fhir, registry, resources, jobs, syncPoints }: SyncDeps) {
+  return {
+    /** Records the job and decides which types to sync and from when. Returns only names and instants. */
+    async planSync(input: SyncRequest & { jobId: string; retryOf?: string }): Promise<SyncPlan> {
+      const connection = await connections.get(input.connectionId);
+      const provider = registry.get(connection.provider);
+      const standard = new Set<string>(input.includeStandard ? provider.resourceTypes.standard : []);
+      let enhanced = new Set<string>(input.includeEnhanced ? provider.resourceTypes.enhanced : []);
+      if (input.resourceTypes?.length) {
+        const wanted = new Set(input.resourceTypes);
+        enhanced = new Set([...enhanced].filter((t) => wanted.has(t)));
+        for (const t of wanted) if ((provider.resourceTypes.standard as string[]).includes(t)) standard.add(t);
+      }
+      if (standard.size + enhanced.size === 0) throw new BadRequestError('Nothing to sync: no resource type selected.');
+      await jobs.createOnce({
+        _id: input.jobId,
+        type: 'enhanced-sync',
+        provider: provider.id,
+        connectionId: connection._id,
+        request: { ...input, jobId: undefined },
+        startedAt: new Date(),
+        retryOf: input.retryOf,
+      });
+      const types: SyncPlan['types'] = [];
+      for (const [set, category] of [
+        [standard, 'standard'],
+        [enhanced, 'enhanced'],
+      ] as const) {
+        for (const resourceType of set) {
+          const since = input.since ?? (await syncPoints.get(connection._id, resourceType));
+          types.push({ resourceType, category, since });
+        }
+      }
+      return { types };
+    },
+
+    /**
+     * Pages through one type's search for the connection (`_lastUpdated=ge<since>`, `next` links), writing each
+     * page idempotently. Heartbeats the next link with the running counts and resumes from it after a crash.
+     */
+    async syncResourceType(input: { jobId: string; connectionId: string; resourceType: string; category: 'standard' | 'enhanced'; since?: string; pageSize?: number }): Promise<TypeSyncResult> {
+      const ctx = Context.current();
+      const connection = await connections.get(input.connectionId);
+      const saved = ctx.info.heartbeatDetails as PagingCheckpoint | undefined;
+      const checkpoint: PagingCheckpoint = saved ?? { fetched: 0, pages: 0, counts: emptyCounts(), startedAt: new Date().toISOString() };
+      const resumed = Boolean(saved);
+      let next: string | undefined = saved?.next;
+      let first = !saved;
+      while (first || next) {
+        const page = first
+          ? await fhir.searchPage(connection, input.resourceType, searchParams(connection, input), ctx.cancellationSignal)
+          : await fhir.searchPage(connection, next as string, {}, ctx.cancellationSignal);
+        first = false;
+        const counts = await resources.upsertMany(connection._id, page.resources, input.jobId);
+        checkpoint.counts = addCounts(checkpoint.counts, counts);
+        checkpoint.fetched += page.resources.length;
+        checkpoint.pages += 1;
+        checkpoint.next = page.next;
+        next = page.next;
+        // The page is stored: from here a retry may skip it.
+        ctx.heartbeat(checkpoint);
+        await jobs.update(input.jobId, {
+          [`details.progress.${input.resourceType}`]: { fetched: checkpoint.fetched, pages: checkpoint.pages, done: !next },
+        });
+      }
+      await syncPoints.advance(connection._id, input.resourceType, checkpoint.startedAt, input.jobId);
+      return {
+        resourceType: input.resourceType,
+        category: input.category,
+        ...checkpoint.counts,
+        fetched: checkpoint.fetched,
+        pages: checkpoint.pages,
+        syncedUpTo: checkpoint.startedAt,
+        resumed,
+      };
+    },
+
+    /** Writes the outcome to the job document (the API answers from it once the workflow is over). */
+    async completeSyncJob(input: { jobId: string; status: 'COMPLETED' | 'FAILED' | 'CANCELLED'; result?: Record<string, unknown>; errorMessage?: string }): Promise<void> {
+      await jobs.finish(input.jobId, input.status, {
+        ...(input.result ? { 'details.result': input.result } : {}),
+        ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
+      });
+    },
+  };
+}
+
+function searchParams(connection: ConnectionDoc, input: { resourceType: string; since?: string; pageSize?: number }): Record<string, string | number> {
+  const params: Record<string, string | number> = { _count: input.pageSize ?? MAX_PAGE_SIZE };
+  if (input.since) params._lastUpdated = `ge${new Date(input.since).toISOString()}`;
+  if (connection.patientId) {
+    if (input.resourceType === 'Patient') params._id = connection.patientId;
+    else params.patient = connection.patientId;
+  }
+  return params;
+}
+
+export const isStandardType = (t: string) => (STANDARD_RESOURCE_TYPES as readonly string[]).includes(t);

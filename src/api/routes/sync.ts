@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { Router } from 'express';
+import { z } from 'zod';
+import type { Services } from '../../services';
+import type { EnhancedSyncInput, EnhancedSyncResult, SyncProgress } from '../../workflows/enhancedSync';
+import { ALL_RESOURCE_TYPES, STANDARD_RESOURCE_TYPES } from '../../providers/schema';
+import { NotFoundError } from '../../errors';
+import type { JobDoc } from '../../store/jobs';
+import { ok } from '../envelope';
+import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse } from '../validate';
+import type { WorkflowGateway } from '../workflowGateway';
+import { connectionOfProvider } from './connections';
+
+const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2024-01-01T00:00:00Z' });
+
+export const EnhancedSyncBodySchema = z.strictObject({
+  connectionId: ConnectionIdSchema,
+  includeStandard: z.boolean().default(true),
+  includeEnhanced: z.boolean().default(true),
+  resourceTypes: z.array(z.enum(ALL_RESOURCE_TYPES)).max(ALL_RESOURCE_TYPES.length).optional(),
+  since: Instant.optional(),
+  /** How long to wait for the result before answering 202 with the job id (ms). */
+  waitMs: z.number().int().min(0).max(120_000).optional(),
+  pageSize: z.number().int().min(1).max(1000).optional(),
+}).refine((b) => b.includeStandard || b.includeEnhanced || (b.resourceTypes ?? []).some((t) => (STANDARD_RESOURCE_TYPES as readonly string[]).includes(t)), {
+  message: 'Nothing to sync: set includeStandard or includeEnhanced, or list standard resourceTypes',
+});
+
+const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'Idempotency-Key must be 8-64 letters, digits, dash or underscore');
+const JobParams = z.object({ provider: ProviderIdSchema, jobId: IdSchema });
+
+/** The spec's enhanced sync: POST starts it (and waits a little), GET reports progress and the final counts. */
+export function syncRoutes(services: Services, workflows: WorkflowGateway, defaultWaitMs: number): Router {
+  const routes = Router();
+
+  routes.post('/api/ehr/:provider/enhanced-sync', async (req, res) => {
+    const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
+    const body = parse(EnhancedSyncBodySchema, req.body, 'body');
+    const key = req.get('idempotency-key');
+    const idempotencyKey = key === undefined ? undefined : parse(IdempotencyKey, key, 'query');
+    const connection = await connectionOfProvider(services, provider, body.connectionId);
+    const jobId = `enhanced-sync-${connection._id}-${idempotencyKey ?? randomUUID()}`;
+    const { waitMs, ...request } = body;
+    const input: EnhancedSyncInput = request;
+    // The job exists before the workflow does, so GET answers at once (planSync's createOnce is then a no-op).
+    await services.jobs.createOnce({ _id: jobId, type: 'enhanced-sync', provider, connectionId: connection._id, request, startedAt: new Date() });
+    const { handle } = await workflows.startJob('enhancedSyncWorkflow', jobId, input, {
+      idempotent: Boolean(idempotencyKey),
+      memo: { provider, connectionId: connection._id, jobType: 'enhanced-sync' },
+    });
+    const result = await workflows.resultWithin<EnhancedSyncResult>(handle, waitMs ?? defaultWaitMs, `enhanced sync ${jobId}`);
+    if (result) {
+      ok(res, { ...result, id: jobId, status: 'COMPLETED' });
+      return;
+    }
+    res.set('Location', `/api/ehr/${provider}/enhanced-sync/${jobId}`);
+    ok(res, { id: jobId, status: 'IN_PROGRESS', startedAt: new Date().toISOString(), statusUrl: `/api/ehr/${provider}/enhanced-sync/${jobId}` }, 202);
+  });
+
+  routes.get('/api/ehr/:provider/enhanced-sync/:jobId', async (req, res) => {
+    const { provider, jobId } = parse(JobParams, req.params, 'path');
+    const job = await services.jobs.find(jobId);
+    if (!job || job.type !== 'enhanced-sync' || job.provider !== provider) throw new NotFoundError('JOB_NOT_FOUND', `Enhanced sync job "${jobId}" does not exist.`);
+    let live: SyncProgress | undefined;
+    if (job.status === 'IN_PROGRESS') {
+      live = await workflows.client.workflow
+        .getHandle(jobId)
+        .query<SyncProgress>('progress')
+        .catch(() => undefined);
+    }
+    ok(res, syncView(job, live));
+  });
+
+  return routes;
+}
+
+function syncView(job: JobDoc, live?: SyncProgress) {
+  const details = (job.details ?? {}) as { progress?: Record<string, unknown>; result?: EnhancedSyncResult };
+  const result = details.result;
+  return {
+    id: job._id,
+    status: job.status,
+    connectionId: job.connectionId,
+    startedAt: job.startedAt.toISOString(),
+    ...(job.completedAt ? { completedAt: job.completedAt.toISOString() } : {}),
+    ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
+    ...(result ? { standardResources: result.standardResources, enhancedResources: result.enhancedResources, total: result.total, written: result.written } : {}),
+    progress: { perType: details.progress ?? {}, ...(live ? { steps: live.types } : {}) },
+    ...(job.retryOf ? { retryOf: job.retryOf } : {}),
+  };
+}

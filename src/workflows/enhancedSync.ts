@@ -1,0 +1,108 @@
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { SyncRequest, TypeSyncResult } from '../activities/sync';
+
+// Bookkeeping calls: quick, retried briefly.
+const bookkeeping = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+});
+
+// Paging through a type can take long; the heartbeat (the next link) proves it is alive and lets a retry resume.
+const paging = proxyActivities<Activities>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 20 },
+});
+
+export interface EnhancedSyncInput extends SyncRequest {
+  /** How many resource types page at once; the shared rate limiter bounds the request rate anyway. */
+  maxParallelTypes?: number;
+  retryOf?: string;
+}
+
+export interface EnhancedSyncResult {
+  jobId: string;
+  standardResources: number;
+  enhancedResources: number;
+  total: number;
+  written: { inserted: number; updated: number; unchanged: number; invalid: number };
+  types: Record<string, { fetched: number; inserted: number; updated: number; pages: number; resumed: boolean }>;
+}
+
+export interface SyncProgress {
+  status: 'PLANNING' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+  types: Record<string, 'pending' | 'running' | 'done' | 'failed'>;
+  finished: Record<string, { fetched: number }>;
+}
+
+export const syncProgressQuery = defineQuery<SyncProgress>('progress');
+
+/** The spec's enhanced sync: one retryable, resumable step per resource type, counts only in history. */
+export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<EnhancedSyncResult> {
+  const jobId = workflowInfo().workflowId;
+  const progress: SyncProgress = { status: 'PLANNING', types: {}, finished: {} };
+  setHandler(syncProgressQuery, () => progress);
+  try {
+    const plan = await bookkeeping.planSync({ ...input, jobId });
+    for (const t of plan.types) progress.types[t.resourceType] = 'pending';
+    progress.status = 'RUNNING';
+    const queue = [...plan.types];
+    const results: TypeSyncResult[] = [];
+    const lane = async () => {
+      for (let t = queue.shift(); t; t = queue.shift()) {
+        progress.types[t.resourceType] = 'running';
+        try {
+          const r = await paging.syncResourceType({ jobId, connectionId: input.connectionId, resourceType: t.resourceType, category: t.category, since: t.since, pageSize: input.pageSize });
+          results.push(r);
+          progress.types[t.resourceType] = 'done';
+          progress.finished[t.resourceType] = { fetched: r.fetched };
+        } catch (err) {
+          progress.types[t.resourceType] = 'failed';
+          throw err;
+        }
+      }
+    };
+    const lanes = Math.max(1, Math.min(input.maxParallelTypes ?? 4, plan.types.length));
+    await Promise.all(Array.from({ length: lanes }, lane));
+    const result = summarize(jobId, results);
+    await bookkeeping.completeSyncJob({ jobId, status: 'COMPLETED', result: { ...result } });
+    progress.status = 'COMPLETED';
+    return result;
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    progress.status = cancelled ? 'CANCELLED' : 'FAILED';
+    // Record the outcome even when the workflow itself is being cancelled.
+    await CancellationScope.nonCancellable(() =>
+      bookkeeping.completeSyncJob({ jobId, status: cancelled ? 'CANCELLED' : 'FAILED', errorMessage: cancelled ? 'The sync was cancelled.' : failureMessage(err) }),
+    );
+    throw err;
+  }
+}
+
+function summarize(jobId: string, results: TypeSyncResult[]): EnhancedSyncResult {
+  const sum = (category: 'standard' | 'enhanced') => results.filter((r) => r.category === category).reduce((n, r) => n + r.fetched, 0);
+  const standardResources = sum('standard');
+  const enhancedResources = sum('enhanced');
+  const written = { inserted: 0, updated: 0, unchanged: 0, invalid: 0 };
+  const types: EnhancedSyncResult['types'] = {};
+  for (const r of results) {
+    written.inserted += r.inserted;
+    written.updated += r.updated;
+    written.unchanged += r.unchanged;
+    written.invalid += r.invalid;
+    types[r.resourceType] = { fetched: r.fetched, inserted: r.inserted, updated: r.updated, pages: r.pages, resumed: r.resumed };
+  }
+  return { jobId, standardResources, enhancedResources, total: standardResources + enhancedResources, written, types };
+}
+
+/** The innermost message of a failure chain: what an operator needs to read. */
+function failureMessage(err: unknown): string {
+  let e: unknown = err;
+  let message = err instanceof Error ? err.message : String(err);
+  while (e instanceof Error) {
+    if (e instanceof ApplicationFailure || !(e instanceof ActivityFailure)) message = e.message || message;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return message;
+}

@@ -1,0 +1,222 @@
+import { Worker } from '@temporalio/worker';
+import type { EnhancedSyncResult } from '../../src/workflows/enhancedSync';
+import { ALL_RESOURCE_TYPES, ENHANCED_RESOURCE_TYPES, STANDARD_RESOURCE_TYPES } from '../../src/providers/schema';
+import type { ConnectionView } from '../../src/store/connections';
+import { COLLECTIONS } from '../../src/store/mongo';
+import { workerOptions } from '../../src/worker';
+import { connectPatient } from '../support/smartFlow';
+import { startStack, type TestStack } from '../support/stack';
+import { WORKFLOW_BUNDLE_PATH } from '../support/paths';
+
+type SyncAnswer = EnhancedSyncResult & { id: string; status: string };
+
+/** What the sandbox holds for a patient, per type, keyed by id. */
+function sandboxData(stack: TestStack, patientId: string): Map<string, unknown> {
+  const all = new Map<string, unknown>();
+  for (const type of ALL_RESOURCE_TYPES) {
+    const list = type === 'Patient' ? [stack.sandbox.admin.getResource('Patient', patientId)] : stack.sandbox.admin.getResources(type, { patient: patientId });
+    for (const r of list) if (r) all.set(`${type}/${r.id}`, r);
+  }
+  return all;
+}
+
+async function storedData(stack: TestStack, connectionId: string): Promise<Map<string, unknown>> {
+  const docs = await stack.services.resources.col.find({ connectionId }).toArray();
+  return new Map(docs.map((d) => [`${d.resourceType}/${d.id}`, d.resource]));
+}
+
+async function expectStoreEqualsSandbox(stack: TestStack, conn: ConnectionView): Promise<void> {
+  const expected = sandboxData(stack, conn.patientId!);
+  const stored = await storedData(stack, conn.connectionId);
+  expect(stored.size).toBe(expected.size);
+  for (const [key, resource] of expected) expect(stored.get(key)).toEqual(resource);
+}
+
+async function sync(stack: TestStack, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+  return stack.api.post<SyncAnswer>('api/ehr/eclinicalworks/enhanced-sync', { json: body, headers });
+}
+
+describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ sandbox: { patients: 4, resourcesPerPatient: 3 } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('stores exactly what the sandbox holds for the patient, and answers the spec shape', async () => {
+    const conn = await connectPatient(stack);
+    const res = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, pageSize: 2 });
+    expect(res.statusCode).toBe(200);
+    const data = res.body.data!;
+    const expected = sandboxData(stack, conn.patientId!);
+    const count = (types: readonly string[]) => [...expected.keys()].filter((k) => types.includes(k.split('/')[0]!)).length;
+    expect(data.standardResources).toBe(count(STANDARD_RESOURCE_TYPES));
+    expect(data.enhancedResources).toBe(count(ENHANCED_RESOURCE_TYPES));
+    expect(data.total).toBe(expected.size);
+    expect(data.written.inserted).toBe(expected.size);
+    expect(data.types.Observation!.pages).toBeGreaterThan(1); // paged through next links
+    await expectStoreEqualsSandbox(stack, conn);
+    const job = await stack.services.jobs.get(data.id);
+    expect(job.status).toBe('COMPLETED');
+
+    // Incremental by default: nothing changed, nothing fetched or written.
+    const again = (await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true })).body.data!;
+    expect(again.total).toBe(0);
+    expect(again.written.inserted + again.written.updated).toBe(0);
+
+    // A changed resource is fetched and updated, and only it.
+    const obs = stack.sandbox.admin.getResources('Observation', { patient: conn.patientId })[0]!;
+    const changed = stack.sandbox.admin.updateResource('Observation', obs.id as string, { status: 'amended' });
+    const third = (await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true })).body.data!;
+    expect(third.written).toMatchObject({ inserted: 0, updated: 1 });
+    const stored = await stack.services.resources.col.findOne({ connectionId: conn.connectionId, resourceType: 'Observation', id: obs.id as string });
+    expect(stored?.resource).toEqual(changed);
+  });
+
+  it('never lets an older copy overwrite a newer stored version', async () => {
+    const conn = await connectPatient(stack);
+    const cond = stack.sandbox.admin.getResources('Condition', { patient: conn.patientId })[0]!;
+    const newer = { ...cond, meta: { versionId: '99', lastUpdated: '2099-01-01T00:00:00Z' }, note: [{ text: 'newer' }] };
+    await stack.services.resources.upsertMany(conn.connectionId, [newer]);
+    const res = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: false, resourceTypes: [] });
+    expect(res.statusCode).toBe(200);
+    const stored = await stack.services.resources.col.findOne({ connectionId: conn.connectionId, resourceType: 'Condition', id: cond.id as string });
+    expect(stored?.resource).toEqual(newer);
+  });
+
+  it('restricts enhanced types to resourceTypes, as in the spec example', async () => {
+    const conn = await connectPatient(stack);
+    const res = await sync(stack, { connectionId: conn.connectionId, includeStandard: false, includeEnhanced: true, resourceTypes: ['Communication', 'Task'] });
+    expect(Object.keys(res.body.data!.types).sort()).toEqual(['Communication', 'Task']);
+    expect(res.body.data!.standardResources).toBe(0);
+  });
+
+  it('rides out 429 storms, 5xx bursts, dropped connections and an expired token with the same data', async () => {
+    const conn = await connectPatient(stack);
+    stack.sandbox.admin.expireAccessTokens();
+    stack.sandbox.admin.setFaults({ storm429: 6, storm429RetryAfterSeconds: 1, errorBurst: 4, dropNext: 2, errorRate: 0.15 });
+    try {
+      const res = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, pageSize: 3, waitMs: 60000 });
+      expect(res.statusCode).toBe(200);
+    } finally {
+      stack.sandbox.admin.resetFaults();
+    }
+    const stats = stack.sandbox.admin.getStats() as unknown as { rateLimited429?: number };
+    expect(JSON.stringify(stats)).toMatch(/429/);
+    await expectStoreEqualsSandbox(stack, conn);
+  });
+
+  it('answers 202 for a long sync, reports progress, then the final counts', async () => {
+    const conn = await connectPatient(stack);
+    stack.sandbox.admin.setFaults({ delayMs: 150 });
+    try {
+      const res = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, pageSize: 1, waitMs: 0 });
+      expect(res.statusCode).toBe(202);
+      expect(res.body.data).toMatchObject({ status: 'IN_PROGRESS' });
+      const id = res.body.data!.id;
+      const poll = () => stack.api.get<{ status: string; total?: number; progress: { perType: Record<string, { fetched: number }> } }>(`api/ehr/eclinicalworks/enhanced-sync/${id}`);
+      let view = (await poll()).body.data!;
+      expect(view.status).toBe('IN_PROGRESS');
+      await stack.client.workflow.getHandle(id).result();
+      view = (await poll()).body.data!;
+      expect(view.status).toBe('COMPLETED');
+      expect(view.total).toBe(sandboxData(stack, conn.patientId!).size);
+      expect(view.progress.perType.Observation?.fetched).toBe(stack.sandbox.admin.getResources('Observation', { patient: conn.patientId }).length);
+    } finally {
+      stack.sandbox.admin.resetFaults();
+    }
+  });
+
+  it('does not start a second sync for a repeated Idempotency-Key', async () => {
+    const conn = await connectPatient(stack);
+    const key = `key-${conn.connectionId.slice(5, 15)}`;
+    const a = await sync(stack, { connectionId: conn.connectionId }, { 'idempotency-key': key });
+    const b = await sync(stack, { connectionId: conn.connectionId }, { 'idempotency-key': key });
+    expect(a.body.data!.id).toBe(b.body.data!.id);
+    expect(await stack.services.jobs.col.countDocuments({ connectionId: conn.connectionId })).toBe(1);
+  });
+
+  it('reads stored resources back: a patient\'s completed Communications sent since a date', async () => {
+    const conn = await connectPatient(stack);
+    await sync(stack, { connectionId: conn.connectionId, includeStandard: false, includeEnhanced: true, resourceTypes: ['Communication'] });
+    const since = '2025-01-01';
+    const expected = stack.sandbox.admin
+      .getResources('Communication', { patient: conn.patientId })
+      .filter((c) => c.status === 'completed' && typeof c.sent === 'string' && Date.parse(c.sent) >= Date.parse(since));
+    const res = await stack.api.get<{ resources: Array<{ id: string }>; count: number }>('api/ehr/eclinicalworks/resources/Communication', {
+      searchParams: { connectionId: conn.connectionId, status: 'completed', sent: `ge${since}` },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.body.data!.resources.map((r) => r.id).sort()).toEqual(expected.map((c) => c.id).sort());
+  });
+
+  it('refuses bad requests with a 4xx and a message, and starts nothing', async () => {
+    const conn = await connectPatient(stack);
+    const jobsBefore = await stack.services.db.collection(COLLECTIONS.jobs).countDocuments();
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{}, /connectionId/],
+      [{ connectionId: conn.connectionId, since: 'yesterday' }, /since/],
+      [{ connectionId: conn.connectionId, resourceTypes: ['Bogus'] }, /resourceTypes/],
+      [{ connectionId: conn.connectionId, includeStandard: 'yes' }, /includeStandard/],
+      [{ connectionId: { $gt: '' } }, /connectionId/],
+      [{ connectionId: conn.connectionId, extra: 1 }, /extra/],
+      [{ connectionId: conn.connectionId, includeStandard: false, includeEnhanced: false }, /Nothing to sync|no resource type/],
+    ];
+    for (const [body, message] of bad) {
+      const res = await sync(stack, body);
+      expect(res.statusCode).toBeGreaterThanOrEqual(400);
+      expect(res.statusCode).toBeLessThan(500);
+      expect(res.body.error?.message).toMatch(message);
+    }
+    expect((await sync(stack, { connectionId: 'conn_unknownunknown' })).statusCode).toBe(404);
+    expect((await stack.api.get('api/ehr/eclinicalworks/enhanced-sync/nope')).statusCode).toBe(404);
+    expect(await stack.services.db.collection(COLLECTIONS.jobs).countDocuments()).toBe(jobsBefore);
+  });
+});
+
+describe('enhanced sync across a worker crash', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ noWorker: true, sandbox: { patients: 2, resourcesPerPatient: { Observation: 40 } as never } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const newWorker = () =>
+    Worker.create({
+      connection: stack.env.nativeConnection,
+      taskQueue: stack.taskQueue,
+      workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH },
+      shutdownGraceTime: '100ms',
+      ...workerOptions(stack.services),
+    });
+
+  it('resumes from the heartbeated next link on another worker and ends with the same data, once', async () => {
+    const conn = await connectPatient(stack);
+    stack.sandbox.admin.setFaults({ delayMs: 100 });
+    const first = await newWorker();
+    const firstRun = first.run();
+    const res = await sync(stack, { connectionId: conn.connectionId, pageSize: 2, waitMs: 0 });
+    expect(res.statusCode).toBe(202);
+    const id = res.body.data!.id;
+    // Wait until some Observation pages are stored, then take the worker away mid-activity.
+    for (let i = 0; i < 200; i++) {
+      const job = await stack.services.jobs.get(id);
+      const obs = (job.details?.progress as Record<string, { pages: number }> | undefined)?.Observation;
+      if (obs && obs.pages >= 3) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    first.shutdown();
+    await firstRun;
+    stack.sandbox.admin.resetFaults();
+
+    const second = await newWorker();
+    const result = await second.runUntil(stack.client.workflow.getHandle(id).result() as Promise<EnhancedSyncResult>);
+    expect(result.types.Observation!.resumed).toBe(true);
+    expect(result.types.Observation!.fetched).toBe(stack.sandbox.admin.getResources('Observation', { patient: conn.patientId }).length);
+    await expectStoreEqualsSandbox(stack, conn);
+  });
+});
