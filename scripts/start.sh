@@ -138,8 +138,8 @@ print_summary() {
 
 ehr-sync is running (local profile)
   API            $(api_url)            (health: $(api_url)/health)
-                 API key: $API_KEY
-                 e.g. curl -H "x-api-key: $API_KEY" $(api_url)/health
+                 API key: API_KEY in $SECRETS_FILE (not printed)
+                 e.g. source $SECRETS_FILE && curl -H "x-api-key: \$API_KEY" $(api_url)/api/ehr/providers
   Temporal UI    $TEMPORAL_UI_URL
   Temporal gRPC  $TEMPORAL_ADDRESS  (namespace ${TEMPORAL_NAMESPACE:-default}, task queue ${TEMPORAL_TASK_QUEUE:-ehr-sync})
   FHIR sandbox   http://127.0.0.1:$SANDBOX_PORT/fhir/r4  (eClinicalWorks stand-in)

@@ -13,6 +13,7 @@ import { ConnectionStore } from './store/connections';
 import { OAuthStateStore } from './store/oauthStates';
 import { ResourceStore } from './store/resources';
 import { JobStore, SyncPointStore } from './store/jobs';
+import { LeaseStore } from './store/leases';
 
 /**
  * The real dependencies, built once per process from the parsed configuration. The worker and the API both
@@ -30,6 +31,7 @@ export interface Services {
   resources: ResourceStore;
   jobs: JobStore;
   syncPoints: SyncPointStore;
+  leases: LeaseStore;
   smartAuth: SmartAuth;
   tokens: TokenService;
   limiter: RequestLimiter;
@@ -50,7 +52,8 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
   const jobs = new JobStore(db);
   const syncPoints = new SyncPointStore(db);
   const smartAuth = new SmartAuth({ registry, discovery, connections, oauthStates, insecureHosts: config.ALLOW_INSECURE_HOSTS });
-  const tokens = new TokenService(connections, smartAuth);
+  const leases = new LeaseStore(db);
+  const tokens = new TokenService(connections, smartAuth, leases);
   const limiter = overrides.limiter ?? unlimited;
   const fhir = new FhirClient(http, tokens, limiter);
   return {
@@ -65,6 +68,7 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
     resources,
     jobs,
     syncPoints,
+    leases,
     smartAuth,
     tokens,
     limiter,

@@ -115,9 +115,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         next = page.next;
         // The page is stored: from here a retry may skip it.
         ctx.heartbeat(checkpoint);
-        await jobs.update(input.jobId, {
-          [`details.progress.${input.resourceType}`]: { fetched: checkpoint.fetched, pages: checkpoint.pages, done: !next },
-        });
+        await jobs.recordProgress(input.jobId, input.resourceType, { fetched: checkpoint.fetched, pages: checkpoint.pages, done: !next });
       }
       await syncPoints.advance(connection._id, input.resourceType, checkpoint.startedAt, input.jobId);
       return {

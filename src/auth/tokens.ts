@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
+import type { LeaseStore } from '../store/leases';
 import { ReauthorizationRequiredError } from '../errors';
 import { OAuthError, type SmartAuth } from './smartAuth';
 
@@ -22,6 +23,7 @@ export class TokenService {
   constructor(
     private readonly connections: ConnectionStore,
     private readonly auth: SmartAuth,
+    private readonly leases: LeaseStore,
   ) {}
 
   /**
@@ -38,11 +40,19 @@ export class TokenService {
       if (current && current.accessToken !== rejected && !expiresSoon(current.expiresAt, doc.updatedAt)) {
         return { token: current.accessToken, connection: doc };
       }
-      if (await this.connections.tryLeaseRefresh(connectionId, LEASE_MS)) {
+      const lease = `refresh:${connectionId}`;
+      const owner = await this.leases.tryAcquire(lease, LEASE_MS);
+      if (owner) {
         try {
-          return { token: await this.renew(doc, current?.refreshToken), connection: doc };
+          // Re-read under the lease: another process may have refreshed between our read and the lease.
+          const fresh = await this.connections.get(connectionId);
+          const tokens = this.connections.openTokens(fresh);
+          if (tokens && tokens.accessToken !== rejected && tokens.accessToken !== current?.accessToken && !expiresSoon(tokens.expiresAt, fresh.updatedAt)) {
+            return { token: tokens.accessToken, connection: fresh };
+          }
+          return { token: await this.renew(fresh, tokens?.refreshToken), connection: fresh };
         } finally {
-          await this.connections.releaseRefreshLease(connectionId);
+          await this.leases.release(lease, owner);
         }
       }
       // Another process is refreshing: wait for it to store the new token, then use that one.

@@ -25,8 +25,6 @@ export interface ConnectionDoc {
   sealedPrivateKey?: string;
   keyAlg?: 'RS384' | 'ES384';
   keyId?: string;
-  /** Held while one process refreshes the token, so refresh tokens (often single-use) are not spent twice. */
-  refreshLeaseUntil?: Date;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -130,28 +128,14 @@ export class ConnectionStore {
     };
     if (sealed.sealedRefreshToken) set.sealedRefreshToken = sealed.sealedRefreshToken;
     if (grantedScopes?.length) set.scopes = grantedScopes;
-    await this.col.updateOne({ _id: connectionId }, { $set: set, $unset: { refreshLeaseUntil: '', statusReason: '' } });
+    await this.col.updateOne({ _id: connectionId }, { $set: set, $unset: { statusReason: '' } });
   }
 
   async markNeedsReauthorization(connectionId: string, reason: string): Promise<void> {
     await this.col.updateOne(
       { _id: connectionId },
-      { $set: { status: 'needs_reauthorization', statusReason: reason, updatedAt: new Date() }, $unset: { refreshLeaseUntil: '' } },
+      { $set: { status: 'needs_reauthorization', statusReason: reason, updatedAt: new Date() } },
     );
-  }
-
-  /** Takes the refresh lease if nobody holds it; returns false when another process is refreshing. */
-  async tryLeaseRefresh(connectionId: string, ms: number): Promise<boolean> {
-    const now = new Date();
-    const res = await this.col.updateOne(
-      { _id: connectionId, $or: [{ refreshLeaseUntil: { $exists: false } }, { refreshLeaseUntil: { $lt: now } }] },
-      { $set: { refreshLeaseUntil: new Date(now.getTime() + ms) } },
-    );
-    return res.modifiedCount === 1;
-  }
-
-  async releaseRefreshLease(connectionId: string): Promise<void> {
-    await this.col.updateOne({ _id: connectionId }, { $unset: { refreshLeaseUntil: '' } });
   }
 
   static view(doc: ConnectionDoc): ConnectionView {

@@ -27,11 +27,36 @@ export interface JobDoc {
   retryOf?: string;
 }
 
+/** Progress of one step of a job (a resource type, a file): one document per step, so one writer per document. */
+export interface JobProgressDoc {
+  _id: string;
+  jobId: string;
+  step: string;
+  value: Record<string, unknown>;
+  updatedAt: Date;
+}
+
 export class JobStore {
   readonly col: Collection<JobDoc>;
+  private readonly progressCol: Collection<JobProgressDoc>;
 
   constructor(db: Db) {
     this.col = db.collection<JobDoc>(COLLECTIONS.jobs);
+    this.progressCol = db.collection<JobProgressDoc>('job_progress');
+  }
+
+  /**
+   * Records a step's progress. Steps run in parallel activities; each writes only its own document, because
+   * concurrent updates of one shared document are not atomic on FerretDB 1.x (see src/store/mongo.ts).
+   */
+  async recordProgress(jobId: string, step: string, value: Record<string, unknown>): Promise<void> {
+    await this.progressCol.replaceOne({ _id: `${jobId}/${step}` }, { jobId, step, value, updatedAt: new Date() }, { upsert: true });
+  }
+
+  /** All steps' progress of a job, by step name. */
+  async progress(jobId: string): Promise<Record<string, Record<string, unknown>>> {
+    const docs = await this.progressCol.find({ jobId }).toArray();
+    return Object.fromEntries(docs.map((d) => [d.step, d.value]));
   }
 
   /** Creates the job once; a replayed call (activity retry) leaves the existing document as it is. */

@@ -95,7 +95,7 @@ export class ResourceStore {
       .find({ _id: { $in: [...candidates.keys()] } }, { projection: { lastUpdated: 1, versionNum: 1 } })
       .toArray();
     const storedById = new Map(stored.map((d) => [d._id, d]));
-    const ops: AnyBulkWriteOperation<ResourceDoc>[] = [];
+    const toWrite: Candidate[] = [];
     for (const c of candidates.values()) {
       const current = storedById.get(c._id);
       if (current && !isNewer(c, current)) {
@@ -104,25 +104,51 @@ export class ResourceStore {
       }
       if (current) counts.updated++;
       else counts.inserted++;
-      ops.push(upsertOp(c, connectionId, jobId, now));
+      toWrite.push(c);
     }
-    if (ops.length === 0) return counts;
-    try {
-      await this.col.bulkWrite(ops, { ordered: false });
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-      // Another writer stored some of these keys between the read and the write. Servers differ in how much of an
-      // unordered batch they apply after an error (FerretDB stops at the first), so replay the ops one by one:
-      // each is a conditional upsert, safe to repeat, and a duplicate key now means "stored is newer".
-      for (const op of ops) {
+    await this.writeVerified(toWrite, (c) => upsertOp(c, connectionId, jobId, now));
+    return counts;
+  }
+
+  /**
+   * Removes resources by (type, id) for a connection (bulk export `deleted[]`). Idempotent: deleting what is already
+   * gone deletes nothing. Returns how many documents were removed.
+   */
+  async deleteByKeys(connectionId: string, keys: Array<{ resourceType: string; id: string }>): Promise<number> {
+    if (keys.length === 0) return 0;
+    const ids = [...new Set(keys.map((k) => resourceKey(connectionId, k.resourceType, k.id)))];
+    const res = await this.col.deleteMany({ _id: { $in: ids } });
+    return res.deletedCount;
+  }
+
+  /**
+   * Writes the conditional upserts, reads the versions back, and writes again what did not stick. On MongoDB the
+   * conditional upsert alone is enough. On FerretDB 1.x a racing writer's stale update can land over a newer one
+   * (its updates are not atomic, see src/store/mongo.ts) and an unordered batch stops at its first duplicate-key
+   * error; the read-back finds both cases and the next round (one op at a time) repairs them.
+   */
+  private async writeVerified(candidates: Candidate[], op: (c: Candidate) => AnyBulkWriteOperation<ResourceDoc>): Promise<void> {
+    let pending = candidates;
+    for (let round = 0; round < 5 && pending.length > 0; round++) {
+      const ops = pending.map(op);
+      const batches = round === 0 ? [ops] : ops.map((o) => [o]);
+      for (const batch of batches) {
         try {
-          await this.col.bulkWrite([op]);
-        } catch (e) {
-          if (!isDuplicateKeyError(e)) throw e;
+          await this.col.bulkWrite(batch, { ordered: false });
+        } catch (err) {
+          if (!isDuplicateKeyError(err)) throw err; // stored is the same or newer, or the batch was cut short
         }
       }
+      const stored = await this.col
+        .find({ _id: { $in: pending.map((c) => c._id) } }, { projection: { lastUpdated: 1, versionNum: 1 } })
+        .toArray();
+      const byId = new Map(stored.map((d) => [d._id, d]));
+      pending = pending.filter((c) => {
+        const d = byId.get(c._id);
+        return !d || isNewer(c, d);
+      });
     }
-    return counts;
+    if (pending.length > 0) throw new Error(`${pending.length} resources could not be written after 5 attempts; the step will be retried.`);
   }
 
   async count(filter: { connectionId: string; resourceType?: string }): Promise<number> {

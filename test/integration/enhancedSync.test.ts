@@ -204,8 +204,7 @@ describe('enhanced sync across a worker crash', () => {
     const id = res.body.data!.id;
     // Wait until some Observation pages are stored, then take the worker away mid-activity.
     for (let i = 0; i < 200; i++) {
-      const job = await stack.services.jobs.get(id);
-      const obs = (job.details?.progress as Record<string, { pages: number }> | undefined)?.Observation;
+      const obs = (await stack.services.jobs.progress(id)).Observation as { pages: number } | undefined;
       if (obs && obs.pages >= 3) break;
       await new Promise((r) => setTimeout(r, 50));
     }

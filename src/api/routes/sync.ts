@@ -68,14 +68,14 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
         .query<SyncProgress>('progress')
         .catch(() => undefined);
     }
-    ok(res, syncView(job, live));
+    ok(res, syncView(job, await services.jobs.progress(jobId), live));
   });
 
   return routes;
 }
 
-function syncView(job: JobDoc, live?: SyncProgress) {
-  const details = (job.details ?? {}) as { progress?: Record<string, unknown>; result?: EnhancedSyncResult };
+function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProgress) {
+  const details = (job.details ?? {}) as { result?: EnhancedSyncResult };
   const result = details.result;
   return {
     id: job._id,
@@ -85,7 +85,7 @@ function syncView(job: JobDoc, live?: SyncProgress) {
     ...(job.completedAt ? { completedAt: job.completedAt.toISOString() } : {}),
     ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
     ...(result ? { standardResources: result.standardResources, enhancedResources: result.enhancedResources, total: result.total, written: result.written } : {}),
-    progress: { perType: details.progress ?? {}, ...(live ? { steps: live.types } : {}) },
+    progress: { perType, ...(live ? { steps: live.types } : {}) },
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
   };
 }
