@@ -99,6 +99,7 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     stack.sandbox.admin.setFaults({ storm429: 6, storm429RetryAfterSeconds: 1, errorBurst: 4, dropNext: 2, errorRate: 0.15 });
     try {
       const res = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, pageSize: 3, waitMs: 60000 });
+      expect(res.body.error).toBeUndefined();
       expect(res.statusCode).toBe(200);
     } finally {
       stack.sandbox.admin.resetFaults();
@@ -150,6 +151,33 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     });
     expect(res.statusCode).toBe(200);
     expect(res.body.data!.resources.map((r) => r.id).sort()).toEqual(expected.map((c) => c.id).sort());
+  });
+
+  it('fails a sync the server refuses with a message an operator can act on, and retries it as a linked run', async () => {
+    const conn = await connectPatient(stack);
+    stack.sandbox.admin.setFaults({ errorRate: 1, errorStatuses: [404], applyTo: ['search'] });
+    let failedId: string;
+    try {
+      const res = await sync(stack, { connectionId: conn.connectionId, waitMs: 30000 });
+      expect(res.body.error).toMatchObject({ code: 'FHIR_NOT_FOUND' });
+      expect(res.statusCode).toBe(502);
+      failedId = (await stack.services.jobs.list({ connectionId: conn.connectionId }))[0]!._id;
+    } finally {
+      stack.sandbox.admin.resetFaults();
+    }
+    const failed = await stack.api.get<{ status: string; errorMessage: string }>(`api/ehr/eclinicalworks/enhanced-sync/${failedId}`);
+    expect(failed.body.data).toMatchObject({ status: 'FAILED' });
+    expect(failed.body.data!.errorMessage).toMatch(/answered 404/);
+
+    const retry = await stack.api.post<{ id: string; retryOf: string }>(`api/ehr/eclinicalworks/enhanced-sync/${failedId}/retry`);
+    expect(retry.statusCode).toBe(202);
+    expect(retry.body.data!.retryOf).toBe(failedId);
+    await stack.client.workflow.getHandle(retry.body.data!.id).result();
+    const done = await stack.api.get<{ status: string; retryOf: string }>(`api/ehr/eclinicalworks/enhanced-sync/${retry.body.data!.id}`);
+    expect(done.body.data).toMatchObject({ status: 'COMPLETED', retryOf: failedId });
+    await expectStoreEqualsSandbox(stack, conn);
+    // A completed job is not retried.
+    expect((await stack.api.post(`api/ehr/eclinicalworks/enhanced-sync/${retry.body.data!.id}/retry`)).statusCode).toBe(409);
   });
 
   it('refuses bad requests with a 4xx and a message, and starts nothing', async () => {

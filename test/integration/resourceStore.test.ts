@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { connectMongo, ensureIndexes } from '../../src/store/mongo';
 import { ResourceStore, type FhirResource } from '../../src/store/resources';
-import { mongoUri } from '../support/paths';
+import { mongoUri, testDbName } from '../support/paths';
 
 const obs = (id: string, version: number, lastUpdated: string, value: number): FhirResource => ({
   resourceType: 'Observation',
@@ -16,7 +15,7 @@ describe('ResourceStore against the MongoDB-compatible server', () => {
   let store: ResourceStore;
 
   beforeAll(async () => {
-    const { client, db } = await connectMongo(mongoUri(), `test_${randomBytes(6).toString('hex')}`);
+    const { client, db } = await connectMongo(mongoUri(), testDbName());
     close = async () => {
       await db.dropDatabase();
       await client.close();
@@ -62,7 +61,7 @@ describe('ResourceStore against the MongoDB-compatible server', () => {
 
 describe('ResourceStore under concurrent writers', () => {
   it('ends with the newest version of each resource, once, whatever the interleaving', async () => {
-    const { client, db } = await connectMongo(mongoUri(), `test_${randomBytes(6).toString('hex')}`);
+    const { client, db } = await connectMongo(mongoUri(), testDbName());
     try {
       await ensureIndexes(db);
       const store = new ResourceStore(db);

@@ -6,6 +6,7 @@ import { ROOT, WORKFLOW_BUNDLE_PATH, mongoUri } from './paths';
 
 /** Builds the workflow bundle once for the whole run and checks that the database the tests need is up. */
 export default async function globalSetup(): Promise<void> {
+  process.env.EHR_SYNC_TEST_RUN = `${Date.now().toString(36)}${process.pid.toString(36)}`;
   const client = new MongoClient(mongoUri(), { serverSelectionTimeoutMS: 5000 });
   try {
     await client.db('admin').command({ ping: 1 });

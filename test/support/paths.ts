@@ -15,3 +15,12 @@ export function temporalTestServerPath(): string {
 export function mongoUri(): string {
   return process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27117/';
 }
+
+/**
+ * Databases of this test run share a prefix that globalSetup picks (tests run in band, so they see it), and
+ * globalTeardown drops only those: another test run against the same server keeps its databases.
+ */
+export function testDbName(label = ''): string {
+  const run = process.env.EHR_SYNC_TEST_RUN ?? 'adhoc';
+  return `test_${run}_${label}${Math.random().toString(16).slice(2, 10)}`;
+}

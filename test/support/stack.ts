@@ -12,7 +12,7 @@ import { createLogger } from '../../src/logger';
 import { createServices, type Services } from '../../src/services';
 import { workerOptions } from '../../src/worker';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox';
-import { WORKFLOW_BUNDLE_PATH, mongoUri, temporalCliPath } from './paths';
+import { WORKFLOW_BUNDLE_PATH, mongoUri, temporalCliPath, testDbName } from './paths';
 
 let runtimeInstalled = false;
 function quietRuntime(): void {
@@ -64,7 +64,7 @@ export function testConfigEnv(sandbox: Sandbox, extra: Record<string, string> = 
     API_KEYS: `test-key-${randomBytes(12).toString('hex')}`,
     ENCRYPTION_KEY: randomBytes(32).toString('base64'),
     MONGODB_URI: mongoUri(),
-    MONGODB_DB: `test_${randomBytes(6).toString('hex')}`,
+    MONGODB_DB: testDbName(),
     ECLINICALWORKS_CLIENT_ID: 'ehr-sync-local',
     ECLINICALWORKS_CLIENT_SECRET: 'ehr-sync-local-secret',
     ECLINICALWORKS_REDIRECT_URI: REDIRECT_URI,

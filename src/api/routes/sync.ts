@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Services } from '../../services';
 import type { EnhancedSyncInput, EnhancedSyncResult, SyncProgress } from '../../workflows/enhancedSync';
 import { ALL_RESOURCE_TYPES, STANDARD_RESOURCE_TYPES } from '../../providers/schema';
-import { NotFoundError } from '../../errors';
+import { AppError, NotFoundError } from '../../errors';
 import type { JobDoc } from '../../store/jobs';
 import { ok } from '../envelope';
 import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse } from '../validate';
@@ -71,8 +71,35 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
     ok(res, syncView(job, await services.jobs.progress(jobId), live));
   });
 
+  // A failed or cancelled sync started again as a new run that names the old one (writes are idempotent, and
+  // without `since` each type continues from its last successful sync point).
+  routes.post('/api/ehr/:provider/enhanced-sync/:jobId/retry', async (req, res) => {
+    const { provider, jobId } = parse(JobParams, req.params, 'path');
+    const job = await services.jobs.find(jobId);
+    if (!job || job.type !== 'enhanced-sync' || job.provider !== provider) throw new NotFoundError('JOB_NOT_FOUND', `Enhanced sync job "${jobId}" does not exist.`);
+    if (job.status !== 'FAILED' && job.status !== 'CANCELLED') {
+      throw new AppError('CONFLICT', `Job ${jobId} is ${job.status}; only a FAILED or CANCELLED job can be retried.`, { status: 409 });
+    }
+    const request = parse(EnhancedSyncRequestSchema, job.request, 'body');
+    const newId = `enhanced-sync-${job.connectionId}-${randomUUID()}`;
+    const input: EnhancedSyncInput = { ...request, retryOf: jobId };
+    await services.jobs.createOnce({ _id: newId, type: 'enhanced-sync', provider, connectionId: job.connectionId, request, startedAt: new Date(), retryOf: jobId });
+    await workflows.startJob('enhancedSyncWorkflow', newId, input, { idempotent: false, memo: { provider, connectionId: job.connectionId, jobType: 'enhanced-sync', retryOf: jobId } });
+    ok(res, { id: newId, status: 'IN_PROGRESS', retryOf: jobId, statusUrl: `/api/ehr/${provider}/enhanced-sync/${newId}` }, 202);
+  });
+
   return routes;
 }
+
+/** The stored request of a job, read back with the same rules (minus the wait). */
+const EnhancedSyncRequestSchema = z.object({
+  connectionId: ConnectionIdSchema,
+  includeStandard: z.boolean(),
+  includeEnhanced: z.boolean(),
+  resourceTypes: z.array(z.enum(ALL_RESOURCE_TYPES)).optional(),
+  since: z.string().optional(),
+  pageSize: z.number().int().optional(),
+});
 
 function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProgress) {
   const details = (job.details ?? {}) as { result?: EnhancedSyncResult };
