@@ -3,7 +3,8 @@ import type { Config } from './config';
 import { SecretBox } from './crypto/secretBox';
 import { createHttpClient, type Got } from './fhir/http';
 import { FhirClient } from './fhir/client';
-import { unlimited, type RequestLimiter } from './fhir/limiter';
+import type { RequestLimiter } from './fhir/limiter';
+import { MongoRateLimiter, isRateBudgetReader, type RateBudgetReader } from './limits';
 import { SmartDiscovery } from './auth/discovery';
 import { SmartAuth } from './auth/smartAuth';
 import { TokenService } from './auth/tokens';
@@ -35,6 +36,8 @@ export interface Services {
   smartAuth: SmartAuth;
   tokens: TokenService;
   limiter: RequestLimiter;
+  /** Used/remaining per quota key (the shared limiter's state in MongoDB), for /metrics and the API. */
+  rateBudget: RateBudgetReader;
   fhir: FhirClient;
   close(): Promise<void>;
 }
@@ -54,7 +57,10 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
   const smartAuth = new SmartAuth({ registry, discovery, connections, oauthStates, insecureHosts: config.ALLOW_INSECURE_HOSTS });
   const leases = new LeaseStore(db);
   const tokens = new TokenService(connections, smartAuth, leases);
-  const limiter = overrides.limiter ?? unlimited;
+  // The shared limiter (quotas from the registry, state in MongoDB); tests and tools may pass `unlimited`.
+  const sharedLimiter = new MongoRateLimiter(db, registry);
+  const limiter = overrides.limiter ?? sharedLimiter;
+  const rateBudget = isRateBudgetReader(limiter) ? limiter : sharedLimiter;
   const fhir = new FhirClient(http, tokens, limiter);
   return {
     config,
@@ -72,6 +78,7 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
     smartAuth,
     tokens,
     limiter,
+    rateBudget,
     fhir,
     close: () => mongo.close(),
   };

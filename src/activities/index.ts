@@ -1,8 +1,9 @@
 import { createCapabilitiesActivities, type CapabilitiesDeps } from './capabilities';
 import { withFailureTranslation } from './failures';
 import { createSyncActivities, type SyncDeps } from './sync';
+import { createBulkExportActivities, type BulkExportDeps } from './bulkExport';
 
-export type ActivityDeps = CapabilitiesDeps & SyncDeps;
+export type ActivityDeps = CapabilitiesDeps & SyncDeps & BulkExportDeps;
 
 /**
  * All activities, built from their dependencies: the worker passes the real ones (src/worker.ts), tests may pass
@@ -12,6 +13,7 @@ export function createActivities(deps: ActivityDeps) {
   return withFailureTranslation({
     ...createCapabilitiesActivities(deps),
     ...createSyncActivities(deps),
+    ...createBulkExportActivities(deps),
   });
 }
 

@@ -4,8 +4,11 @@ import type { Logger } from '../logger';
 import { requireApiKey } from './apiKey';
 import { errorHandler, notFound } from './errorHandler';
 import { ok } from './envelope';
+import { openApiDocument } from './openapi';
+import { bulkExportRoutes } from './routes/bulkExport';
 import { capabilitiesRoutes } from './routes/capabilities';
 import { connectionRoutes } from './routes/connections';
+import { rateLimitRoutes } from './routes/rateLimit';
 import { resourceRoutes } from './routes/resources';
 import { syncRoutes } from './routes/sync';
 import type { WorkflowGateway } from './workflowGateway';
@@ -27,10 +30,16 @@ export function createApp({ services, workflows, apiKeys, logger }: AppDeps): Ex
   app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
   const connections = connectionRoutes(services);
   app.use(connections.publicRoutes);
+  const openapi = openApiDocument();
+  app.get('/api/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
 
   app.use(requireApiKey(apiKeys));
   app.use(connections.routes);
   app.use(capabilitiesRoutes(services, workflows));
+  app.use(rateLimitRoutes(services));
+  app.use(bulkExportRoutes(services, workflows));
   app.use(syncRoutes(services, workflows, services.config.API_WORKFLOW_WAIT_MS));
   app.use(resourceRoutes(services));
 

@@ -1,4 +1,4 @@
-import { HTTPError, RequestError, type Got, type OptionsOfTextResponseBody } from 'got';
+import { HTTPError, RequestError, type Got, type OptionsOfTextResponseBody, type Request as GotRequest, type Response as GotResponse } from 'got';
 import type { TokenService } from '../auth/tokens';
 import type { ConnectionDoc } from '../store/connections';
 import type { FhirResource } from '../store/resources';
@@ -124,6 +124,66 @@ export class FhirClient {
     return { got: this.api, options: this.options(connection, opts) };
   }
 
+  /**
+   * Opens a streaming GET (bulk data files) with the same hooks: the rate limiter before every hop and the token only
+   * for the FHIR server's origin (plus `tokenOrigins`) and only when `auth` is true. Redirects are followed by hand,
+   * deciding about the token again at every hop, so a redirect to a storage host never carries it. A 401 gets one
+   * token refresh. Any other non-2xx answer is a FhirRequestError (retryable for 408/429/5xx). No automatic retry:
+   * callers (activities) resume from their own checkpoint. The returned stream is decompressed (gzip/deflate/br).
+   */
+  async openStream(
+    connection: ConnectionDoc,
+    url: string,
+    opts: RequestOptions & { tokenOrigins?: string[]; maxRedirects?: number } = {},
+  ): Promise<{ stream: GotRequest; url: string; response: GotResponse }> {
+    let current = resolveUrl(connection.fhirBaseUrl, url);
+    let refreshed = false;
+    const maxRedirects = opts.maxRedirects ?? 3;
+    for (let hops = 0; ; ) {
+      const options = this.options(connection, opts);
+      const ctx = options.context as unknown as FhirContext;
+      ctx.refreshedAfter401 = true; // the afterResponse hook does not run for streams: 401 is handled below
+      const stream = this.api.stream(current, {
+        ...(options as object),
+        headers: { ...options.headers, accept: opts.headers?.accept ?? 'application/fhir+ndjson, application/ndjson;q=0.9, */*;q=0.1' },
+        throwHttpErrors: false,
+        followRedirect: false,
+        decompress: true,
+        retry: { limit: 0 },
+      } as never) as unknown as GotRequest;
+      let response: GotResponse;
+      try {
+        response = await new Promise<GotResponse>((resolve, reject) => {
+          stream.once('response', resolve);
+          stream.once('error', reject);
+        });
+      } catch (err) {
+        stream.destroy();
+        throw toFhirError(err, current);
+      }
+      await this.limiter.observe({ providerId: connection.provider, baseUrl: ctx.baseUrl }, response);
+      const status = response.statusCode;
+      if (status >= 200 && status < 300) return { stream, url: current, response };
+      const body = await readSmall(stream, 64 * 1024).catch(() => '');
+      stream.destroy();
+      const location = response.headers.location;
+      if (status >= 300 && status < 400 && location && hops < maxRedirects) {
+        hops++;
+        current = new URL(location, current).href;
+        debugFor(connection.provider, 'fhir')('redirect to %s', loggableUrl(current));
+        continue;
+      }
+      // got hands its hooks a copy of the context: read what beforeRequest recorded from the request's own options.
+      const sentToken = (stream.options?.context as unknown as FhirContext | undefined)?.sentToken ?? ctx.sentToken;
+      if (status === 401 && sentToken && !refreshed) {
+        refreshed = true;
+        await this.tokens.accessToken(connection._id, sentToken);
+        continue;
+      }
+      throw statusError('GET', current, status, body);
+    }
+  }
+
   private options(connection: ConnectionDoc, opts: RequestOptions & { tokenOrigins?: string[] }): OptionsOfTextResponseBody {
     const context: FhirContext = {
       connectionId: connection._id,
@@ -157,6 +217,8 @@ export function toFhirError(err: unknown, url: string): unknown {
   // got wraps errors thrown by its hooks (a refused refresh, the limiter giving up): surface the typed one.
   const hookError = err instanceof RequestError ? err.cause : undefined;
   if (hookError instanceof AppError) return hookError;
+  // Any other non-network error from a hook (for example the database behind the limiter): keep its own message.
+  if (hookError instanceof Error && typeof (hookError as { code?: unknown }).code !== 'string') return hookError;
   if (err instanceof HTTPError) {
     const status = err.response.statusCode;
     let body: unknown;
@@ -175,4 +237,31 @@ export function toFhirError(err: unknown, url: string): unknown {
     return new FhirRequestError('UPSTREAM_UNAVAILABLE', `FHIR request to ${loggableUrl(url)} failed: ${err.code ?? err.message}. The step will be retried.`, undefined, true, err);
   }
   return err;
+}
+
+/** A FhirRequestError for an HTTP status read by hand (streams, or calls made with throwHttpErrors: false). */
+export function statusError(method: string, url: string, status: number, bodyText: string): FhirRequestError {
+  let body: unknown;
+  try {
+    body = bodyText ? JSON.parse(bodyText) : undefined;
+  } catch {
+    body = undefined;
+  }
+  const outcome = operationOutcomeText(body);
+  const message = `FHIR ${method} ${loggableUrl(url)} answered ${status}${outcome ? ` (${outcome})` : ''}. ${adviceFor(status)}`;
+  const code = status === 404 ? 'FHIR_NOT_FOUND' : status === 429 ? 'FHIR_RATE_LIMITED' : status === 401 ? 'FHIR_UNAUTHORIZED' : 'FHIR_REQUEST_FAILED';
+  return new FhirRequestError(code, message, status, status === 429 || status >= 500 || status === 408);
+}
+
+/** Reads at most `limit` bytes of a stream as text (error bodies). */
+async function readSmall(stream: NodeJS.ReadableStream, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    chunks.push(buf);
+    size += buf.length;
+    if (size >= limit) break;
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }

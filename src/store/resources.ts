@@ -90,6 +90,20 @@ export class ResourceStore {
     }
     if (candidates.size === 0) return counts;
 
+    // Fast path for new resources (first loads, export files): one insertMany, no read. Inserting a unique _id is
+    // atomic even on FerretDB, and on FerretDB it is far cheaper than conditional upserts (measured: ~100 ms vs
+    // ~40 s per 1000). Any duplicate key (already stored, or a racing writer) sends the whole batch down the careful
+    // path below; what the failed insert did store is then counted as inserted, not unchanged.
+    let preInserted = 0;
+    try {
+      await this.col.insertMany([...candidates.values()].map((c) => newDoc(c, connectionId, jobId, now)), { ordered: false });
+      counts.inserted += candidates.size;
+      return counts;
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+      preInserted = Math.max(0, Math.min(candidates.size, (err as MongoBulkWriteError).insertedCount ?? 0));
+    }
+
     // Skip what is already stored at the same or a newer version: the common case of a re-run costs one read.
     const stored = await this.col
       .find({ _id: { $in: [...candidates.keys()] } }, { projection: { lastUpdated: 1, versionNum: 1 } })
@@ -107,6 +121,10 @@ export class ResourceStore {
       toWrite.push(c);
     }
     await this.writeVerified(toWrite, (c) => upsertOp(c, connectionId, jobId, now));
+    // The fast path's partial insert was read back as "stored, same version": those were inserts of this call.
+    const moved = Math.min(preInserted, counts.unchanged);
+    counts.unchanged -= moved;
+    counts.inserted += moved;
     return counts;
   }
 
@@ -177,6 +195,24 @@ function candidate(connectionId: string, resource: FhirResource): Candidate {
 function isNewer(a: { lastUpdated: Date; versionNum: number }, b: { lastUpdated: Date; versionNum: number }): boolean {
   const dt = a.lastUpdated.getTime() - b.lastUpdated.getTime();
   return dt > 0 || (dt === 0 && a.versionNum > b.versionNum);
+}
+
+/** The document a new resource is inserted as (the same fields the conditional upsert sets). */
+function newDoc(c: Candidate, connectionId: string, jobId: string | undefined, now: Date): ResourceDoc {
+  const { resource, lastUpdated, versionNum } = c;
+  return {
+    _id: c._id,
+    connectionId,
+    resourceType: resource.resourceType,
+    id: resource.id as string,
+    patientId: patientOf(resource),
+    lastUpdated,
+    versionNum,
+    versionId: resource.meta?.versionId,
+    resource,
+    jobId,
+    storedAt: now,
+  };
 }
 
 /** Conditional upsert: matches only an older stored version; otherwise the insert hits the _id and is refused. */

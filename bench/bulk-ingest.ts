@@ -1,0 +1,220 @@
+/**
+ * Bulk export ingest benchmark (npm run bench:bulk).
+ *
+ * For an export of ~200,000 resources (sandbox: 2000 patients × 9 resources of each of 11 clinical types + the
+ * patients) and for one ten times smaller, each with a fresh worker child process (bench/worker-process.ts):
+ *   - resources per second end to end: workflow start (kick-off) → every resource stored in MongoDB;
+ *   - the worker's peak RSS (VmHWM of the child, sampled VmRSS during the export);
+ *   - workflow history: events and bytes (fetchHistory, protobuf-encoded);
+ * and for the big export's data: the raw insertMany rate (batches of 1000, sequential) into the same database, and
+ * the ratio end-to-end / raw.
+ *
+ * Needs the local services: Temporal at TEMPORAL_ADDRESS (127.0.0.1:7233) and MongoDB/FerretDB at MONGODB_URI.
+ * Options: BENCH_PATIENTS (2000), BENCH_PER_TYPE (9), BENCH_PARALLEL (5), BENCH_BATCH (1000),
+ * BENCH_WORKER_NODE_OPTIONS (extra node flags for the worker process only, e.g. --max-old-space-size=128).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as jose from 'jose';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
+import { loadWorkerConfig } from '../src/config';
+import { createServices, type Services } from '../src/services';
+import { startSandbox, RESOURCE_TYPES, type Sandbox } from '../src/sandbox';
+import type { BulkExportWorkflowInput, BulkExportResult } from '../src/workflows/bulkExport';
+
+const ROOT = path.resolve(__dirname, '..');
+const TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+const MONGODB_URI = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27117/';
+const PATIENTS = Number(process.env.BENCH_PATIENTS ?? 2000);
+const PER_TYPE = Number(process.env.BENCH_PER_TYPE ?? 9);
+const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 5);
+const BATCH = Number(process.env.BENCH_BATCH ?? 1000);
+const REDIRECT_URI = 'http://127.0.0.1:3000/api/ehr/callback';
+
+interface RunFigures {
+  resources: number;
+  seconds: number;
+  perSecond: number;
+  peakRssMb: number;
+  historyEvents: number;
+  historyBytes: number;
+  files: number;
+}
+
+function workerEnv(sandbox: Sandbox, dbName: string, key: string, taskQueue: string, bundlePath: string): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'silent',
+    MONGODB_URI,
+    MONGODB_DB: dbName,
+    ENCRYPTION_KEY: key,
+    ECLINICALWORKS_CLIENT_ID: 'ehr-sync-local',
+    ECLINICALWORKS_CLIENT_SECRET: 'ehr-sync-local-secret',
+    ECLINICALWORKS_REDIRECT_URI: REDIRECT_URI,
+    ECLINICALWORKS_FHIR_ENDPOINT: sandbox.fhirBaseUrl,
+    TEMPORAL_ADDRESS,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    WORKFLOW_BUNDLE_PATH: bundlePath,
+  };
+}
+
+function procKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function startWorker(env: Record<string, string>): Promise<ChildProcess> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'worker-process.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, process.env.BENCH_WORKER_NODE_OPTIONS].filter(Boolean).join(' ') },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout!.on('data', (d) => String(d).includes('worker ready') && resolve());
+    proc.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
+  });
+  return proc;
+}
+
+async function backendConnection(services: Services, sandbox: Sandbox): Promise<string> {
+  const clientId = `bench-${randomBytes(4).toString('hex')}`;
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
+  sandbox.admin.registerClient({ clientId, jwks: { keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'k1', alg: 'ES384' } as { kty: string }] } });
+  const doc = await services.smartAuth.createBackendConnection('eclinicalworks', { clientId, privateKey: await jose.exportPKCS8(privateKey), alg: 'ES384', kid: 'k1' });
+  return doc._id;
+}
+
+async function runExport(client: Client, bundlePath: string, patients: number): Promise<{ figures: RunFigures; sandbox: Sandbox; services: Services; connectionId: string }> {
+  const clinical = Object.fromEntries(RESOURCE_TYPES.filter((t) => t !== 'Patient').map((t) => [t, PER_TYPE]));
+  const sandbox = await startSandbox({ port: 0, patients, resourcesPerPatient: clinical, redirectUris: [REDIRECT_URI], export: { durationMs: 1000 } });
+  const dbName = `bench_bulk_${randomBytes(4).toString('hex')}`;
+  const key = randomBytes(32).toString('base64');
+  const taskQueue = `bench-bulk-${randomBytes(4).toString('hex')}`;
+  const env = workerEnv(sandbox, dbName, key, taskQueue, bundlePath);
+  const services = await createServices(loadWorkerConfig(env));
+  const connectionId = await backendConnection(services, sandbox);
+  const expected = Object.values(sandbox.admin.counts()).reduce((a, b) => a + b, 0);
+  const worker = await startWorker(env);
+  let sampledPeakKb = 0;
+  const sampler = setInterval(() => (sampledPeakKb = Math.max(sampledPeakKb, procKb(worker.pid!, 'VmRSS'))), 100);
+  try {
+    const input: BulkExportWorkflowInput = {
+      connectionId,
+      provider: 'eclinicalworks',
+      exportType: 'System',
+      resourceTypes: [...RESOURCE_TYPES],
+      options: { pollIntervalSeconds: 1, maxParallelDownloads: PARALLEL, batchSize: BATCH },
+    };
+    const jobId = `bulk-export-${connectionId}-bench`;
+    const t0 = performance.now();
+    const handle = await client.workflow.start('bulkExportWorkflow', { taskQueue, workflowId: jobId, args: [input] });
+    const result = (await handle.result()) as BulkExportResult;
+    const seconds = (performance.now() - t0) / 1000;
+    const stored = await services.resources.count({ connectionId });
+    if (stored !== expected || result.resources !== expected) throw new Error(`stored ${stored}, exported ${result.resources}, expected ${expected}`);
+    const history = await handle.fetchHistory();
+    const historyBytes = temporal.api.history.v1.History.encode(temporal.api.history.v1.History.fromObject(history)).finish().length;
+    const peakKb = Math.max(sampledPeakKb, procKb(worker.pid!, 'VmHWM'));
+    return {
+      figures: {
+        resources: expected,
+        seconds,
+        perSecond: expected / seconds,
+        peakRssMb: peakKb / 1024,
+        historyEvents: history.events?.length ?? 0,
+        historyBytes,
+        files: result.files,
+      },
+      sandbox,
+      services,
+      connectionId,
+    };
+  } finally {
+    clearInterval(sampler);
+    worker.kill('SIGTERM');
+    await new Promise((resolve) => worker.once('exit', resolve));
+  }
+}
+
+/** The same resources, inserted raw (insertMany of 1000, sequential) into a scratch collection of the same database. */
+async function rawInsertRate(services: Services, sandbox: Sandbox, connectionId: string): Promise<{ resources: number; perSecond: number }> {
+  const col = services.db.collection('bench_raw_insert');
+  await col.deleteMany({});
+  let n = 0;
+  let ms = 0;
+  for (const type of RESOURCE_TYPES) {
+    const resources = sandbox.admin.getResources(type);
+    for (let i = 0; i < resources.length; i += 1000) {
+      const docs = resources.slice(i, i + 1000).map((r) => ({
+        _id: `${connectionId}/${type}/${r.id}`,
+        connectionId,
+        resourceType: type,
+        id: r.id,
+        lastUpdated: new Date(r.meta?.lastUpdated ?? 0),
+        versionNum: Number(r.meta?.versionId ?? 0),
+        versionId: r.meta?.versionId,
+        resource: r,
+        storedAt: new Date(),
+      }));
+      const t = performance.now();
+      await col.insertMany(docs as never[], { ordered: false });
+      ms += performance.now() - t;
+      n += docs.length;
+    }
+  }
+  await col.drop().catch(() => undefined);
+  return { resources: n, perSecond: n / (ms / 1000) };
+}
+
+async function main(): Promise<void> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'src', 'workflows', 'index.ts'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } as never });
+  const bundlePath = path.join(ROOT, '.data', 'bench', 'workflow-bundle.js');
+  mkdirSync(path.dirname(bundlePath), { recursive: true });
+  writeFileSync(bundlePath, code);
+  const connection = await Connection.connect({ address: TEMPORAL_ADDRESS });
+  const client = new Client({ connection });
+
+  const cleanup: Array<() => Promise<void>> = [];
+  try {
+    const small = await runExport(client, bundlePath, Math.max(1, Math.round(PATIENTS / 10)));
+    cleanup.push(async () => {
+      await small.services.db.dropDatabase();
+      await small.services.close();
+      await small.sandbox.close();
+    });
+    const big = await runExport(client, bundlePath, PATIENTS);
+    cleanup.push(async () => {
+      await big.services.db.dropDatabase();
+      await big.services.close();
+      await big.sandbox.close();
+    });
+    const raw = await rawInsertRate(big.services, big.sandbox, big.connectionId);
+    const f = (x: number, d = 0) => x.toFixed(d);
+    const lines = [
+      `bulk export ingest (${PARALLEL} parallel downloads, batches of ${BATCH}, poll interval 1 s, sandbox export duration 1 s)`,
+      `  export of ${big.figures.resources} resources: ${f(big.figures.seconds, 1)} s kick-off → all stored = ${f(big.figures.perSecond)} resources/s (${big.figures.files} files)`,
+      `  raw insertMany of the same ${raw.resources} resources (1000 per call, sequential): ${f(raw.perSecond)} resources/s`,
+      `  ratio end-to-end / raw insertMany: ${f(big.figures.perSecond / raw.perSecond, 2)} (goal >= 0.7)`,
+      `  worker peak RSS: ${f(big.figures.peakRssMb)} MB for ${big.figures.resources} resources, ${f(small.figures.peakRssMb)} MB for ${small.figures.resources} (goal: flat, < 300 MB)`,
+      `  export of ${small.figures.resources} resources: ${f(small.figures.seconds, 1)} s = ${f(small.figures.perSecond)} resources/s`,
+      `  workflow history: ${big.figures.historyEvents} events, ${big.figures.historyBytes} bytes (${small.figures.historyEvents} events, ${small.figures.historyBytes} bytes for the small export)`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    for (const c of cleanup) await c().catch(() => undefined);
+    await connection.close();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

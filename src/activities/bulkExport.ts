@@ -1,0 +1,531 @@
+import { Context } from '@temporalio/activity';
+import { AppError, BadRequestError, errorMessage } from '../errors';
+import { toFhirError, statusError, type FhirClient } from '../fhir/client';
+import { FhirRequestError, isTransientOutcome, operationOutcomeText } from '../fhir/errors';
+import { loggableUrl } from '../logger';
+import type { ConnectionDoc, ConnectionStore } from '../store/connections';
+import type { JobStore, SyncPointStore } from '../store/jobs';
+import { addCounts, emptyCounts, type FhirResource, type ResourceStore, type WriteCounts } from '../store/resources';
+
+/**
+ * Bulk Data export ($export, FHIR Bulk Data IG v2) as activities: one FHIR interaction or one streamed file each.
+ * Nothing returned here carries patient data: only counts, URLs, instants and messages. Resources and the servers'
+ * OperationOutcomes go straight to MongoDB (resources / the job document).
+ */
+export interface BulkExportDeps {
+  connections: ConnectionStore;
+  fhir: FhirClient;
+  resources: ResourceStore;
+  jobs: JobStore;
+  syncPoints: SyncPointStore;
+  /** Origins besides the FHIR server's own that may receive the bearer token for file downloads (configuration). */
+  bulkFileTokenOrigins?: string[];
+}
+
+export type ExportLevel = 'Patient' | 'Group' | 'System';
+
+export interface BulkExportRequest {
+  connectionId: string;
+  provider: string;
+  exportType: ExportLevel;
+  resourceTypes: string[];
+  /** ISO instant; without it the connection's last export of the same level and types is the start. */
+  since?: string;
+  groupId?: string;
+  idempotencyKey?: string;
+}
+
+export interface PreparedExport {
+  since?: string;
+  sinceSource: 'request' | 'sync-point' | 'none';
+}
+
+export interface KickOffResult {
+  statusUrl: string;
+  /** true when an earlier attempt had already kicked off (the status URL was recorded): no second export. */
+  reused: boolean;
+}
+
+export interface ManifestFile {
+  type: string;
+  url: string;
+  count?: number;
+}
+
+export interface ManifestSummary {
+  transactionTime: string;
+  requiresAccessToken: boolean;
+  output: ManifestFile[];
+  error: ManifestFile[];
+  deleted: ManifestFile[];
+}
+
+export type StatusCheck =
+  | { state: 'in-progress'; progress?: string; retryAfterSeconds?: number }
+  | { state: 'complete'; manifest: ManifestSummary }
+  /** 429: polled too often. */
+  | { state: 'throttled'; retryAfterSeconds?: number; message: string }
+  /** Not failed, try later: OperationOutcome `transient`, 502/503/504, or the server could not be reached. */
+  | { state: 'transient'; retryAfterSeconds?: number; message: string }
+  /** A 5xx with a non-transient OperationOutcome: the export probably failed (the workflow allows a few). */
+  | { state: 'server-error'; retryAfterSeconds?: number; message: string }
+  /** 4xx: the export is gone or refused. */
+  | { state: 'failed'; httpStatus: number; message: string };
+
+export type FileKind = 'output' | 'error' | 'deleted';
+
+export interface DownloadInput {
+  jobId: string;
+  connectionId: string;
+  /** Stable key of the file within the job (e.g. f0003), used for its progress in the job document. */
+  fileKey: string;
+  kind: FileKind;
+  type: string;
+  url: string;
+  requiresAccessToken: boolean;
+  batchSize: number;
+  /** How many OperationOutcomes of an error file are kept in the job document. */
+  maxErrorOutcomes: number;
+}
+
+export interface FileResult extends WriteCounts {
+  fileKey: string;
+  kind: FileKind;
+  type: string;
+  /** NDJSON lines read (blank lines included). */
+  lines: number;
+  /** Lines parsed into a resource (output), an outcome (error) or a Bundle (deleted). */
+  parsed: number;
+  malformed: number;
+  /** Resources removed by a `deleted` file. */
+  deleted: number;
+  /** OperationOutcomes read from an error file (all of them) and kept in the job document (bounded). */
+  outcomes: number;
+  outcomesKept: number;
+  /** Line after which this attempt started (0 = from the start; > 0 = resumed from a heartbeat). */
+  resumedFromLine: number;
+  resumedFromByte: number;
+  attempt: number;
+}
+
+/** What a download heartbeats: where the last committed batch ended, and the counts up to there. */
+interface FileCheckpoint {
+  line: number;
+  byte: number;
+  counts: WriteCounts;
+  parsed: number;
+  malformed: number;
+  malformedLines: number[];
+  deleted: number;
+  outcomes: number;
+}
+
+const MAX_LINE_BYTES = 32 * 1024 * 1024;
+const MAX_MALFORMED_LINE_NUMBERS = 20;
+const HEARTBEAT_EVERY_MS = 5_000;
+
+/** Where the next export of the same level (and group) and type starts: its last transactionTime. */
+export function exportSyncPointType(level: ExportLevel, groupId: string | undefined, resourceType: string): string {
+  return `bulk-export:${level}${level === 'Group' ? `/${groupId ?? ''}` : ''}:${resourceType}`;
+}
+
+export function createBulkExportActivities({ connections, fhir, resources, jobs, syncPoints, bulkFileTokenOrigins = [] }: BulkExportDeps) {
+  async function connectionFor(connectionId: string, provider?: string): Promise<ConnectionDoc> {
+    const connection = await connections.get(connectionId);
+    if (provider && connection.provider !== provider) throw new BadRequestError(`Connection ${connectionId} belongs to ${connection.provider}, not ${provider}.`);
+    return connection;
+  }
+
+  return {
+    /** Records the job and decides `_since`: the request's, else the last transactionTime of the same export. */
+    async prepareBulkExport(input: BulkExportRequest & { jobId: string; options: Record<string, unknown> }): Promise<PreparedExport> {
+      const connection = await connectionFor(input.connectionId, input.provider);
+      let since = input.since;
+      let sinceSource: PreparedExport['sinceSource'] = since ? 'request' : 'none';
+      if (!since) {
+        const points = await Promise.all(input.resourceTypes.map((t) => syncPoints.get(connection._id, exportSyncPointType(input.exportType, input.groupId, t))));
+        // Only when every requested type has one: a type never exported needs everything.
+        if (points.length > 0 && points.every((p): p is string => typeof p === 'string')) {
+          since = points.reduce((a, b) => (a < b ? a : b));
+          sinceSource = 'sync-point';
+        }
+      }
+      await jobs.createOnce({
+        _id: input.jobId,
+        type: 'bulk-export',
+        provider: connection.provider,
+        connectionId: connection._id,
+        request: {
+          exportType: input.exportType,
+          resourceTypes: input.resourceTypes,
+          since: input.since,
+          groupId: input.groupId,
+          idempotencyKey: input.idempotencyKey,
+          options: input.options,
+        },
+        startedAt: new Date(),
+        details: { since, sinceSource },
+      });
+      return { since, sinceSource };
+    },
+
+    /**
+     * Kick-off: `[base]/$export`, `[base]/Patient/$export` or `[base]/Group/{id}/$export` with `Prefer: respond-async`.
+     * The status URL is recorded before returning, and a retried attempt that finds it does not kick off again.
+     */
+    async kickOffBulkExport(input: { jobId: string; connectionId: string; exportType: ExportLevel; groupId?: string; resourceTypes: string[]; since?: string }): Promise<KickOffResult> {
+      const existing = await jobs.find(input.jobId);
+      const recorded = existing?.details?.statusUrl;
+      if (typeof recorded === 'string') return { statusUrl: recorded, reused: true };
+      const connection = await connectionFor(input.connectionId);
+      const path =
+        input.exportType === 'System' ? '$export' : input.exportType === 'Patient' ? 'Patient/$export' : `Group/${encodeURIComponent(input.groupId ?? '')}/$export`;
+      const searchParams: Record<string, string> = { _outputFormat: 'application/fhir+ndjson' };
+      if (input.resourceTypes.length > 0) searchParams._type = input.resourceTypes.join(',');
+      if (input.since) searchParams._since = new Date(input.since).toISOString();
+      const { got, options } = fhir.request(connection, {
+        signal: Context.current().cancellationSignal,
+        headers: { accept: 'application/fhir+json', prefer: 'respond-async' },
+        searchParams,
+      });
+      const url = `${connection.fhirBaseUrl.replace(/\/+$/, '')}/${path}`;
+      let res;
+      try {
+        res = await got(url, options);
+      } catch (err) {
+        throw toFhirError(err, url);
+      }
+      const location = res.headers['content-location'];
+      if (res.statusCode !== 202 || typeof location !== 'string' || !location) {
+        throw new FhirRequestError(
+          'FHIR_REQUEST_FAILED',
+          `Bulk export kick-off ${loggableUrl(url)} answered ${res.statusCode}${location ? '' : ' without Content-Location'}: the server did not accept an asynchronous export.`,
+          res.statusCode,
+          false,
+        );
+      }
+      const statusUrl = new URL(location, url).href;
+      await jobs.update(input.jobId, { 'details.statusUrl': statusUrl, 'details.kickedOffAt': new Date() });
+      return { statusUrl, reused: false };
+    },
+
+    /** One status poll. Never sleeps: the workflow waits between polls with durable timers. */
+    async checkBulkExportStatus(input: { jobId: string; connectionId: string; statusUrl: string }): Promise<StatusCheck> {
+      const connection = await connectionFor(input.connectionId);
+      const { got, options } = fhir.request(connection, { signal: Context.current().cancellationSignal, headers: { accept: 'application/fhir+json' } });
+      let res;
+      try {
+        res = await got(input.statusUrl, { ...options, throwHttpErrors: false, retry: { limit: 0 } } as typeof options);
+      } catch (err) {
+        const e = toFhirError(err, input.statusUrl);
+        if (e instanceof AppError && !(e instanceof FhirRequestError)) throw e; // e.g. re-authorization required
+        return { state: 'transient', message: `Status check failed: ${errorMessage(e)}` };
+      }
+      const status = res.statusCode;
+      const retryAfterSeconds = parseRetryAfter(res.headers['retry-after']);
+      const body = parseJson(res.body);
+      if (status === 202) {
+        const xp = res.headers['x-progress'];
+        const progress = typeof xp === 'string' ? xp.slice(0, 100) : undefined;
+        await jobs.update(input.jobId, { 'details.xProgress': progress ?? null, 'details.lastPollAt': new Date() });
+        return { state: 'in-progress', progress, retryAfterSeconds };
+      }
+      if (status === 200) {
+        const manifest = summarizeManifest(body, input.statusUrl);
+        await jobs.update(input.jobId, {
+          'details.manifest': manifest,
+          'details.transactionTime': manifest.transactionTime,
+          'details.xProgress': null,
+          'details.lastPollAt': new Date(),
+        });
+        return { state: 'complete', manifest };
+      }
+      const text = statusError('GET', input.statusUrl, status, res.body).message;
+      if (status === 429) return { state: 'throttled', retryAfterSeconds, message: text };
+      if (status >= 500) {
+        if (isTransientOutcome(body) || status === 502 || status === 503 || status === 504 || !operationOutcomeText(body)) {
+          return { state: 'transient', retryAfterSeconds, message: text };
+        }
+        return { state: 'server-error', retryAfterSeconds, message: text };
+      }
+      if (status === 401) {
+        throw new FhirRequestError('FHIR_UNAUTHORIZED', text, status, false);
+      }
+      return { state: 'failed', httpStatus: status, message: text };
+    },
+
+    /** DELETE on the status URL: the server stops the export and drops its files. 404 = already gone. */
+    async cancelBulkExportOnServer(input: { jobId: string; connectionId: string; statusUrl: string }): Promise<{ status: number }> {
+      const connection = await connectionFor(input.connectionId);
+      const { got, options } = fhir.request(connection, { headers: { accept: 'application/fhir+json' } });
+      let status: number;
+      try {
+        const res = await got.delete(input.statusUrl, { ...options, throwHttpErrors: false } as typeof options);
+        status = res.statusCode;
+        if (status >= 500 || status === 429) throw statusError('DELETE', input.statusUrl, status, res.body);
+      } catch (err) {
+        throw toFhirError(err, input.statusUrl);
+      }
+      await jobs.update(input.jobId, { 'details.serverCancel': { at: new Date(), status } });
+      return { status };
+    },
+
+    /**
+     * Streams one manifest file (NDJSON, possibly gzip) into MongoDB in batches: output files are upserted
+     * (idempotent), deleted files remove resources, error files' OperationOutcomes are kept in the job document
+     * (bounded). After each committed batch the line/byte offset is heartbeated; a retry (worker crash, network
+     * error) skips the lines already committed. Malformed lines are counted and skipped.
+     */
+    async downloadBulkFile(input: DownloadInput): Promise<FileResult> {
+      const ctx = Context.current();
+      const connection = await connectionFor(input.connectionId);
+      const saved = ctx.info.heartbeatDetails as FileCheckpoint | undefined;
+      const cp: FileCheckpoint = saved ?? { line: 0, byte: 0, counts: emptyCounts(), parsed: 0, malformed: 0, malformedLines: [], deleted: 0, outcomes: 0 };
+      const resumedFromLine = saved?.line ?? 0;
+      const resumedFromByte = saved?.byte ?? 0;
+      const attempt = ctx.info.attempt;
+      // Error files: the outcomes kept so far live in the job's progress documents (never in heartbeats or history).
+      let kept: unknown[] = [];
+      if (input.kind === 'error' && saved) {
+        const prev = (await jobs.progress(input.jobId))[`errors:${input.fileKey}`] as { outcomes?: unknown[] } | undefined;
+        kept = prev?.outcomes ?? [];
+      }
+      const { stream } = await fhir.openStream(connection, input.url, {
+        auth: input.requiresAccessToken,
+        tokenOrigins: bulkFileTokenOrigins,
+        signal: ctx.cancellationSignal,
+      });
+      // Keep heartbeating the last committed offset while a slow stream or write is in progress.
+      const every = Math.max(500, Math.min(HEARTBEAT_EVERY_MS, (ctx.info.heartbeatTimeoutMs ?? HEARTBEAT_EVERY_MS * 3) / 3));
+      const heartbeat = setInterval(() => ctx.heartbeat(cp), every);
+      let batch: FhirResource[] = [];
+      let deletions: Array<{ resourceType: string; id: string }> = [];
+      let pending = { parsed: 0, malformed: 0, malformedLines: [] as number[], outcomes: 0 };
+      let lineNo = 0;
+      let lastEnd = 0;
+
+      const commit = async (final: boolean) => {
+        let counts = emptyCounts();
+        let deleted = 0;
+        if (batch.length > 0) counts = await resources.upsertMany(connection._id, batch, input.jobId);
+        if (deletions.length > 0) deleted = await resources.deleteByKeys(connection._id, deletions);
+        cp.line = lineNo;
+        cp.byte = lastEnd;
+        cp.counts = addCounts(cp.counts, counts);
+        cp.parsed += pending.parsed;
+        cp.malformed += pending.malformed;
+        cp.malformedLines = [...cp.malformedLines, ...pending.malformedLines].slice(0, MAX_MALFORMED_LINE_NUMBERS);
+        cp.deleted += deleted;
+        cp.outcomes += pending.outcomes;
+        // One progress document per file (one writer each: concurrent updates of one document are not atomic on FerretDB).
+        await jobs.recordProgress(input.jobId, `file:${input.fileKey}`, {
+            kind: input.kind,
+            type: input.type,
+            url: input.url,
+            lines: cp.line,
+            bytes: cp.byte,
+            parsed: cp.parsed,
+            written: cp.counts.inserted + cp.counts.updated,
+            malformed: cp.malformed,
+            malformedLines: cp.malformedLines,
+            deleted: cp.deleted,
+            done: final,
+            attempt,
+            resumedFromLine,
+        });
+        if (input.kind === 'error') await jobs.recordProgress(input.jobId, `errors:${input.fileKey}`, { url: input.url, count: cp.outcomes, outcomes: kept });
+        batch = [];
+        deletions = [];
+        pending = { parsed: 0, malformed: 0, malformedLines: [], outcomes: 0 };
+        ctx.heartbeat(cp); // the batch is stored: from here a retry may skip it
+      };
+
+      try {
+        for await (const { text, end, tooLong } of splitLines(stream, MAX_LINE_BYTES)) {
+          lineNo++;
+          lastEnd = end;
+          if (lineNo <= cp.line) continue; // committed by an earlier attempt
+          if (!tooLong && text.trim() === '') continue;
+          const value = tooLong ? undefined : parseJson(text);
+          if (!value || typeof value !== 'object' || Array.isArray(value)) {
+            pending.malformed++;
+            if (cp.malformedLines.length + pending.malformedLines.length < MAX_MALFORMED_LINE_NUMBERS) pending.malformedLines.push(lineNo);
+            continue;
+          }
+          pending.parsed++;
+          if (input.kind === 'output') {
+            batch.push(value as FhirResource);
+          } else if (input.kind === 'deleted') {
+            deletions.push(...deletedKeys(value));
+          } else {
+            pending.outcomes++;
+            if (kept.length < input.maxErrorOutcomes) kept.push(value);
+          }
+          if (batch.length >= input.batchSize || deletions.length >= input.batchSize || pending.outcomes >= input.batchSize) await commit(false);
+        }
+        await commit(true);
+      } catch (err) {
+        if (ctx.cancellationSignal.aborted) throw err;
+        throw toFhirError(err, input.url);
+      } finally {
+        clearInterval(heartbeat);
+        stream.destroy();
+      }
+      return {
+        fileKey: input.fileKey,
+        kind: input.kind,
+        type: input.type,
+        ...cp.counts,
+        lines: cp.line,
+        parsed: cp.parsed,
+        malformed: cp.malformed,
+        deleted: cp.deleted,
+        outcomes: cp.outcomes,
+        outcomesKept: kept.length,
+        resumedFromLine,
+        resumedFromByte,
+        attempt,
+      };
+    },
+
+    /**
+     * Writes the outcome to the job document (the API answers from it once the workflow is over) and, for a completed
+     * export, moves the sync points of its types to the transactionTime.
+     */
+    async finishBulkExport(input: {
+      jobId: string;
+      request: BulkExportRequest;
+      status: 'COMPLETED' | 'FAILED' | 'CANCELLED';
+      errorMessage?: string;
+      result?: Record<string, unknown>;
+      transactionTime?: string;
+    }): Promise<void> {
+      const { request } = input;
+      // A job that failed before it was recorded (e.g. its connection is gone) still gets a document.
+      await jobs.createOnce({
+        _id: input.jobId,
+        type: 'bulk-export',
+        provider: request.provider,
+        connectionId: request.connectionId,
+        request: { exportType: request.exportType, resourceTypes: request.resourceTypes, since: request.since, groupId: request.groupId },
+        startedAt: new Date(),
+      });
+      if (input.status === 'COMPLETED' && input.transactionTime) {
+        for (const t of request.resourceTypes) {
+          await syncPoints.advance(request.connectionId, exportSyncPointType(request.exportType, request.groupId, t), input.transactionTime, input.jobId);
+        }
+      }
+      await jobs.finish(input.jobId, input.status, {
+        ...(input.result ? { 'details.result': input.result } : {}),
+        ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
+      });
+    },
+  };
+}
+
+/** Retry-After as seconds: delta-seconds or an HTTP-date. */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) return undefined;
+  return Math.max(0, Math.ceil((t - Date.now()) / 1000));
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface RawManifest {
+  transactionTime?: unknown;
+  requiresAccessToken?: unknown;
+  output?: unknown;
+  error?: unknown;
+  deleted?: unknown;
+}
+
+function summarizeManifest(body: unknown, statusUrl: string): ManifestSummary {
+  const m = body as RawManifest | undefined;
+  if (!m || typeof m !== 'object' || typeof m.transactionTime !== 'string' || !Array.isArray(m.output)) {
+    throw new FhirRequestError('FHIR_REQUEST_FAILED', `The export manifest from ${loggableUrl(statusUrl)} is not valid (no transactionTime or output).`, 200, false);
+  }
+  const files = (list: unknown): ManifestFile[] =>
+    (Array.isArray(list) ? list : [])
+      .filter((f): f is { type?: unknown; url: string; count?: unknown } => !!f && typeof (f as { url?: unknown }).url === 'string')
+      .map((f) => ({
+        type: typeof f.type === 'string' ? f.type : 'unknown',
+        url: new URL(f.url, statusUrl).href,
+        ...(typeof f.count === 'number' ? { count: f.count } : {}),
+      }));
+  return {
+    transactionTime: new Date(m.transactionTime).toISOString(),
+    requiresAccessToken: m.requiresAccessToken === true,
+    output: files(m.output),
+    error: files(m.error),
+    deleted: files(m.deleted),
+  };
+}
+
+/** The (type, id) pairs of a `deleted` Bundle's DELETE entries (`request.url` = `Type/id`). */
+function deletedKeys(bundle: unknown): Array<{ resourceType: string; id: string }> {
+  const entries = (bundle as { entry?: Array<{ request?: { method?: string; url?: string } }> }).entry;
+  const out: Array<{ resourceType: string; id: string }> = [];
+  for (const e of Array.isArray(entries) ? entries : []) {
+    if (e?.request?.method?.toUpperCase() !== 'DELETE' || typeof e.request.url !== 'string') continue;
+    const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(e.request.url.split('?')[0] ?? '');
+    if (m) out.push({ resourceType: m[1] as string, id: m[2] as string });
+  }
+  return out;
+}
+
+/**
+ * Splits a byte stream into lines without holding more than one line (plus one chunk) in memory. `end` is the byte
+ * offset just after the line's newline. Lines longer than `maxLineBytes` are yielded empty with `tooLong`.
+ */
+export async function* splitLines(stream: AsyncIterable<Buffer | string>, maxLineBytes: number): AsyncGenerator<{ text: string; end: number; tooLong: boolean }> {
+  let parts: Buffer[] = [];
+  let partsLen = 0;
+  let overflow = false;
+  let offset = 0;
+  for await (const raw of stream) {
+    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      if (nl < 0) break;
+      const piece = chunk.subarray(start, nl);
+      const len = partsLen + piece.length;
+      offset += len + 1;
+      if (overflow || len > maxLineBytes) {
+        yield { text: '', end: offset, tooLong: true };
+      } else {
+        const line = partsLen > 0 ? Buffer.concat([...parts, piece]) : piece;
+        yield { text: line.toString('utf8').replace(/\r$/, ''), end: offset, tooLong: false };
+      }
+      parts = [];
+      partsLen = 0;
+      overflow = false;
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      partsLen += rest.length;
+      if (partsLen > maxLineBytes) {
+        overflow = true;
+        parts = [];
+      } else {
+        parts.push(Buffer.from(rest)); // copy: the chunk may be reused by the stream
+      }
+    }
+  }
+  if (partsLen > 0 || overflow) {
+    offset += partsLen;
+    if (overflow) yield { text: '', end: offset, tooLong: true };
+    else yield { text: Buffer.concat(parts).toString('utf8').replace(/\r$/, ''), end: offset, tooLong: false };
+  }
+}

@@ -1,0 +1,78 @@
+import { z } from 'zod';
+import { BulkExportBodySchema } from './routes/bulkExport';
+import { CapabilitiesQuerySchema } from './routes/capabilities';
+import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema } from './routes/connections';
+import { StoredResourcesQuerySchema } from './routes/resources';
+import { EnhancedSyncBodySchema } from './routes/sync';
+
+/**
+ * The OpenAPI 3.1 document of the API, generated from the same zod schemas that validate the requests
+ * (zod's own JSON Schema output, which OpenAPI 3.1 uses as is), so the document cannot drift from the checks.
+ */
+type Json = Record<string, unknown>;
+
+const envelope = (data: Json = {}): Json => ({
+  description: 'The spec envelope',
+  content: {
+    'application/json': {
+      schema: {
+        oneOf: [
+          { type: 'object', required: ['success', 'data'], properties: { success: { const: true }, data } },
+          {
+            type: 'object',
+            required: ['success', 'error'],
+            properties: { success: { const: false }, error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } },
+          },
+        ],
+      },
+    },
+  },
+});
+
+const body = (schema: z.ZodType): Json => ({ required: true, content: { 'application/json': { schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) } } });
+
+/** Query parameters from an object schema. */
+function query(schema: z.ZodType): Json[] {
+  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, Json>; required?: string[] };
+  return Object.entries(json.properties ?? {}).map(([name, s]) => ({ name, in: 'query', required: json.required?.includes(name) ?? false, schema: s }));
+}
+
+const path = (...names: string[]): Json[] => names.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
+const responses = (ok: string, extra: Record<string, string> = {}): Json => ({
+  [ok]: envelope(),
+  ...Object.fromEntries(Object.entries({ '400': 'Invalid input (message lists every problem)', '401': 'Missing or wrong API key', '404': 'Unknown provider, connection or job', ...extra }).map(([k, d]) => [k, { ...envelope(), description: d }])),
+});
+
+export function openApiDocument(): Json {
+  const p = (provider = true) => (provider ? path('provider') : []);
+  return {
+    openapi: '3.1.0',
+    info: { title: 'ehr-sync API', version: '0.1.0', description: 'eClinicalWorks (FHIR R4, SMART on FHIR) to MongoDB, on Temporal.' },
+    components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' }, bearer: { type: 'http', scheme: 'bearer' } } },
+    security: [{ apiKey: [] }, { bearer: [] }],
+    paths: {
+      '/health': { get: { security: [], summary: 'Liveness', responses: { '200': envelope() } } },
+      '/api/ehr/providers': { get: { summary: 'The provider registry', responses: responses('200') } },
+      '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201') } },
+      '/api/ehr/callback': { get: { security: [], summary: 'OAuth redirect target: exchanges the code, stores the connection', parameters: query(CallbackQuerySchema), responses: responses('201') } },
+      '/api/ehr/{provider}/connections/backend': { post: { summary: 'SMART Backend Services connection', parameters: p(), requestBody: body(BackendConnectionBodySchema), responses: responses('201') } },
+      '/api/ehr/connections': { get: { summary: 'List connections (never tokens)', responses: responses('200') } },
+      '/api/ehr/connections/{connectionId}': {
+        get: { summary: 'Read a connection', parameters: path('connectionId'), responses: responses('200') },
+        delete: { summary: 'Delete a connection', parameters: path('connectionId'), responses: responses('200') },
+      },
+      '/api/ehr/{provider}/capabilities': { get: { summary: 'Capabilities of the connection\'s FHIR server (workflow)', parameters: [...p(), ...query(CapabilitiesQuerySchema)], responses: responses('200', { '502': 'The FHIR server failed' }) } },
+      '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts, or 202 with the job id)', parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200'), '202': envelope() } } },
+      '/api/ehr/{provider}/enhanced-sync/{jobId}': { get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') } },
+      '/api/ehr/{provider}/bulk-export': { post: { summary: 'Start a bulk export ($export) into MongoDB', parameters: p(), requestBody: body(BulkExportBodySchema), responses: { ...responses('201'), '202': envelope() } } },
+      '/api/ehr/{provider}/bulk-export/{jobId}': {
+        get: { summary: 'Export status and progress', parameters: path('provider', 'jobId'), responses: responses('200') },
+        delete: { summary: 'Cancel a running export (also on the server)', parameters: path('provider', 'jobId'), responses: responses('202') },
+      },
+      '/api/ehr/{provider}/bulk-export/{jobId}/cancel': { post: { summary: 'Cancel a running export', parameters: path('provider', 'jobId'), responses: responses('202') } },
+      '/api/ehr/{provider}/resources/{resourceType}': { get: { summary: 'Stored resources, from MongoDB, paged', parameters: [...path('provider', 'resourceType'), ...query(StoredResourcesQuerySchema)], responses: responses('200') } },
+      '/api/ehr/{provider}/rate-limit': { get: { summary: 'Shared rate-limit budget per quota', parameters: p(), responses: responses('200') } },
+      '/api/openapi.json': { get: { security: [], summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
+    },
+  };
+}

@@ -1,0 +1,436 @@
+import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
+import type { QuotaContext, RequestLimiter } from '../fhir/limiter';
+import { FhirRequestError } from '../fhir/errors';
+import type { Quota } from '../providers/schema';
+import { normalizeBaseUrl, type ProviderRegistry } from '../providers/registry';
+import { COLLECTIONS } from '../store/mongo';
+import { debugFor } from '../logger';
+import {
+  CALENDAR_WINDOW_SECONDS,
+  DEFAULT_TUNING,
+  blockForServerRemaining,
+  bucketParams,
+  calendarChunk,
+  firstFreeSlot,
+  planObserve,
+  slotSendTime,
+  windowBucketParams,
+  type BucketParams,
+  type LimiterTuning,
+} from './math';
+
+/**
+ * The shared rate limiter: every process (workers, API) that talks to a provider takes its requests from the same
+ * quotas, kept in MongoDB. See math.ts for the arithmetic.
+ *
+ * Only inserts are relied on for atomicity. FerretDB 1.x with its SQLite backend runs an update as a read followed
+ * by a write without a transaction (FerretDB/FerretDB#3040): measured here, 400 concurrent `$inc`s on one document
+ * left 31, and a compare-and-set on a version field let 400 of 400 writers "win" with the version ending at 69. A
+ * unique `_id` insert, on the other hand, is decided by SQLite's primary key. So:
+ *   - token bucket (and a short fixed window, kept as a burst-1 bucket): one ticket document per claimed time slot
+ *     (`rate_limit_slots`, `_id = key|slot`); claiming = inserting; the slot says when the request may go;
+ *   - calendar window (a day): one ticket per chunk of requests per window (`_id = key|window|chunk`);
+ *   - blocks after a 429 / Remaining: 0: `rate_limits` documents (`_id = key`) raised with `$max`. Two blocks written
+ *     in the same few milliseconds could lose one (both come from the same server and say nearly the same).
+ * No transactions, change streams, TTL indexes or pipeline updates; old tickets are deleted by whoever passes by.
+ *
+ * Why not a library: rate-limiter-flexible's Mongo store counts points with `$inc` upserts (lost on FerretDB, as
+ * above), expects a TTL index (FerretDB 1.x has none), has no token bucket with burst across processes, and answers
+ * "refused, retry in N ms", so that callers poll.
+ *
+ * Cost per acquire: concurrent callers in one process are served together (one batch per set of quotas): one read
+ * of the block documents and one `insertMany` of slot tickets per bucket, plus one insert per chunk of a calendar
+ * window. A slot taken by another process shows up as a duplicate key and the next one is tried.
+ *
+ * Clock: slots are in the database's time; the offset between this process's clock and the server's is measured
+ * with `hello.localTime` at start and every minute, so processes with skewed clocks still agree.
+ */
+export interface QuotaBudget {
+  name: string;
+  kind: Quota['kind'];
+  /** Who shares it: `provider` or the FHIR base URL. */
+  shareBy: Quota['shareBy'];
+  key: string;
+  limit: number;
+  used: number;
+  remaining: number;
+  /** Token bucket: when it is full again; window: when what is counted now has left it. ISO 8601. */
+  resetAt: string;
+  /** Set while a 429 (or X-RateLimit-Remaining: 0) blocks the quota. */
+  blockedUntil?: string;
+}
+
+export interface RateBudgetReader {
+  budget(providerId: string, baseUrl?: string): Promise<QuotaBudget[]>;
+}
+
+export interface MongoRateLimiterOptions {
+  tuning?: Partial<LimiterTuning>;
+  /** A wait longer than this fails the request (retryable FHIR_RATE_LIMITED) instead of holding it. Default 120 s. */
+  maxWaitMs?: number;
+}
+
+export const SLOTS_COLLECTION = 'rate_limit_slots';
+
+interface BlockDoc {
+  _id: string;
+  provider: string;
+  quota: string;
+  kind: Quota['kind'];
+  scope: string;
+  blockedUntil: number;
+  updatedAt: Date;
+}
+
+interface TicketDoc {
+  _id: string;
+  /** Quota key. */
+  q: string;
+  /** Bucket: slot index. Calendar window: window index. */
+  k: number;
+  /** Calendar window: chunk index and its size. */
+  chunk?: number;
+  size?: number;
+  /** Provider and scope, for the budget of quotas shared by base URL. */
+  provider: string;
+  quota: string;
+  scope: string;
+  createdAt: Date;
+}
+
+interface Resolved {
+  quota: Quota;
+  key: string;
+  scope: string;
+  providerId: string;
+  /** Token bucket, or a sliding window as a burst-1 bucket. */
+  bucket?: BucketParams;
+  /** Calendar window. */
+  calendar?: { windowMs: number; limit: number; chunk: number };
+}
+
+interface CalendarState {
+  window: number;
+  nextChunk: number;
+  left: number;
+}
+
+const CLOCK_REFRESH_MS = 60_000;
+const CLEANUP_EVERY_MS = 30_000;
+const DUPLICATE_KEY = 11000;
+
+export class MongoRateLimiter implements RequestLimiter, RateBudgetReader {
+  private readonly blocks: Collection<BlockDoc>;
+  private readonly tickets: Collection<TicketDoc>;
+  private readonly tuning: LimiterTuning;
+  private readonly maxWaitMs: number;
+  /** Next slot worth trying per bucket key (slots below it are taken or in the past). */
+  private readonly hints = new Map<string, number>();
+  private readonly calendars = new Map<string, CalendarState>();
+  private readonly cleanedAt = new Map<string, number>();
+  private readonly batches = new KeyedBatcher();
+  private offsetMs = 0;
+  private offsetCheckedAt = -Infinity;
+  private offsetPending?: Promise<void>;
+  private indexes?: Promise<unknown>;
+
+  constructor(
+    db: Db,
+    private readonly registry: ProviderRegistry,
+    opts: MongoRateLimiterOptions = {},
+  ) {
+    this.blocks = db.collection<BlockDoc>(COLLECTIONS.rateLimits);
+    this.tickets = db.collection<TicketDoc>(SLOTS_COLLECTION);
+    this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
+    this.maxWaitMs = opts.maxWaitMs ?? 120_000;
+  }
+
+  async acquire(ctx: QuotaContext, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    const quotas = this.resolve(ctx);
+    if (quotas.length === 0) return;
+    this.indexes ??= this.tickets.createIndex({ q: 1, k: 1 }).catch(() => undefined);
+    const batchKey = quotas.map((q) => q.key).join('\n');
+    const sendAt = await this.batches.run(batchKey, (n) => this.claim(quotas, n));
+    const now = await this.now();
+    const ms = sendAt - now;
+    if (ms <= 0) return;
+    if (ms > this.maxWaitMs) {
+      throw new FhirRequestError(
+        'FHIR_RATE_LIMITED',
+        `The ${ctx.providerId} rate limit would hold this request for ${Math.ceil(ms / 1000)} s (more than ${Math.round(this.maxWaitMs / 1000)} s). The step will be retried later.`,
+        429,
+        true,
+      );
+    }
+    if (ms >= 250) debugFor(ctx.providerId, 'limiter')('waiting %d ms (%s)', Math.round(ms), quotas.map((q) => q.quota.name).join(', '));
+    await sleep(ms, signal);
+  }
+
+  async observe(ctx: QuotaContext, response: { statusCode: number; headers: Record<string, string | string[] | undefined> }): Promise<void> {
+    const quotas = this.resolve(ctx);
+    if (quotas.length === 0) return;
+    const now = await this.now();
+    const actions = planObserve(quotas.map((q) => q.quota), response.statusCode, response.headers, now);
+    if (actions.length === 0) return;
+    const log = debugFor(ctx.providerId, 'limiter');
+    // The server counted the request when it arrived: got's timings say when it was sent.
+    const sentLocal = (response as { timings?: { upload?: number } }).timings?.upload;
+    const sentAt = sentLocal !== undefined ? Math.min(now, sentLocal + this.offsetMs) : now;
+    await Promise.all(
+      actions.map(async (a) => {
+        const r = quotas[a.index]!;
+        let until = a.blockUntil;
+        // No X-RateLimit-Reset to say when the server's window ends: a whole window is the safe guess.
+        if (a.untilWindowClear && r.quota.kind === 'fixed-window') until = Math.max(until ?? now, now + r.quota.windowSeconds * 1000);
+        if (a.serverRemaining !== undefined && r.bucket && r.quota.kind === 'token-bucket') {
+          const low = blockForServerRemaining(a.serverRemaining, sentAt, r.bucket);
+          if (low !== undefined) until = Math.max(until ?? low, low);
+        }
+        if (until === undefined || until <= now) return;
+        if (response.statusCode === 429 || until - now >= 1000) log('%s: %d -> hold %d ms', r.key, response.statusCode, Math.round(until - now));
+        await this.block(r, until);
+      }),
+    );
+  }
+
+  /** Used and remaining per quota key of a provider (and base URL: quotas shared by base URL need one). */
+  async budget(providerId: string, baseUrl?: string): Promise<QuotaBudget[]> {
+    const provider = this.registry.get(providerId);
+    const now = await this.now();
+    const out: QuotaBudget[] = [];
+    for (const quota of provider.rateLimit.quotas) {
+      let scopes: string[];
+      if (quota.shareBy === 'provider') scopes = [providerId];
+      else if (baseUrl) scopes = [normalizeBaseUrl(baseUrl)];
+      else {
+        const seen = (await this.tickets.distinct('scope', { provider: providerId, quota: quota.name })) as string[];
+        scopes = seen.length > 0 ? seen.sort() : [normalizeBaseUrl(provider.endpoints.default)];
+      }
+      for (const scope of scopes) {
+        const r = this.resolveOne(providerId, scope, quota);
+        const block = await this.blocks.findOne({ _id: r.key });
+        const blockedUntil = block && block.blockedUntil > now ? new Date(block.blockedUntil).toISOString() : undefined;
+        const base = { name: quota.name, kind: quota.kind, shareBy: quota.shareBy, key: r.key, blockedUntil };
+        if (r.calendar) {
+          const window = Math.floor(now / r.calendar.windowMs);
+          const chunks = await this.tickets.find({ q: r.key, k: window }).toArray();
+          const used = Math.min(r.calendar.limit, chunks.reduce((sum, c) => sum + (c.size ?? 0), 0));
+          out.push({ ...base, limit: r.calendar.limit, used, remaining: r.calendar.limit - used, resetAt: new Date((window + 1) * r.calendar.windowMs).toISOString() });
+        } else if (r.bucket) {
+          const p = r.bucket;
+          if (quota.kind === 'token-bucket') {
+            // Slots claimed from now on are the tokens already spoken for.
+            const ahead = await this.tickets.countDocuments({ q: r.key, k: { $gte: Math.ceil(now / p.intervalMs) } });
+            const remaining = Math.max(0, p.serverBurst - ahead);
+            out.push({ ...base, limit: p.serverBurst, used: p.serverBurst - remaining, remaining, resetAt: new Date(now + ahead * p.intervalMs).toISOString() });
+          } else {
+            const windowMs = quota.windowSeconds * 1000;
+            const recent = await this.tickets.find({ q: r.key, k: { $gt: Math.floor((now - windowMs) / p.intervalMs) } }).toArray();
+            const used = Math.min(p.serverBurst, recent.length);
+            const last = recent.reduce((m, t) => Math.max(m, t.k), -Infinity);
+            const resetAt = recent.length ? last * p.intervalMs + windowMs : now;
+            out.push({ ...base, limit: p.serverBurst, used, remaining: p.serverBurst - used, resetAt: new Date(resetAt).toISOString() });
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  // --- quotas and keys ---
+
+  private resolve(ctx: QuotaContext): Resolved[] {
+    const provider = this.registry.get(ctx.providerId);
+    return provider.rateLimit.quotas.map((q) => this.resolveOne(ctx.providerId, q.shareBy === 'provider' ? ctx.providerId : normalizeBaseUrl(ctx.baseUrl), q));
+  }
+
+  private resolveOne(providerId: string, scope: string, quota: Quota): Resolved {
+    const key = `${providerId}|${quota.name}|${scope}`;
+    const base = { quota, key, scope, providerId };
+    if (quota.kind === 'token-bucket') return { ...base, bucket: bucketParams(quota, this.tuning) };
+    if (quota.windowSeconds > CALENDAR_WINDOW_SECONDS) {
+      return { ...base, calendar: { windowMs: quota.windowSeconds * 1000, limit: quota.limit, chunk: calendarChunk(quota.limit) } };
+    }
+    return { ...base, bucket: windowBucketParams(quota) };
+  }
+
+  // --- claiming ---
+
+  /** Claims `n` requests on every quota; returns when each may be sent. */
+  private async claim(quotas: Resolved[], n: number): Promise<number[]> {
+    const now = await this.now();
+    const blocked = new Map((await this.blocks.find({ _id: { $in: quotas.map((q) => q.key) } }).toArray()).map((b) => [b._id, b.blockedUntil]));
+    const times = Array<number>(n).fill(now);
+    for (const r of quotas) {
+      const until = blocked.get(r.key) ?? 0;
+      const t = r.calendar ? await this.claimCalendar(r, n, Math.max(now, until)) : await this.claimSlots(r, n, until);
+      t.forEach((v, i) => (times[i] = Math.max(times[i]!, v)));
+    }
+    return times;
+  }
+
+  /** Claims `n` slot tickets of a bucket (one insertMany per round; slots others hold are skipped). */
+  private async claimSlots(r: Resolved, n: number, blockedUntil: number): Promise<number[]> {
+    const p = r.bucket!;
+    const out: number[] = [];
+    for (let round = 0; out.length < n; round++) {
+      const now = await this.now();
+      const from = Math.max(firstFreeSlot(now, blockedUntil, p), this.hints.get(r.key) ?? -Infinity);
+      const want = n - out.length;
+      const ks = Array.from({ length: want }, (_, i) => from + i);
+      const won = await this.insertTickets(ks.map((k) => this.ticket(r, `${r.key}|${k}`, k)));
+      this.hints.set(r.key, from + want);
+      for (const i of won) out.push(slotSendTime(ks[i]!, now, p));
+      if (round > 1000) throw new Error(`rate limiter: could not claim a slot of ${r.key}`);
+    }
+    this.cleanup(r, Math.floor((await this.now()) / p.intervalMs) - Math.ceil((r.quota.kind === 'fixed-window' ? r.quota.windowSeconds * 1000 : 0) / p.intervalMs) - 10);
+    return out.sort((a, b) => a - b);
+  }
+
+  /** Takes `n` requests from a calendar window, claiming chunk tickets as needed; returns when each may go. */
+  private async claimCalendar(r: Resolved, n: number, from: number): Promise<number[]> {
+    const c = r.calendar!;
+    const chunks = Math.ceil(c.limit / c.chunk);
+    const out: number[] = [];
+    let window = Math.floor(from / c.windowMs);
+    while (out.length < n) {
+      const st = this.calendars.get(r.key);
+      if (st && st.window === window && st.left > 0) {
+        const take = Math.min(st.left, n - out.length);
+        st.left -= take;
+        for (let i = 0; i < take; i++) out.push(Math.max(from, window * c.windowMs));
+        continue;
+      }
+      const state: CalendarState = st && st.window === window ? st : { window, nextChunk: 0, left: 0 };
+      this.calendars.set(r.key, state);
+      if (state.nextChunk >= chunks) {
+        window++; // this window is used up: the next one
+        continue;
+      }
+      const chunk = state.nextChunk++;
+      const size = Math.min(c.chunk, c.limit - chunk * c.chunk);
+      const won = await this.insertTickets([{ ...this.ticket(r, `${r.key}|${window}|${chunk}`, window), chunk, size }]);
+      if (won.length) state.left += size;
+    }
+    this.cleanup(r, Math.floor(from / c.windowMs) - 1);
+    return out;
+  }
+
+  private ticket(r: Resolved, id: string, k: number): TicketDoc {
+    return { _id: id, q: r.key, k, provider: r.providerId, quota: r.quota.name, scope: r.scope, createdAt: new Date() };
+  }
+
+  /** Inserts tickets; returns the indexes of those this call won (the others already existed). */
+  private async insertTickets(docs: TicketDoc[]): Promise<number[]> {
+    try {
+      await this.tickets.insertMany(docs, { ordered: false });
+      return docs.map((_d, i) => i);
+    } catch (err) {
+      if (!(err instanceof MongoBulkWriteError)) throw err;
+      const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+      if (errors.some((e) => e.code !== DUPLICATE_KEY)) throw err;
+      const lost = new Set(errors.map((e) => e.index));
+      return docs.map((_d, i) => i).filter((i) => !lost.has(i));
+    }
+  }
+
+  /** Deletes tickets that can no longer matter (at most every 30 s per key and process; errors ignored). */
+  private cleanup(r: Resolved, belowK: number): void {
+    const now = Date.now();
+    if (now - (this.cleanedAt.get(r.key) ?? 0) < CLEANUP_EVERY_MS) return;
+    this.cleanedAt.set(r.key, now);
+    void this.tickets.deleteMany({ q: r.key, k: { $lt: belowK } }).catch(() => undefined);
+  }
+
+  private async block(r: Resolved, until: number): Promise<void> {
+    await this.blocks.updateOne(
+      { _id: r.key },
+      { $max: { blockedUntil: until }, $set: { updatedAt: new Date() }, $setOnInsert: { provider: r.providerId, quota: r.quota.name, kind: r.quota.kind, scope: r.scope } },
+      { upsert: true },
+    );
+  }
+
+  // --- time ---
+
+  /** Database time: this process's clock plus the measured offset (refreshed in the background). */
+  private async now(): Promise<number> {
+    const local = Date.now();
+    if (local - this.offsetCheckedAt > CLOCK_REFRESH_MS) {
+      this.offsetPending ??= this.measureOffset().finally(() => (this.offsetPending = undefined));
+      // Block only the very first time; later refreshes run in the background.
+      if (this.offsetCheckedAt === -Infinity) await this.offsetPending;
+    }
+    return Date.now() + this.offsetMs;
+  }
+
+  private async measureOffset(): Promise<void> {
+    try {
+      const t0 = Date.now();
+      const hello = (await this.blocks.db.admin().command({ hello: 1 })) as { localTime?: Date };
+      const t1 = Date.now();
+      if (hello.localTime instanceof Date) this.offsetMs = hello.localTime.getTime() - (t0 + t1) / 2;
+    } catch {
+      /* keep the last offset (0 at first): the server's clock is a refinement, not a requirement */
+    }
+    this.offsetCheckedAt = Date.now();
+  }
+}
+
+export function isRateBudgetReader(x: unknown): x is RateBudgetReader {
+  return typeof (x as RateBudgetReader | undefined)?.budget === 'function';
+}
+
+/** setTimeout that an AbortSignal cuts short (rejecting with the signal's reason). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Runs at most one operation per key at a time; callers that arrive meanwhile are served together by the next one
+ * (`exec(n)` returns one result per caller, in order). Fewer concurrent writers also keep FerretDB's tail latency
+ * (and so late sends) down.
+ */
+class KeyedBatcher {
+  private readonly queues = new Map<string, Array<{ resolve: (v: never) => void; reject: (e: unknown) => void; exec: (n: number) => Promise<unknown[]> }>>();
+  private readonly running = new Set<string>();
+
+  run<T>(key: string, exec: (n: number) => Promise<T[]>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const q = this.queues.get(key) ?? [];
+      q.push({ resolve: resolve as (v: never) => void, reject, exec });
+      this.queues.set(key, q);
+      if (!this.running.has(key)) void this.drain(key);
+    });
+  }
+
+  private async drain(key: string): Promise<void> {
+    this.running.add(key);
+    try {
+      for (;;) {
+        const batch = this.queues.get(key) ?? [];
+        this.queues.delete(key);
+        if (batch.length === 0) return;
+        try {
+          const results = await batch[0]!.exec(batch.length);
+          batch.forEach((c, i) => c.resolve(results[i] as never));
+        } catch (err) {
+          for (const c of batch) c.reject(err);
+        }
+      }
+    } finally {
+      this.running.delete(key);
+    }
+  }
+}

@@ -1,0 +1,366 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { BulkExportRequest, FileKind, FileResult, ManifestSummary } from '../activities/bulkExport';
+import { DEFAULT_BULK_EXPORT_OPTIONS, describeSeconds, type BulkExportOptions } from './bulkExportOptions';
+
+// One FHIR call or one bookkeeping write each: quick, retried briefly (kick-off 4xx are non-retryable failures).
+const short = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
+});
+
+export interface BulkExportWorkflowInput extends BulkExportRequest {
+  options?: Partial<BulkExportOptions>;
+}
+
+export interface TypeProgress {
+  files: number;
+  filesDone: number;
+  /** Resources read from the files so far. */
+  resources: number;
+  /** Inserted or updated in MongoDB. */
+  written: number;
+  malformed: number;
+}
+
+export type BulkExportPhase = 'STARTING' | 'EXPORTING' | 'DOWNLOADING' | 'FINISHING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+/** What the running workflow reports (Temporal query): counts and references only. */
+export interface BulkExportProgress {
+  jobId: string;
+  connectionId: string;
+  provider: string;
+  exportType: BulkExportRequest['exportType'];
+  resourceTypes: string[];
+  groupId?: string;
+  since?: string;
+  phase: BulkExportPhase;
+  statusUrl?: string;
+  kickedOffAt?: string;
+  polls: number;
+  lastPollAt?: string;
+  nextPollAt?: string;
+  /** The server's X-Progress text. */
+  xProgress?: string;
+  /** The last 429 / transient error of a status poll. */
+  lastStatusProblem?: string;
+  /** E.g. Retry-After values that were clamped. */
+  notes: string[];
+  transactionTime?: string;
+  outputUrls?: string[];
+  files: { total: number; done: number; running: number };
+  resourcesByType: Record<string, TypeProgress>;
+  malformedLines: number;
+  errorOutcomes: number;
+  deletedResources: number;
+  errorMessage?: string;
+}
+
+export interface BulkExportResult {
+  jobId: string;
+  status: 'COMPLETED' | 'CANCELLED';
+  transactionTime?: string;
+  files: number;
+  resources: number;
+  written: { inserted: number; updated: number; unchanged: number; invalid: number };
+  malformedLines: number;
+  errorOutcomes: number;
+  deletedResources: number;
+  resumedDownloads: number;
+  resourcesByType: Record<string, TypeProgress>;
+}
+
+export const bulkExportProgressQuery = defineQuery<BulkExportProgress>('bulkExportProgress');
+export const cancelBulkExportSignal = defineSignal<[{ reason?: string }?]>('cancelBulkExport');
+
+/**
+ * The Bulk Data export of one connection, durable end to end: kick-off → status polls spaced by durable timers
+ * (poll interval or Retry-After, backing off on 429/transient errors) until complete, failed or stuck (then DELETE on
+ * the server) → the manifest's files downloaded by bounded parallel heartbeating activities that stream into MongoDB
+ * → the outcome written to the job document and the transactionTime stored as the next `_since`.
+ * The job id is the workflow id. Cancel with the `cancelBulkExport` signal or by cancelling the workflow.
+ */
+export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promise<BulkExportResult> {
+  const jobId = workflowInfo().workflowId;
+  const opts: BulkExportOptions = { ...DEFAULT_BULK_EXPORT_OPTIONS, ...stripUndefined(input.options ?? {}) };
+  const request: BulkExportRequest = {
+    connectionId: input.connectionId,
+    provider: input.provider,
+    exportType: input.exportType,
+    resourceTypes: input.resourceTypes,
+    since: input.since,
+    groupId: input.groupId,
+    idempotencyKey: input.idempotencyKey,
+  };
+  const progress: BulkExportProgress = {
+    jobId,
+    connectionId: input.connectionId,
+    provider: input.provider,
+    exportType: input.exportType,
+    resourceTypes: input.resourceTypes,
+    groupId: input.groupId,
+    since: input.since,
+    phase: 'STARTING',
+    polls: 0,
+    notes: [],
+    files: { total: 0, done: 0, running: 0 },
+    resourcesByType: {},
+    malformedLines: 0,
+    errorOutcomes: 0,
+    deletedResources: 0,
+  };
+  setHandler(bulkExportProgressQuery, () => progress);
+
+  const downloads = proxyActivities<Activities>({
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: opts.downloadHeartbeatTimeoutSeconds * 1000,
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },
+  });
+
+  const scope = new CancellationScope();
+  let cancelReason: string | undefined;
+  setHandler(cancelBulkExportSignal, (arg) => {
+    if (cancelReason !== undefined || isFinal(progress.phase)) return;
+    cancelReason = arg?.reason ?? 'cancelled on request';
+    scope.cancel();
+  });
+
+  let statusUrl: string | undefined;
+  let cancelledOnServer = false;
+  const clamp = (seconds: number | undefined): number => {
+    if (seconds === undefined) return 0;
+    const clamped = Math.min(opts.retryAfterMaxSeconds, Math.max(opts.retryAfterMinSeconds, seconds));
+    if (clamped !== seconds && progress.notes.length < 20) {
+      progress.notes.push(`Retry-After of ${seconds} s clamped to ${clamped} s.`);
+    }
+    return clamped;
+  };
+
+  const run = async (): Promise<BulkExportResult> => {
+    const prepared = await short.prepareBulkExport({ ...request, jobId, options: { ...opts } });
+    progress.since = prepared.since;
+    const kicked = await short.kickOffBulkExport({
+      jobId,
+      connectionId: input.connectionId,
+      exportType: input.exportType,
+      groupId: input.groupId,
+      resourceTypes: input.resourceTypes,
+      since: prepared.since,
+    });
+    statusUrl = kicked.statusUrl;
+    progress.statusUrl = statusUrl;
+    progress.kickedOffAt = new Date().toISOString();
+    progress.phase = 'EXPORTING';
+
+    // Status polls, spaced by durable timers, until complete, failed or past the stuck deadline.
+    const deadline = Date.now() + opts.stuckTimeoutSeconds * 1000;
+    let backoffStep = 0;
+    let serverErrors = 0;
+    let manifest: ManifestSummary;
+    for (;;) {
+      progress.polls++;
+      const s = await short.checkBulkExportStatus({ jobId, connectionId: input.connectionId, statusUrl });
+      progress.lastPollAt = new Date().toISOString();
+      if (s.state === 'complete') {
+        manifest = s.manifest;
+        break;
+      }
+      if (s.state === 'failed') throw ApplicationFailure.nonRetryable(`The FHIR server reports that the export failed: ${s.message}`, 'EXPORT_FAILED');
+      let waitSeconds: number;
+      if (s.state === 'in-progress') {
+        progress.xProgress = s.progress;
+        backoffStep = 0;
+        serverErrors = 0;
+        waitSeconds = Math.max(opts.pollIntervalSeconds, clamp(s.retryAfterSeconds));
+      } else {
+        progress.lastStatusProblem = s.message;
+        if (s.state === 'server-error' && ++serverErrors > opts.maxStatusServerErrors) {
+          throw ApplicationFailure.nonRetryable(`The FHIR server reports that the export failed: ${s.message}`, 'EXPORT_FAILED');
+        }
+        backoffStep++;
+        const backoff = Math.min(opts.retryAfterMaxSeconds, opts.pollIntervalSeconds * 2 ** backoffStep);
+        waitSeconds = Math.max(clamp(s.retryAfterSeconds), backoff);
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        const cancel = await short.cancelBulkExportOnServer({ jobId, connectionId: input.connectionId, statusUrl });
+        cancelledOnServer = true;
+        throw ApplicationFailure.nonRetryable(
+          `The export did not complete within ${describeSeconds(opts.stuckTimeoutSeconds)} (the stuck timeout; last progress: ${progress.xProgress ?? 'none'}). ` +
+            `It was cancelled on the server (DELETE ${statusUrl} answered ${cancel.status}). Start a new export, or raise options.stuckTimeoutSeconds.`,
+          'EXPORT_STUCK',
+        );
+      }
+      const waitMs = Math.min(waitSeconds * 1000, remaining);
+      progress.nextPollAt = new Date(Date.now() + waitMs).toISOString();
+      await sleep(waitMs);
+    }
+
+    // Downloads: output and error files in bounded parallel lanes, then deletions.
+    progress.phase = 'DOWNLOADING';
+    progress.transactionTime = manifest.transactionTime;
+    progress.outputUrls = manifest.output.map((f) => f.url);
+    progress.nextPollAt = undefined;
+    progress.xProgress = undefined;
+    const all: Array<{ kind: FileKind; type: string; url: string; fileKey: string }> = [];
+    const add = (kind: FileKind, list: ManifestSummary['output']) => {
+      for (const f of list) all.push({ kind, type: f.type, url: f.url, fileKey: `f${String(all.length).padStart(4, '0')}` });
+    };
+    add('output', manifest.output);
+    add('error', manifest.error);
+    add('deleted', manifest.deleted);
+    progress.files.total = all.length;
+    for (const f of all) {
+      if (f.kind !== 'output') continue;
+      const t = (progress.resourcesByType[f.type] ??= { files: 0, filesDone: 0, resources: 0, written: 0, malformed: 0 });
+      t.files++;
+    }
+    const results: FileResult[] = [];
+    const runLanes = async (files: typeof all) => {
+      const queue = [...files];
+      const lane = async () => {
+        for (let f = queue.shift(); f; f = queue.shift()) {
+          progress.files.running++;
+          try {
+            const r = await downloads.downloadBulkFile({
+              jobId,
+              connectionId: input.connectionId,
+              fileKey: f.fileKey,
+              kind: f.kind,
+              type: f.type,
+              url: f.url,
+              requiresAccessToken: manifest.requiresAccessToken,
+              batchSize: opts.batchSize,
+              maxErrorOutcomes: opts.maxErrorOutcomes,
+            });
+            results.push(r);
+            progress.files.done++;
+            progress.malformedLines += r.malformed;
+            progress.errorOutcomes += r.outcomes;
+            progress.deletedResources += r.deleted;
+            const t = progress.resourcesByType[r.type];
+            if (r.kind === 'output' && t) {
+              t.filesDone++;
+              t.resources += r.parsed;
+              t.written += r.inserted + r.updated;
+              t.malformed += r.malformed;
+            }
+          } finally {
+            progress.files.running--;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.maxParallelDownloads, files.length)) }, lane));
+    };
+    await runLanes(all.filter((f) => f.kind !== 'deleted'));
+    await runLanes(all.filter((f) => f.kind === 'deleted'));
+
+    const outputs = results.filter((r) => r.kind === 'output');
+    const result: BulkExportResult = {
+      jobId,
+      status: 'COMPLETED',
+      transactionTime: manifest.transactionTime,
+      files: results.length,
+      resources: outputs.reduce((n, r) => n + r.parsed, 0),
+      written: {
+        inserted: outputs.reduce((n, r) => n + r.inserted, 0),
+        updated: outputs.reduce((n, r) => n + r.updated, 0),
+        unchanged: outputs.reduce((n, r) => n + r.unchanged, 0),
+        invalid: outputs.reduce((n, r) => n + r.invalid, 0),
+      },
+      malformedLines: progress.malformedLines,
+      errorOutcomes: progress.errorOutcomes,
+      deletedResources: progress.deletedResources,
+      resumedDownloads: results.filter((r) => r.resumedFromLine > 0).length,
+      resourcesByType: progress.resourcesByType,
+    };
+    progress.phase = 'FINISHING';
+    await short.finishBulkExport({ jobId, request, status: 'COMPLETED', result: { ...result }, transactionTime: manifest.transactionTime });
+    progress.phase = 'COMPLETED';
+    return result;
+  };
+
+  try {
+    return await scope.run(run);
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    let message = cancelled ? `The export was cancelled (${cancelReason ?? 'the workflow was cancelled'}).` : failureMessage(err);
+    await CancellationScope.nonCancellable(async () => {
+      if (statusUrl && !cancelledOnServer) {
+        try {
+          const cancel = await short.cancelBulkExportOnServer({ jobId, connectionId: input.connectionId, statusUrl });
+          if (cancelled) message += ` It was cancelled on the server (DELETE answered ${cancel.status}).`;
+        } catch (e) {
+          message += ` Cancelling it on the server failed: ${failureMessage(e)}`;
+        }
+      }
+      progress.errorMessage = message;
+      await short.finishBulkExport({ jobId, request, status: cancelled ? 'CANCELLED' : 'FAILED', errorMessage: message });
+    });
+    progress.phase = cancelled ? 'CANCELLED' : 'FAILED';
+    if (cancelled && cancelReason !== undefined && !isWorkflowCancelRequested(err)) {
+      // Cancelled by signal: the workflow ends normally, the job says CANCELLED.
+      return {
+        jobId,
+        status: 'CANCELLED',
+        files: progress.files.done,
+        resources: Object.values(progress.resourcesByType).reduce((n, t) => n + t.resources, 0),
+        written: { inserted: 0, updated: 0, unchanged: 0, invalid: 0 },
+        malformedLines: progress.malformedLines,
+        errorOutcomes: progress.errorOutcomes,
+        deletedResources: progress.deletedResources,
+        resumedDownloads: 0,
+        resourcesByType: progress.resourcesByType,
+      };
+    }
+    if (cancelled) throw err;
+    throw ApplicationFailure.nonRetryable(message, failureType(err));
+  }
+}
+
+function isFinal(phase: BulkExportPhase): boolean {
+  return phase === 'COMPLETED' || phase === 'FAILED' || phase === 'CANCELLED';
+}
+
+/** The root scope is cancelled only when the workflow itself was cancelled (not by our signal). */
+function isWorkflowCancelRequested(_err: unknown): boolean {
+  return CancellationScope.current().consideredCancelled;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/** The innermost message of a failure chain: what an operator needs to read. */
+function failureMessage(err: unknown): string {
+  let e: unknown = err;
+  let message = err instanceof Error ? err.message : String(err);
+  while (e instanceof Error) {
+    if (e instanceof ApplicationFailure || !(e instanceof ActivityFailure)) message = e.message || message;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return message;
+}
+
+function failureType(err: unknown): string {
+  let e: unknown = err;
+  let type = 'EXPORT_FAILED';
+  while (e instanceof Error) {
+    if (e instanceof ApplicationFailure && e.type) type = e.type;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return type;
+}

@@ -1,0 +1,110 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { temporalTestServerPath } from '../support/paths';
+import { connectPatient } from '../support/smartFlow';
+import { startStack, type TestStack } from '../support/stack';
+import { eventually, startExport, storedResources } from '../support/bulkExport';
+
+/**
+ * The workflow's clock, with Temporal's time-skipping test server: the default 30 s poll interval, the 1-hour stuck
+ * timeout and Retry-After handling, without waiting for them. (The sandbox itself runs on wall-clock time, so these
+ * tests keep its export running with `neverFinish` and count its polls.)
+ */
+let env: TestWorkflowEnvironment;
+let stack: TestStack;
+
+beforeAll(async () => {
+  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: temporalTestServerPath() } } });
+  stack = await startStack({ env, sandbox: { patients: 2, resourcesPerPatient: 2, export: { durationMs: 0 } } });
+});
+afterAll(async () => {
+  await stack?.close();
+  await env?.teardown();
+});
+afterEach(() => stack.sandbox.admin.resetFaults());
+
+const sandboxJob = (statusUrl: string) => stack.sandbox.admin.listExportJobs().find((j) => statusUrl.endsWith(j.id))!;
+
+/**
+ * Checks the timers the workflow started (from its history): all of `seconds`, except that the last one may be cut
+ * short to end exactly at the stuck deadline (each poll activity takes some real time on the workflow clock).
+ */
+async function expectTimers(jobId: string, count: number, seconds: number) {
+  const timers = await timerSeconds(jobId);
+  expect(timers).toHaveLength(count);
+  expect(new Set(timers.slice(0, -1))).toEqual(new Set([seconds]));
+  expect(timers[timers.length - 1]).toBeGreaterThan(0);
+  expect(timers[timers.length - 1]).toBeLessThanOrEqual(seconds);
+}
+
+/** Durations (seconds) of the timers the workflow started, from its history. */
+async function timerSeconds(jobId: string): Promise<number[]> {
+  const history = await stack.client.workflow.getHandle(jobId).fetchHistory();
+  return (history.events ?? [])
+    .filter((e) => e.timerStartedEventAttributes)
+    .map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds ?? 0));
+}
+
+describe('bulk export on the workflow clock (time skipping)', () => {
+  it('polls every 30 s (default) until the export completes', async () => {
+    const patient = stack.sandbox.admin.listPatients()[0]!;
+    const conn = await connectPatient(stack, patient.id);
+    stack.sandbox.admin.setFaults({ export: { neverFinish: true } });
+    const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', resourceTypes: ['Observation', 'Condition'] });
+    expect(res.statusCode).toBe(202);
+    const { id: jobId, statusUrl } = res.body.data!;
+    await eventually(() => sandboxJob(statusUrl!).polls === 1, 'the first poll');
+    for (let poll = 2; poll <= 3; poll++) {
+      await env.sleep(29_000); // 29 s of workflow time: no poll yet
+      await sleep(300);
+      expect(sandboxJob(statusUrl!).polls).toBe(poll - 1);
+      await env.sleep(1_000); // the 30th second: the durable timer fires, the next poll happens
+      await eventually(() => sandboxJob(statusUrl!).polls === poll, `poll ${poll}`);
+    }
+    stack.sandbox.admin.setFaults({ export: { neverFinish: false } });
+    await env.sleep(30_000);
+    await eventually(() => sandboxJob(statusUrl!).polls === 4, 'the completing poll');
+    const result = await stack.client.workflow.getHandle(jobId).result();
+    expect(result).toMatchObject({ status: 'COMPLETED', resources: 4 });
+    expect(sandboxJob(statusUrl!).polls).toBe(4);
+    expect(await timerSeconds(jobId)).toEqual([30, 30, 30]);
+    expect((await storedResources(stack, conn.connectionId, 'Observation')).length).toBe(2);
+    const view = await stack.api.get<{ status: string }>(`api/ehr/eclinicalworks/bulk-export/${jobId}`);
+    expect(view.body.data!.status).toBe('COMPLETED');
+  });
+
+  it('cancels a stuck export on the server after 1 hour (default) and fails the job saying so', async () => {
+    const conn = await connectPatient(stack);
+    stack.sandbox.admin.setFaults({ export: { neverFinish: true } });
+    const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient' });
+    const { id: jobId, statusUrl } = res.body.data!;
+    await expect(stack.client.workflow.getHandle(jobId).result()).rejects.toThrow();
+    // One poll at kick-off and one every 30 s up to the deadline: 1 + 3600/30.
+    expect(sandboxJob(statusUrl!).polls).toBe(121);
+    expect(sandboxJob(statusUrl!).state).toBe('deleted'); // the DELETE on the status URL
+    await expectTimers(jobId, 120, 30);
+    const view = await stack.api.get<{ status: string; errorMessage: string }>(`api/ehr/eclinicalworks/bulk-export/${jobId}`);
+    expect(view.body.data!.status).toBe('FAILED');
+    expect(view.body.data!.errorMessage).toMatch(/did not complete within 1 hour/);
+    expect(view.body.data!.errorMessage).toMatch(/cancelled on the server \(DELETE .*bulkstatus.* answered 202\)/);
+    expect((await stack.services.jobs.get(jobId)).status).toBe('FAILED');
+  });
+
+  it('honours a longer Retry-After, and clamps an absurd one to the 10-minute maximum', async () => {
+    const conn = await connectPatient(stack);
+    stack.sandbox.admin.setFaults({ export: { neverFinish: true, retryAfterSeconds: 300 } });
+    const a = (await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', resourceTypes: ['Task'] })).body.data!;
+    await expect(stack.client.workflow.getHandle(a.id).result()).rejects.toMatchObject({ cause: { message: expect.stringMatching(/1 hour/) } });
+    await expectTimers(a.id, 12, 300);
+    expect(sandboxJob(a.statusUrl!).polls).toBe(13); // 1 + 3600/300
+
+    stack.sandbox.admin.setFaults({ export: { neverFinish: true, retryAfterSeconds: 7200, retryAfterFormat: 'seconds' } });
+    const b = (await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', resourceTypes: ['Task'] })).body.data!;
+    await eventually(() => sandboxJob(b.statusUrl!).polls >= 1, 'the first poll');
+    const running = await stack.api.get<{ progress: { notes: string[] } }>(`api/ehr/eclinicalworks/bulk-export/${b.id}`);
+    expect(running.body.data!.progress.notes).toContain('Retry-After of 7200 s clamped to 600 s.');
+    await expect(stack.client.workflow.getHandle(b.id).result()).rejects.toMatchObject({ cause: { message: expect.stringMatching(/1 hour/) } });
+    await expectTimers(b.id, 6, 600);
+    expect(sandboxJob(b.statusUrl!).polls).toBe(7); // 1 + 3600/600
+  });
+});

@@ -1,0 +1,273 @@
+/**
+ * The shared rate limiter against the sandbox enforcing the same limits, with two limiter instances that each have
+ * their own MongoClient (as two worker processes would) on one FerretDB/MongoDB database. Assertions are on the
+ * sandbox's counts (429s sent, most requests in any 1 s / 2 s window), never on elapsed times.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { startSandbox, type Sandbox } from '../../src/sandbox';
+import type { Services } from '../../src/services';
+import type { ConnectionDoc } from '../../src/store/connections';
+import type { QuotaContext, RequestLimiter } from '../../src/fhir/limiter';
+import { MongoRateLimiter } from '../../src/limits';
+import { FhirClient } from '../../src/fhir/client';
+import { createApp } from '../../src/api/app';
+import { createLogger } from '../../src/logger';
+import type { WorkflowGateway } from '../../src/api/workflowGateway';
+import { createBackendConnection, limiterEnv, openServices, syncLoad } from '../../bench/rate-limit-lib';
+import { mongoUri, testDbName } from '../support/paths';
+
+const PROVIDER = 'eclinicalworks';
+
+interface Instance {
+  services: Services;
+  limiter: MongoRateLimiter;
+  /** Connection per sandbox base URL (the connection documents are shared; each instance reads its own copy). */
+  conn: Map<string, ConnectionDoc>;
+}
+
+/** `n` limiter instances on one fresh database, each with its own MongoClient and limiter, plus connections. */
+async function instances(n: number, sandboxes: Sandbox[], providersJson?: string): Promise<{ list: Instance[]; dbName: string; close(): Promise<void> }> {
+  const dbName = testDbName('limiter_');
+  const env = limiterEnv({ mongoUri: mongoUri(), dbName, fhirBaseUrl: sandboxes[0]!.fhirBaseUrl, providersJson });
+  const list: Instance[] = [];
+  for (let i = 0; i < n; i++) {
+    const services = await openServices(env);
+    list.push({ services, limiter: services.limiter as MongoRateLimiter, conn: new Map() });
+  }
+  for (const sb of sandboxes) {
+    const token = sb.admin.issueToken({ scopes: 'system/*.read', ttlSeconds: 3600 }).accessToken;
+    const doc = await createBackendConnection(list[0]!.services, sb.fhirBaseUrl, token);
+    for (const inst of list) inst.conn.set(sb.fhirBaseUrl, (await inst.services.connections.get(doc._id)) as ConnectionDoc);
+  }
+  return {
+    list,
+    dbName,
+    async close() {
+      await list[0]?.services.db.dropDatabase().catch(() => undefined);
+      for (const inst of list) await inst.services.close();
+    },
+  };
+}
+
+/** Records what the limiter observed (statuses), to start the next step once a 429 has been seen. */
+function recording(inner: RequestLimiter): RequestLimiter & { statuses: number[]; saw(status: number): Promise<void> } {
+  const statuses: number[] = [];
+  const waiters: Array<{ status: number; resolve: () => void }> = [];
+  return {
+    statuses,
+    acquire: (ctx, signal) => inner.acquire(ctx, signal),
+    async observe(ctx, response) {
+      await inner.observe(ctx, response);
+      statuses.push(response.statusCode);
+      for (const w of waiters.filter((x) => x.status === response.statusCode)) w.resolve();
+    },
+    saw(status) {
+      if (statuses.includes(status)) return Promise.resolve();
+      return new Promise((resolve) => waiters.push({ status, resolve }));
+    },
+  };
+}
+
+describe('shared rate limiter: token bucket 7/s burst 14 per provider (the spec figures)', () => {
+  let sb: Sandbox;
+  beforeAll(async () => {
+    sb = await startSandbox({ port: 0, patients: 20, resourcesPerPatient: 10, rateLimit: { mode: 'token-bucket', ratePerSecond: 7, burst: 14 } });
+  });
+  afterAll(() => sb.close());
+
+  test('two instances (separate MongoClients) hammering concurrently through FhirClient: no 429, never above the bucket', async () => {
+    const world = await instances(2, [sb]);
+    try {
+      sb.admin.resetStats();
+      const target = 110;
+      const until = () => sb.admin.getStats().total >= target;
+      const errors: string[] = [];
+      const results = await Promise.all(world.list.map((inst) => syncLoad(inst.services, inst.conn.get(sb.fhirBaseUrl)!, { lanes: 4, pageSize: 5, until, onError: (e) => errors.push(String(e)) })));
+      expect(errors.slice(0, 3)).toEqual([]);
+      const stats = sb.admin.getStats();
+      expect(results.reduce((s, r) => s + r.errors, 0)).toBe(0);
+      // Both instances did real work.
+      for (const r of results) expect(r.pages).toBeGreaterThan(15);
+      expect(stats.total).toBeGreaterThanOrEqual(target);
+      expect(stats.tooManyRequests).toBe(0);
+      expect(stats.rateLimited).toBe(0);
+      // A 7/s bucket of 14 admits at most 14 + 7 in any second and 14 + 14 in any two seconds.
+      expect(stats.maxRequestsIn1s).toBeLessThanOrEqual(21);
+      expect(stats.maxRequestsIn2s).toBeLessThanOrEqual(28);
+
+      const budget = await world.list[1]!.limiter.budget(PROVIDER, sb.fhirBaseUrl);
+      expect(budget.map((b) => `${b.name}:${b.kind}:${b.limit}`)).toEqual(['per-second:token-bucket:14', 'daily:fixed-window:100000']);
+      const daily = budget.find((b) => b.name === 'daily')!;
+      // Every request the sandbox received was counted in the shared daily quota, by both instances together.
+      // (counted in chunks of 10 per process: up to 9 per process are spoken for but unspent)
+      expect(daily.used).toBeGreaterThanOrEqual(stats.total);
+      expect(daily.used).toBeLessThanOrEqual(stats.total + 2 * 9);
+      expect(daily.remaining).toBe(100_000 - daily.used);
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('a Retry-After from a 429 storm seen by one instance holds the other instance too', async () => {
+    const world = await instances(2, [sb]);
+    const [a, b] = world.list as [Instance, Instance];
+    try {
+      // A fresh sandbox bucket, so that only the storm answers 429.
+      sb.admin.setRateLimit({ mode: 'token-bucket', ratePerSecond: 7, burst: 14 });
+      sb.admin.resetStats();
+      const recA = recording(a.limiter);
+      const clientA = new FhirClient(a.services.http, a.services.tokens, recA);
+      sb.admin.setFaults({ storm429: 1, storm429RetryAfterSeconds: 3 });
+      const first = clientA.searchPage(a.conn.get(sb.fhirBaseUrl)!, 'Patient', { _count: 1 });
+      await recA.saw(429);
+      // B learns of the block from the database alone.
+      const [perSecond] = await b.limiter.budget(PROVIDER, sb.fhirBaseUrl);
+      expect(perSecond!.blockedUntil).toBeDefined();
+      const blockedUntil = Date.parse(perSecond!.blockedUntil!);
+      await b.limiter.acquire({ providerId: PROVIDER, baseUrl: sb.fhirBaseUrl });
+      expect(Date.now()).toBeGreaterThanOrEqual(blockedUntil - 20);
+      await b.services.fhir.searchPage(b.conn.get(sb.fhirBaseUrl)!, 'Patient', { _count: 1 });
+      await first; // got retried A's request after the Retry-After
+      const stats = sb.admin.getStats();
+      expect(stats.tooManyRequests).toBe(1);
+      expect(stats.byKind.search!.byStatus['200']).toBe(2);
+    } finally {
+      sb.admin.resetFaults();
+      await world.close();
+    }
+  });
+
+  test('abort stops a waiting acquire (and a request waiting in FhirClient)', async () => {
+    const world = await instances(1, [sb]);
+    const [a] = world.list as [Instance];
+    try {
+      const ctx: QuotaContext = { providerId: PROVIDER, baseUrl: sb.fhirBaseUrl };
+      await a.limiter.observe(ctx, { statusCode: 429, headers: { 'retry-after': '60' } });
+      const ac = new AbortController();
+      const waiting = a.limiter.acquire(ctx, ac.signal);
+      setTimeout(() => ac.abort(), 50);
+      await expect(waiting).rejects.toMatchObject({ name: 'AbortError' });
+
+      sb.admin.resetStats();
+      const ac2 = new AbortController();
+      const request = a.services.fhir.searchPage(a.conn.get(sb.fhirBaseUrl)!, 'Patient', {}, ac2.signal);
+      setTimeout(() => ac2.abort(), 50);
+      await expect(request).rejects.toBeDefined();
+      expect(sb.admin.getStats().total).toBe(0);
+    } finally {
+      await world.close();
+    }
+  });
+});
+
+describe('shared rate limiter: fixed window per practice base URL', () => {
+  // 250 per minute per practice in production; 10 per 2 s here so that the test runs in seconds.
+  const providersJson = JSON.stringify({
+    id: PROVIDER,
+    rateLimit: {
+      display: '10 calls per 2 seconds per practice',
+      quotas: [{ name: 'per-practice', kind: 'fixed-window', shareBy: 'baseUrl', limit: 10, windowSeconds: 2, blockRestOfWindowOn429: true }],
+    },
+  });
+  let sb1: Sandbox;
+  let sb2: Sandbox;
+  beforeAll(async () => {
+    const rateLimit = { mode: 'fixed-window' as const, limit: 10, windowSeconds: 2, blockRestOfWindow: true };
+    sb1 = await startSandbox({ port: 0, patients: 10, resourcesPerPatient: 5, rateLimit });
+    sb2 = await startSandbox({ port: 0, patients: 10, resourcesPerPatient: 5, rateLimit });
+  });
+  afterAll(async () => {
+    await sb1.close();
+    await sb2.close();
+  });
+
+  test('two base URLs have a quota each; two instances share each one; no 429', async () => {
+    const world = await instances(2, [sb1, sb2], providersJson);
+    try {
+      sb1.admin.resetStats();
+      sb2.admin.resetStats();
+      const target = 32;
+      const errors: string[] = [];
+      const loads = world.list.flatMap((inst) =>
+        [sb1, sb2].map((sb) => syncLoad(inst.services, inst.conn.get(sb.fhirBaseUrl)!, { lanes: 3, pageSize: 5, until: () => sb.admin.getStats().total >= target, onError: (e) => errors.push(String(e)) })),
+      );
+      const results = await Promise.all(loads);
+      expect(errors.slice(0, 3)).toEqual([]);
+      expect(results.reduce((s, r) => s + r.errors, 0)).toBe(0);
+      for (const sb of [sb1, sb2]) {
+        const stats = sb.admin.getStats();
+        expect(stats.total).toBeGreaterThanOrEqual(target);
+        expect(stats.tooManyRequests).toBe(0);
+        expect(stats.maxRequestsIn2s).toBeLessThanOrEqual(10);
+      }
+      const budget = await world.list[0]!.limiter.budget(PROVIDER);
+      expect(budget.map((b) => b.key).sort()).toEqual([`${PROVIDER}|per-practice|${sb1.fhirBaseUrl}`, `${PROVIDER}|per-practice|${sb2.fhirBaseUrl}`].sort());
+    } finally {
+      await world.close();
+    }
+  });
+
+  test('after a 429, blockRestOfWindowOn429 holds both instances until the window ends: that 429 is the only one', async () => {
+    sb1.admin.setRateLimit({ mode: 'fixed-window', limit: 5, windowSeconds: 3, blockRestOfWindow: true });
+    const world = await instances(2, [sb1], providersJson.replace('"limit":10,"windowSeconds":2', '"limit":5,"windowSeconds":3'));
+    const [a, b] = world.list as [Instance, Instance];
+    try {
+      sb1.admin.resetStats();
+      // Someone else (not going through our limiter) uses up the server's window.
+      const token = sb1.admin.issueToken({ scopes: 'system/*.read', ttlSeconds: 600 }).accessToken;
+      for (let i = 0; i < 5; i++) await fetch(`${sb1.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${token}` } });
+      const recA = recording(a.limiter);
+      const clientA = new FhirClient(a.services.http, a.services.tokens, recA);
+      const first = clientA.searchPage(a.conn.get(sb1.fhirBaseUrl)!, 'Patient', { _count: 1 });
+      await recA.saw(429);
+      // Now both instances send 8 more: they must wait for the end of the server's window, then keep to 5 per 3 s.
+      const more = [a, b].flatMap((inst) => Array.from({ length: 4 }, () => inst.services.fhir.searchPage(inst.conn.get(sb1.fhirBaseUrl)!, 'Patient', { _count: 1 })));
+      const settled = await Promise.allSettled([first, ...more]);
+      expect(settled.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason))).toEqual([]);
+      const stats = sb1.admin.getStats();
+      expect(stats.tooManyRequests).toBe(1);
+      expect(stats.byKind.search!.byStatus['200']).toBe(5 + 1 + 8);
+      expect(stats.maxAdmittedIn2s).toBeLessThanOrEqual(5);
+    } finally {
+      await world.close();
+    }
+  });
+});
+
+describe('GET /api/ehr/:provider/rate-limit', () => {
+  test('answers the budget per quota key, behind the API key', async () => {
+    const sb = await startSandbox({ port: 0, patients: 2, resourcesPerPatient: 1 });
+    const world = await instances(1, [sb]);
+    const [a] = world.list as [Instance];
+    let server: Server | undefined;
+    try {
+      for (let i = 0; i < 3; i++) await a.services.fhir.searchPage(a.conn.get(sb.fhirBaseUrl)!, 'Patient', {});
+      const apiKey = `test-key-${randomBytes(12).toString('hex')}`;
+      const app = createApp({ services: a.services, workflows: {} as WorkflowGateway, apiKeys: [apiKey], logger: createLogger('silent') });
+      server = await new Promise<Server>((resolve) => {
+        const s = app.listen(0, '127.0.0.1', () => resolve(s));
+      });
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/ehr/${PROVIDER}/rate-limit`;
+      expect((await fetch(url)).status).toBe(401);
+      const res = await fetch(url, { headers: { 'x-api-key': apiKey } });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { success: boolean; data: { quotas: Array<Record<string, unknown>> } };
+      expect(body.success).toBe(true);
+      const [perSecond, daily] = body.data.quotas;
+      expect(perSecond).toMatchObject({ name: 'per-second', kind: 'token-bucket', key: `${PROVIDER}|per-second|${PROVIDER}`, limit: 14 });
+      expect(daily).toMatchObject({ name: 'daily', kind: 'fixed-window', limit: 100_000 });
+      expect(daily!.used).toBeGreaterThanOrEqual(3);
+      expect(daily!.used).toBeLessThanOrEqual(10);
+      expect(perSecond!.used).toBeGreaterThanOrEqual(0);
+      expect(typeof daily!.resetAt).toBe('string');
+      expect((await fetch(`${url}?baseUrl=${encodeURIComponent('https://evil.example.com/fhir')}`, { headers: { 'x-api-key': apiKey } })).status).toBe(400);
+      expect((await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/ehr/nope/rate-limit`, { headers: { 'x-api-key': apiKey } })).status).toBe(404);
+    } finally {
+      server?.close();
+      await world.close();
+      await sb.close();
+    }
+  });
+});

@@ -1,0 +1,25 @@
+import { openApiDocument } from '../../src/api/openapi';
+
+describe('OpenAPI document', () => {
+  const doc = openApiDocument() as { openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: Record<string, unknown> }> }; parameters?: Array<{ name: string; in: string; required: boolean }> }>> };
+
+  it('is OpenAPI 3.1 and documents the spec endpoints', () => {
+    expect(doc.openapi).toBe('3.1.0');
+    for (const p of ['/api/ehr/{provider}/bulk-export', '/api/ehr/{provider}/bulk-export/{jobId}', '/api/ehr/{provider}/enhanced-sync', '/api/ehr/{provider}/capabilities']) {
+      expect(doc.paths[p]).toBeDefined();
+    }
+  });
+
+  it('derives request schemas from the validating zod schemas', () => {
+    const sync = doc.paths['/api/ehr/{provider}/enhanced-sync']!.post!.requestBody!.content['application/json']!.schema as {
+      required?: string[];
+      properties: Record<string, { items?: { enum?: string[] } }>;
+      additionalProperties?: boolean;
+    };
+    expect(sync.required).toEqual(['connectionId']);
+    expect(sync.properties.resourceTypes?.items?.enum).toContain('Communication');
+    expect(sync.additionalProperties).toBe(false);
+    const caps = doc.paths['/api/ehr/{provider}/capabilities']!.get!.parameters!;
+    expect(caps).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'connectionId', in: 'query', required: true })]));
+  });
+});
