@@ -28,7 +28,7 @@ export class WorkflowGateway {
       args: [{ connectionId }],
       workflowExecutionTimeout: '5 minutes',
     });
-    return this.awaitResult<CapabilitiesSummary>(handle.result(), `capabilities of ${connectionId}`);
+    return this.awaitResult<CapabilitiesSummary>(handle, `capabilities of ${connectionId}`);
   }
 
   /**
@@ -68,23 +68,12 @@ export class WorkflowGateway {
     }
   }
 
-  private async awaitResult<T>(result: Promise<T>, what: string): Promise<T> {
-    // If the wait times out, the result's long poll is abandoned: keep its late rejection from going unhandled.
-    result.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new AppError('TIMEOUT', `Timed out after ${this.waitMs} ms waiting for ${what}; the workflow is still running in Temporal.`, { status: 504 })),
-        this.waitMs,
-      );
-    });
-    try {
-      return await Promise.race([result, timeout]);
-    } catch (err) {
-      throw workflowError(err, what);
-    } finally {
-      clearTimeout(timer);
+  private async awaitResult<T>(handle: WorkflowHandle, what: string): Promise<T> {
+    const result = await this.resultWithin<T>(handle, this.waitMs, what);
+    if (result === undefined) {
+      throw new AppError('TIMEOUT', `Timed out after ${this.waitMs} ms waiting for ${what}; the workflow is still running in Temporal.`, { status: 504 });
     }
+    return result;
   }
 }
 

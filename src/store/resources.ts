@@ -217,24 +217,11 @@ function newDoc(c: Candidate, connectionId: string, jobId: string | undefined, n
 
 /** Conditional upsert: matches only an older stored version; otherwise the insert hits the _id and is refused. */
 function upsertOp(c: Candidate, connectionId: string, jobId: string | undefined, now: Date): AnyBulkWriteOperation<ResourceDoc> {
-  const { resource, lastUpdated, versionNum } = c;
+  const { _id, ...fields } = newDoc(c, connectionId, jobId, now);
   return {
     updateOne: {
-      filter: { _id: c._id, $or: [{ lastUpdated: { $lt: lastUpdated } }, { lastUpdated, versionNum: { $lt: versionNum } }] },
-      update: {
-        $set: {
-          connectionId,
-          resourceType: resource.resourceType,
-          id: resource.id as string,
-          patientId: patientOf(resource),
-          lastUpdated,
-          versionNum,
-          versionId: resource.meta?.versionId,
-          resource,
-          jobId,
-          storedAt: now,
-        },
-      },
+      filter: { _id, $or: [{ lastUpdated: { $lt: fields.lastUpdated } }, { lastUpdated: fields.lastUpdated, versionNum: { $lt: fields.versionNum } }] },
+      update: { $set: fields },
       upsert: true,
     },
   };

@@ -1,5 +1,4 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   defineQuery,
@@ -11,6 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { failureMessage, failureType } from './failures';
 import type { BulkExportRequest, FileKind, FileResult, ManifestSummary } from '../activities/bulkExport';
 import { DEFAULT_BULK_EXPORT_OPTIONS, describeSeconds, type BulkExportOptions } from './bulkExportOptions';
 
@@ -325,7 +325,7 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
       };
     }
     if (cancelled) throw err;
-    throw ApplicationFailure.nonRetryable(message, failureType(err));
+    throw ApplicationFailure.nonRetryable(message, failureType(err, 'EXPORT_FAILED'));
   }
 }
 
@@ -342,25 +342,4 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(value)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
-}
-
-/** The innermost message of a failure chain: what an operator needs to read. */
-function failureMessage(err: unknown): string {
-  let e: unknown = err;
-  let message = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure || !(e instanceof ActivityFailure)) message = e.message || message;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return message;
-}
-
-function failureType(err: unknown): string {
-  let e: unknown = err;
-  let type = 'EXPORT_FAILED';
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure && e.type) type = e.type;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return type;
 }

@@ -1,5 +1,6 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { failureMessage } from './failures';
 import type { SyncRequest, TypeSyncResult } from '../activities/sync';
 
 // Bookkeeping calls: quick, retried briefly.
@@ -94,15 +95,4 @@ function summarize(jobId: string, results: TypeSyncResult[]): EnhancedSyncResult
     types[r.resourceType] = { fetched: r.fetched, inserted: r.inserted, updated: r.updated, pages: r.pages, resumed: r.resumed };
   }
   return { jobId, standardResources, enhancedResources, total: standardResources + enhancedResources, written, types };
-}
-
-/** The innermost message of a failure chain: what an operator needs to read. */
-function failureMessage(err: unknown): string {
-  let e: unknown = err;
-  let message = err instanceof Error ? err.message : String(err);
-  while (e instanceof Error) {
-    if (e instanceof ApplicationFailure || !(e instanceof ActivityFailure)) message = e.message || message;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return message;
 }
