@@ -9,16 +9,20 @@ const bookkeeping = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
 
-// Paging through a type can take long; the heartbeat (the next link) proves it is alive and lets a retry resume.
-const paging = proxyActivities<Activities>({
-  startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 20 },
-});
+/** Paging through a type can take long; the heartbeat (the next link) proves it is alive and lets a retry resume. */
+function pagingActivities(heartbeatTimeoutSeconds: number) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '6 hours',
+    heartbeatTimeout: heartbeatTimeoutSeconds * 1000,
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 20 },
+  });
+}
 
 export interface EnhancedSyncInput extends SyncRequest {
   /** How many resource types page at once; the shared rate limiter bounds the request rate anyway. */
   maxParallelTypes?: number;
+  /** How long a paging step may go without a heartbeat before another worker takes it over (default 120 s). */
+  heartbeatTimeoutSeconds?: number;
   retryOf?: string;
 }
 
@@ -44,6 +48,7 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
   const jobId = workflowInfo().workflowId;
   const progress: SyncProgress = { status: 'PLANNING', types: {}, finished: {} };
   setHandler(syncProgressQuery, () => progress);
+  const paging = pagingActivities(input.heartbeatTimeoutSeconds ?? 120);
   try {
     const plan = await bookkeeping.planSync({ ...input, jobId });
     for (const t of plan.types) progress.types[t.resourceType] = 'pending';

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Worker } from '@temporalio/worker';
 import { workerOptions } from '../../src/worker';
-import { ROOT, WORKFLOW_BUNDLE_PATH, mongoUri } from '../support/paths';
-import { REDIRECT_URI, startStack, type TestStack } from '../support/stack';
+import { WORKFLOW_BUNDLE_PATH } from '../support/paths';
+import { startWorkerProcess } from '../support/workerProcess';
+import { startStack, type TestStack } from '../support/stack';
 import { connectBackend, eventually, startExport, waitForJob } from '../support/bulkExport';
 
 /**
@@ -29,36 +29,10 @@ afterAll(async () => {
   await stack?.close();
 });
 
-function startWorkerProcess(): Promise<ChildProcess> {
-  const env = {
-    ...process.env,
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
-    MONGODB_URI: mongoUri(),
-    MONGODB_DB: stack.config.MONGODB_DB,
-    ENCRYPTION_KEY: stack.config.ENCRYPTION_KEY.toString('base64'),
-    ECLINICALWORKS_CLIENT_ID: 'ehr-sync-local',
-    ECLINICALWORKS_CLIENT_SECRET: 'ehr-sync-local-secret',
-    ECLINICALWORKS_REDIRECT_URI: REDIRECT_URI,
-    ECLINICALWORKS_FHIR_ENDPOINT: stack.sandbox.fhirBaseUrl,
-    TEMPORAL_ADDRESS: stack.env.address,
-    TEMPORAL_TASK_QUEUE: stack.taskQueue,
-    WORKFLOW_BUNDLE_PATH,
-  };
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'worker-process.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += String(d)));
-  return new Promise((resolve, reject) => {
-    proc.stdout!.on('data', (d) => {
-      if (String(d).includes('worker ready')) resolve(proc);
-    });
-    proc.once('exit', (code) => reject(new Error(`worker process exited (${code}) before it was ready: ${stderr.slice(0, 2000)}`)));
-  });
-}
 
 it('a worker killed mid-download: the restarted download resumes from its heartbeat offset, same data, no duplicates', async () => {
   const conn = await connectBackend(stack);
-  child = await startWorkerProcess();
+  child = await startWorkerProcess(stack);
   const res = await startExport(stack, {
     connectionId: conn.connectionId,
     exportType: 'System',

@@ -22,6 +22,8 @@ export const EnhancedSyncBodySchema = z.strictObject({
   /** How long to wait for the result before answering 202 with the job id (ms). */
   waitMs: z.number().int().min(0).max(120_000).optional(),
   pageSize: z.number().int().min(1).max(1000).optional(),
+  /** How fast a crashed worker's step is taken over (seconds without a heartbeat). */
+  heartbeatTimeoutSeconds: z.number().int().min(2).max(600).optional(),
 }).refine((b) => b.includeStandard || b.includeEnhanced || (b.resourceTypes ?? []).some((t) => (STANDARD_RESOURCE_TYPES as readonly string[]).includes(t)), {
   message: 'Nothing to sync: set includeStandard or includeEnhanced, or list standard resourceTypes',
 });
@@ -99,6 +101,7 @@ const EnhancedSyncRequestSchema = z.object({
   resourceTypes: z.array(z.enum(ALL_RESOURCE_TYPES)).optional(),
   since: z.string().optional(),
   pageSize: z.number().int().optional(),
+  heartbeatTimeoutSeconds: z.number().int().optional(),
 });
 
 function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProgress) {
