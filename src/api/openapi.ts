@@ -64,6 +64,7 @@ export function openApiDocument(): Json {
       '/api/ehr/{provider}/capabilities': { get: { summary: 'Capabilities of the connection\'s FHIR server (workflow)', parameters: [...p(), ...query(CapabilitiesQuerySchema)], responses: responses('200', { '502': 'The FHIR server failed' }) } },
       '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts, or 202 with the job id)', parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200'), '202': envelope() } } },
       '/api/ehr/{provider}/enhanced-sync/{jobId}': { get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') } },
+      '/api/ehr/{provider}/enhanced-sync/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED sync again as a linked run', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } } },
       '/api/ehr/{provider}/bulk-export': { post: { summary: 'Start a bulk export ($export) into MongoDB', parameters: p(), requestBody: body(BulkExportBodySchema), responses: { ...responses('201'), '202': envelope() } } },
       '/api/ehr/{provider}/bulk-export/{jobId}': {
         get: { summary: 'Export status and progress', parameters: path('provider', 'jobId'), responses: responses('200') },
