@@ -100,8 +100,13 @@ async function main(): Promise<void> {
     const job = must(exportStart, 'Starting the bulk export');
     const bar = progress('bulk export');
     for (;;) {
-      const status = must(await call<{ status: string; progress?: { resourcesDone?: number; resourcesTotal?: number; serverProgress?: string }; errorMessage?: string }>(api, 'GET', `api/ehr/eclinicalworks/bulk-export/${job.id}`), 'Export status');
-      bar.update(status.progress?.resourcesDone ?? 0, status.progress?.resourcesTotal, status.progress?.serverProgress ?? status.status);
+      const status = must(
+        await call<{ status: string; progress?: { phase?: string; xProgress?: string; resources?: number; files?: { total: number; done: number } }; errorMessage?: string }>(api, 'GET', `api/ehr/eclinicalworks/bulk-export/${job.id}`),
+        'Export status',
+      );
+      const p = status.progress;
+      const files = p?.files ? `files ${p.files.done}/${p.files.total}` : '';
+      bar.update(p?.resources ?? 0, undefined, [p?.phase, p?.xProgress, files].filter(Boolean).join(' · '));
       if (status.status !== 'IN_PROGRESS') {
         bar.end();
         say(`   export ${job.id}: ${status.status}${status.errorMessage ? ` — ${status.errorMessage}` : ''}`);
