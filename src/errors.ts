@@ -73,10 +73,6 @@ export class ConfigError extends AppError {
   }
 }
 
-export function isAppError(err: unknown): err is AppError {
-  return err instanceof AppError;
-}
-
 /** A message that is safe to log or return: never a stack, never a token. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -1,7 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { FhirClient } from '../fhir/client';
 import type { ProviderRegistry } from '../providers/registry';
-import { STANDARD_RESOURCE_TYPES } from '../providers/schema';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type ResourceStore, type WriteCounts } from '../store/resources';
@@ -149,4 +148,3 @@ function searchParams(connection: ConnectionDoc, input: { resourceType: string; 
   return params;
 }
 
-export const isStandardType = (t: string) => (STANDARD_RESOURCE_TYPES as readonly string[]).includes(t);

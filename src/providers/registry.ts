@@ -99,10 +99,6 @@ export class ProviderRegistry {
     if (!p) throw new NotFoundError('UNKNOWN_PROVIDER', `Unknown provider "${id}". Known providers: ${[...this.providers.keys()].join(', ')}.`);
     return p;
   }
-
-  has(id: string): boolean {
-    return this.providers.has(id);
-  }
 }
 
 /**
