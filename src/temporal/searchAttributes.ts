@@ -1,0 +1,27 @@
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
+
+/**
+ * Custom search attributes that make every job findable in the Temporal UI and with `temporal workflow list
+ * --query`, e.g. `EhrConnectionId = "c-1" AND EhrJobType = "bulk-export" AND EhrJobStatus = "FAILED"`.
+ * This module has no I/O, so workflows import it too (they upsert EhrJobStatus as the job moves on).
+ */
+export const EHR_PROVIDER = defineSearchAttributeKey('EhrProvider', SearchAttributeType.KEYWORD);
+export const EHR_CONNECTION_ID = defineSearchAttributeKey('EhrConnectionId', SearchAttributeType.KEYWORD);
+export const EHR_JOB_TYPE = defineSearchAttributeKey('EhrJobType', SearchAttributeType.KEYWORD);
+/** RUNNING, COMPLETED, FAILED or CANCELLED (set by the workflow itself). */
+export const EHR_JOB_STATUS = defineSearchAttributeKey('EhrJobStatus', SearchAttributeType.KEYWORD);
+
+export const EHR_SEARCH_ATTRIBUTES = [EHR_PROVIDER, EHR_CONNECTION_ID, EHR_JOB_TYPE, EHR_JOB_STATUS] as const;
+
+export type EhrJobType = 'bulk-export' | 'enhanced-sync' | 'capabilities';
+export type EhrJobStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+
+/** The attributes a job starts with (the API and schedules pass them to Temporal at start). */
+export function jobSearchAttributes(job: { provider: string; connectionId: string; jobType: EhrJobType }): SearchAttributePair[] {
+  return [
+    { key: EHR_PROVIDER, value: job.provider },
+    { key: EHR_CONNECTION_ID, value: job.connectionId },
+    { key: EHR_JOB_TYPE, value: job.jobType },
+    { key: EHR_JOB_STATUS, value: 'RUNNING' },
+  ];
+}
