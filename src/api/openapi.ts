@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { BulkExportBodySchema } from './routes/bulkExport';
 import { CapabilitiesQuerySchema } from './routes/capabilities';
 import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema } from './routes/connections';
-import { StoredResourcesQuerySchema } from './routes/resources';
+import { StoredCountsQuerySchema, StoredResourcesQuerySchema } from './routes/resources';
 import { EnhancedSyncBodySchema } from './routes/sync';
 
 /**
@@ -71,6 +71,7 @@ export function openApiDocument(): Json {
         delete: { summary: 'Cancel a running export (also on the server)', parameters: path('provider', 'jobId'), responses: responses('202') },
       },
       '/api/ehr/{provider}/bulk-export/{jobId}/cancel': { post: { summary: 'Cancel a running export', parameters: path('provider', 'jobId'), responses: responses('202') } },
+      '/api/ehr/{provider}/resources': { get: { summary: 'Stored resources per type for a connection, from MongoDB', parameters: [...p(), ...query(StoredCountsQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/resources/{resourceType}': { get: { summary: 'Stored resources, from MongoDB, paged', parameters: [...path('provider', 'resourceType'), ...query(StoredResourcesQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/rate-limit': { get: { summary: 'Shared rate-limit budget per quota', parameters: p(), responses: responses('200') } },
       '/api/openapi.json': { get: { security: [], summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },

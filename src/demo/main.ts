@@ -1,4 +1,5 @@
 import got, { type Got } from 'got';
+import { Presets, SingleBar } from 'cli-progress';
 import { z } from 'zod';
 
 /**
@@ -34,23 +35,39 @@ function must<T>(r: { status: number; body: Envelope<T> }, what: string): T {
   return r.body.data;
 }
 
-/** One progress line per step: a bar, the count and the rate; redrawn in place on a terminal. */
-function progress(label: string) {
+/**
+ * One progress bar per step (cli-progress redraws each in place on a terminal, and prints them every second when
+ * the output is a file or a pipe). The bar counts the step's units (files, resource types); the payload carries
+ * the resources stored so far and their rate.
+ */
+const BAR_OPTIONS = {
+    format: '{step} {bar} {value}/{total} {unit} | {resources} resources | {rate}/s | {note}',
+    barsize: 24,
+    hideCursor: true,
+    clearOnComplete: false,
+    stopOnComplete: false,
+    noTTYOutput: !tty,
+    notTTYSchedule: 1000,
+    etaBuffer: 5,
+};
+
+function progress(step: string, unit: string) {
   const started = Date.now();
-  let last = '';
+  let bar: SingleBar | undefined;
   return {
-    update(done: number, total: number | undefined, note = '') {
+    update(done: number, total: number, resources: number, note = '') {
       const secs = Math.max((Date.now() - started) / 1000, 0.001);
-      const width = 28;
-      const frac = total ? Math.min(done / total, 1) : 0;
-      const bar = total ? '█'.repeat(Math.round(frac * width)).padEnd(width, '░') : '░'.repeat(width);
-      const line = `${label.padEnd(16)} ${bar} ${String(done).padStart(6)}${total ? `/${total}` : ''} resources  ${(done / secs).toFixed(1)}/s ${note}`;
-      if (tty) process.stdout.write(`\r${line.padEnd(last.length)}`);
-      else if (line !== last) say(line);
-      last = line;
+      const payload = { step: step.padEnd(14), unit, resources, rate: (resources / secs).toFixed(1), note };
+      if (!bar) {
+        bar = new SingleBar(BAR_OPTIONS, Presets.shades_classic);
+        bar.start(Math.max(total, 1), done, payload);
+      } else {
+        bar.setTotal(Math.max(total, 1));
+        bar.update(done, payload);
+      }
     },
     end() {
-      if (tty) process.stdout.write('\n');
+      bar?.stop();
     },
   };
 }
@@ -98,15 +115,14 @@ async function main(): Promise<void> {
     say('   (this build has no bulk-export route yet; skipped)');
   } else {
     const job = must(exportStart, 'Starting the bulk export');
-    const bar = progress('bulk export');
+    const bar = progress('bulk export', 'files');
     for (;;) {
       const status = must(
         await call<{ status: string; progress?: { phase?: string; xProgress?: string; resources?: number; files?: { total: number; done: number } }; errorMessage?: string }>(api, 'GET', `api/ehr/eclinicalworks/bulk-export/${job.id}`),
         'Export status',
       );
       const p = status.progress;
-      const files = p?.files ? `files ${p.files.done}/${p.files.total}` : '';
-      bar.update(p?.resources ?? 0, undefined, [p?.phase, p?.xProgress, files].filter(Boolean).join(' · '));
+      bar.update(p?.files?.done ?? 0, p?.files?.total ?? 0, p?.resources ?? 0, [p?.phase, p?.xProgress].filter(Boolean).join(' · '));
       if (status.status !== 'IN_PROGRESS') {
         bar.end();
         say(`   export ${job.id}: ${status.status}${status.errorMessage ? ` — ${status.errorMessage}` : ''}`);
@@ -118,12 +134,15 @@ async function main(): Promise<void> {
 
   say('4. Enhanced sync (one resumable step per resource type)…');
   const started = must(await call<{ id: string }>(api, 'POST', 'api/ehr/eclinicalworks/enhanced-sync', { connectionId: connection.connectionId, includeStandard: true, includeEnhanced: true, since: '2000-01-01T00:00:00Z', waitMs: 0 }), 'Starting the sync');
-  const bar = progress('enhanced sync');
-  let final: { status: string; standardResources?: number; enhancedResources?: number; total?: number; errorMessage?: string; progress: { perType: Record<string, { fetched: number; done: boolean }> } };
+  const bar = progress('enhanced sync', 'types');
+  let final: { status: string; standardResources?: number; enhancedResources?: number; total?: number; errorMessage?: string; progress: { perType: Record<string, { fetched: number; done: boolean }>; steps?: Record<string, string> } };
   for (;;) {
     final = must(await call<typeof final>(api, 'GET', `api/ehr/eclinicalworks/enhanced-sync/${started.id}`), 'Sync status');
     const perType = Object.values(final.progress.perType);
-    bar.update(perType.reduce((n, t) => n + t.fetched, 0), undefined, `${perType.filter((t) => t.done).length} types done`);
+    const steps = Object.values(final.progress.steps ?? {});
+    const typesTotal = Math.max(steps.length, perType.length);
+    const running = steps.filter((s) => s === 'running').length;
+    bar.update(perType.filter((t) => t.done).length, typesTotal, perType.reduce((n, t) => n + t.fetched, 0), running ? `${running} paging` : final.status);
     if (final.status !== 'IN_PROGRESS') break;
     await new Promise((r) => setTimeout(r, 300));
   }
@@ -131,11 +150,15 @@ async function main(): Promise<void> {
   if (final.status !== 'COMPLETED') throw new Error(`The sync ended ${final.status}: ${final.errorMessage ?? ''}`);
   say(`   standardResources=${final.standardResources} enhancedResources=${final.enhancedResources} total=${final.total}`);
 
+  const stored = must(await call<{ counts: Record<string, number>; total: number }>(api, 'GET', `api/ehr/eclinicalworks/resources?connectionId=${connection.connectionId}`), 'Stored counts');
+  say(`   stored in MongoDB: ${stored.total} resources (${Object.entries(stored.counts).map(([t, n]) => `${t} ${n}`).join(', ')})`);
+
   say('');
   say('Where to look:');
   say(`  Temporal UI (workflows, history, retries): ${env.TEMPORAL_UI_URL}/namespaces/default/workflows`);
   say(`  Sync job:      curl -H "x-api-key: $API_KEY" ${apiUrl}/api/ehr/eclinicalworks/enhanced-sync/${started.id}`);
   say(`  Capabilities:  curl -H "x-api-key: $API_KEY" "${apiUrl}/api/ehr/eclinicalworks/capabilities?connectionId=${connection.connectionId}"`);
+  say(`  Counts stored: curl -H "x-api-key: $API_KEY" "${apiUrl}/api/ehr/eclinicalworks/resources?connectionId=${connection.connectionId}"`);
   say(`  Stored data:   curl -H "x-api-key: $API_KEY" "${apiUrl}/api/ehr/eclinicalworks/resources/Communication?connectionId=${connection.connectionId}&status=completed&sent=ge2024-01-01"`);
   say('  (API_KEY is in .data/local-secrets.env)');
 }

@@ -61,6 +61,15 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     const job = await stack.services.jobs.get(data.id);
     expect(job.status).toBe('COMPLETED');
 
+    // The stored-counts route reports per type what the sandbox holds.
+    const counts = await stack.api.get<{ counts: Record<string, number>; total: number }>('api/ehr/eclinicalworks/resources', { searchParams: { connectionId: conn.connectionId } });
+    expect(counts.statusCode).toBe(200);
+    const perType: Record<string, number> = {};
+    for (const key of expected.keys()) perType[key.split('/')[0]!] = (perType[key.split('/')[0]!] ?? 0) + 1;
+    expect(counts.body.data).toMatchObject({ counts: perType, total: expected.size });
+    const unknownConn = await stack.api.get('api/ehr/eclinicalworks/resources', { searchParams: { connectionId: 'conn_doesnotexist00' } });
+    expect(unknownConn.statusCode).toBe(404);
+
     // Incremental by default: nothing changed, nothing fetched or written.
     const again = (await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true })).body.data!;
     expect(again.total).toBe(0);

@@ -12,6 +12,11 @@ import { connectionOfProvider } from './connections';
 /** FHIR-style date comparison: ge2024-01-01, lt2024-02-01T00:00:00Z, or a bare date (= eq day). */
 const DateParam = z.string().regex(/^(eq|ge|gt|le|lt)?\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2}))?$/, 'must be like ge2024-01-01 or lt2024-02-01T00:00:00Z');
 
+export const StoredCountsQuerySchema = z.object({
+  connectionId: ConnectionIdSchema,
+  patient: z.string().regex(/^[A-Za-z0-9.-]{1,64}$/, 'must be a FHIR id').optional(),
+});
+
 export const StoredResourcesQuerySchema = z.object({
   connectionId: ConnectionIdSchema,
   patient: z.string().regex(/^[A-Za-z0-9.-]{1,64}$/, 'must be a FHIR id').optional(),
@@ -37,6 +42,25 @@ function dateFilter(value: string): { op: (typeof OPS)[keyof typeof OPS]; iso: s
  */
 export function resourceRoutes(services: Services): Router {
   const routes = Router();
+
+  // How many resources of each type are stored for a connection (what a sync or export left in MongoDB).
+  routes.get('/api/ehr/:provider/resources', async (req, res) => {
+    const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
+    const q = parse(StoredCountsQuerySchema, req.query, 'query');
+    const connection = await connectionOfProvider(services, provider, q.connectionId);
+    const patient = q.patient ?? connection.patientId;
+    // One countDocuments per type: served by the (connectionId, resourceType, ...) index, and portable to FerretDB.
+    const counts = await Promise.all(
+      ALL_RESOURCE_TYPES.map(async (resourceType) => {
+        const filter: Filter<ResourceDoc> = { connectionId: connection._id, resourceType };
+        if (patient) filter.patientId = patient;
+        return [resourceType, await services.resources.col.countDocuments(filter)] as const;
+      }),
+    );
+    const nonZero = Object.fromEntries(counts.filter(([, n]) => n > 0));
+    ok(res, { connectionId: connection._id, ...(patient ? { patient } : {}), counts: nonZero, total: counts.reduce((n, [, c]) => n + c, 0) });
+  });
+
   routes.get('/api/ehr/:provider/resources/:resourceType', async (req, res) => {
     const { provider, resourceType } = parse(z.object({ provider: ProviderIdSchema, resourceType: z.enum(ALL_RESOURCE_TYPES) }), req.params, 'path');
     const q = parse(StoredResourcesQuerySchema, req.query, 'query');
