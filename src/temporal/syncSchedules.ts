@@ -183,6 +183,10 @@ export class SyncScheduleService {
     if (running.length > 0) {
       throw new AppError('CONFLICT', `A sync of schedule ${scheduleId} is running (job ${running.join(', ')}); wait for it to finish.`, { status: 409 });
     }
+    // Temporal names a run `<prefix>-<time to the second>`: a run taken in the same second as the last one would get
+    // its workflow id (and so its job id), so wait for the next second in that rare case.
+    const last = before.info.recentActions.at(-1)?.takenAt.getTime();
+    if (last !== undefined && Date.now() - last < 1100) await sleep(1100 - (Date.now() - last));
     await handle.trigger('SKIP');
     const taken = before.info.numActionsTaken;
     const after = await this.settle(handle, (d) => d.info.numActionsTaken > taken || d.info.numActionsSkippedOverlap > before.info.numActionsSkippedOverlap);
