@@ -14,6 +14,8 @@ export const MAX_INTERVAL_SECONDS = 30 * 24 * 3600;
 const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
 /** How long pause/unpause/trigger wait for the scheduler to show the change before answering. */
 const SETTLE_MS = 5_000;
+/** A schedule record whose schedule Temporal does not know is dropped once it is this old (see list). */
+const STALE_RECORD_MS = 5 * 60_000;
 
 /** `30m`, `1h`, `1d`… in seconds; the format the API accepts (validated by the route's schema first). */
 export function intervalSeconds(every: string): number {
@@ -26,9 +28,13 @@ export function syncScheduleId(connectionId: string, name: string): string {
   return `sync-schedule-${connectionId}-${name}`;
 }
 
-/** The prefix of the workflow ids the schedule starts; Temporal appends `-<nominal time>` to each run. */
-export function scheduledJobIdPrefix(connectionId: string): string {
-  return `enhanced-sync-${connectionId}-scheduled`;
+/**
+ * The workflow id the schedule's action names; Temporal appends `-<nominal time, to the second>` to each run. The
+ * schedule's name is part of it because two schedules of one connection may run in the same second, and the same
+ * workflow id would mean the same job id (one job document for two runs).
+ */
+export function scheduledJobIdPrefix(connectionId: string, name: string): string {
+  return `enhanced-sync-${connectionId}-scheduled-${name}`;
 }
 
 export interface CreateSyncSchedule {
@@ -106,7 +112,7 @@ export class SyncScheduleService {
         action: {
           type: 'startWorkflow',
           workflowType: 'enhancedSyncWorkflow',
-          workflowId: scheduledJobIdPrefix(connectionId),
+          workflowId: scheduledJobIdPrefix(connectionId, name),
           taskQueue: this.taskQueue,
           args: [workflowInput],
           memo: { provider, connectionId, jobType: 'enhanced-sync', scheduleId },
@@ -131,6 +137,17 @@ export class SyncScheduleService {
       if (err instanceof ScheduleAlreadyRunning) {
         throw new AppError('CONFLICT', `Sync schedule ${scheduleId} already exists. Change it by deleting it and creating it again, or pick another name.`, { status: 409 });
       }
+      // Nothing was created: take the record back (best effort; list drops an old orphan record anyway).
+      await this.store.remove(scheduleId).catch(() => undefined);
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : '';
+      if (/no mapping defined for search attribute/i.test(cause)) {
+        throw new AppError(
+          'CONFIG_INVALID',
+          `The Temporal namespace does not know the search attributes the sync runs carry (${cause.replace(/^\d+ [A-Z_]+: /, '')}). ` +
+            'They are registered at start-up (registerSearchAttributes), or once with: temporal operator search-attribute create --name <Name> --type Keyword',
+          { status: 503, cause: err },
+        );
+      }
       throw err;
     }
     // The connection may have been deleted while the schedule was being created: take the schedule away with it.
@@ -148,8 +165,10 @@ export class SyncScheduleService {
         try {
           return await this.get(provider, connectionId, d._id);
         } catch (err) {
-          if (err instanceof AppError && err.code === 'SCHEDULE_NOT_FOUND') return undefined;
-          throw err;
+          if (!(err instanceof AppError && err.code === 'SCHEDULE_NOT_FOUND')) throw err;
+          // A record without its schedule: a create that failed half way, or one still in progress (so only old ones go).
+          if (Date.now() - d.createdAt.getTime() > STALE_RECORD_MS) await this.store.remove(d._id);
+          return undefined;
         }
       }),
     );
@@ -163,14 +182,18 @@ export class SyncScheduleService {
 
   async pause(provider: string, connectionId: string, scheduleId: string, note?: string): Promise<SyncScheduleView> {
     const { handle } = await this.describe(provider, connectionId, scheduleId);
-    await handle.pause(note ?? 'Paused through the API');
-    return this.view(await this.settle(handle, (d) => d.state.paused));
+    return this.orNotFound(scheduleId, async () => {
+      await handle.pause(note ?? 'Paused through the API');
+      return this.view(await this.settle(handle, (d) => d.state.paused));
+    });
   }
 
   async unpause(provider: string, connectionId: string, scheduleId: string, note?: string): Promise<SyncScheduleView> {
     const { handle } = await this.describe(provider, connectionId, scheduleId);
-    await handle.unpause(note ?? 'Unpaused through the API');
-    return this.view(await this.settle(handle, (d) => !d.state.paused));
+    return this.orNotFound(scheduleId, async () => {
+      await handle.unpause(note ?? 'Unpaused through the API');
+      return this.view(await this.settle(handle, (d) => !d.state.paused));
+    });
   }
 
   /**
@@ -187,12 +210,17 @@ export class SyncScheduleService {
     // its workflow id (and so its job id), so wait for the next second in that rare case.
     const last = before.info.recentActions.at(-1)?.takenAt.getTime();
     if (last !== undefined && Date.now() - last < 1100) await sleep(1100 - (Date.now() - last));
-    await handle.trigger('SKIP');
     const taken = before.info.numActionsTaken;
-    const after = await this.settle(handle, (d) => d.info.numActionsTaken > taken || d.info.numActionsSkippedOverlap > before.info.numActionsSkippedOverlap);
+    const after = await this.orNotFound(scheduleId, async () => {
+      await handle.trigger('SKIP');
+      return this.settle(handle, (d) => d.info.numActionsTaken > taken || d.info.numActionsSkippedOverlap > before.info.numActionsSkippedOverlap);
+    });
     if (after.info.numActionsTaken > taken) {
-      const newest = after.info.recentActions.at(-1);
-      return { scheduleId, jobId: newest?.action.workflow.workflowId };
+      const jobId = after.info.recentActions.at(-1)?.action.workflow.workflowId;
+      // The run records its job document first thing (planSync); wait a moment for it so that the status URL
+      // answers at once. A worker that is down only delays it: the answer is 202 either way.
+      if (jobId) await this.waitUntil(async () => (await this.jobs.find(jobId)) !== null);
+      return { scheduleId, jobId };
     }
     const nowRunning = runningJobIds(after);
     if (nowRunning.length > 0) {
@@ -204,7 +232,7 @@ export class SyncScheduleService {
 
   async delete(provider: string, connectionId: string, scheduleId: string): Promise<void> {
     await this.describe(provider, connectionId, scheduleId);
-    await this.remove(scheduleId);
+    if (!(await this.remove(scheduleId))) throw new NotFoundError('SCHEDULE_NOT_FOUND', `Sync schedule "${scheduleId}" does not exist (it was just deleted).`);
   }
 
   /** Removes every schedule of a connection (when the connection is deleted); returns how many there were. */
@@ -238,7 +266,6 @@ export class SyncScheduleService {
       description = await handle.describe();
     } catch (err) {
       if (!(err instanceof ScheduleNotFoundError)) throw err;
-      await this.store.remove(scheduleId); // a record without its schedule (a create that failed half way)
       throw notFound();
     }
     const memo = (description.memo ?? {}) as ScheduleMemo;
@@ -248,13 +275,28 @@ export class SyncScheduleService {
 
   /** Patches reach the scheduler asynchronously: re-read until the change shows (or a few seconds have passed). */
   private async settle(handle: ScheduleHandle, done: (d: ScheduleDescription) => boolean): Promise<ScheduleDescription> {
-    const deadline = Date.now() + SETTLE_MS;
     let d = await handle.describe();
-    while (!done(d) && Date.now() < deadline) {
-      await sleep(100);
+    await this.waitUntil(async () => {
+      if (done(d)) return true;
       d = await handle.describe();
-    }
+      return done(d);
+    });
     return d;
+  }
+
+  private async waitUntil(done: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + SETTLE_MS;
+    while (!(await done()) && Date.now() < deadline) await sleep(100);
+  }
+
+  /** A schedule deleted by another request between our describe and this call is a 404, not a 500. */
+  private async orNotFound<T>(scheduleId: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) throw new NotFoundError('SCHEDULE_NOT_FOUND', `Sync schedule "${scheduleId}" does not exist (it was just deleted).`);
+      throw err;
+    }
   }
 
   private async view(d: ScheduleDescription): Promise<SyncScheduleView> {

@@ -137,7 +137,7 @@ describe('scheduled incremental syncs (Temporal Schedules, real stack)', () => {
     const d = await stack.client.schedule.getHandle(scheduleId).describe();
     expect(d.action.type).toBe('startWorkflow');
     expect(d.action.workflowType).toBe('enhancedSyncWorkflow');
-    expect(d.action.workflowId).toBe(`enhanced-sync-${conn.connectionId}-scheduled`);
+    expect(d.action.workflowId).toBe(`enhanced-sync-${conn.connectionId}-scheduled-default`);
     expect(d.action.taskQueue).toBe(stack.taskQueue);
     expect(d.action.args).toEqual([{ connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, scheduleId }]);
     expect(d.action.memo).toMatchObject({ scheduleId, connectionId: conn.connectionId, jobType: 'enhanced-sync' });
@@ -161,7 +161,7 @@ describe('scheduled incremental syncs (Temporal Schedules, real stack)', () => {
     expect(res.body.error).toBeUndefined();
     expect(res.statusCode).toBe(202);
     const { jobId, statusUrl } = res.body.data!;
-    expect(jobId.startsWith(`enhanced-sync-${conn.connectionId}-scheduled-`)).toBe(true);
+    expect(jobId).toMatch(new RegExp(`^enhanced-sync-${conn.connectionId}-scheduled-default-\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`));
     expect(statusUrl).toBe(`/api/ehr/eclinicalworks/enhanced-sync/${jobId}`);
 
     const job = await finishedJob(jobId);
@@ -281,7 +281,14 @@ describe('sync schedules and their connection', () => {
     expect(job.status).toBe('COMPLETED');
     expect(job.total).toBe(stack.sandbox.admin.getResources('Task', { patient: conn.patientId }).length);
     expect((await stack.api.delete(`${base(conn.connectionId)}/${id}`)).statusCode).toBe(200);
-    expect((await getSchedule(conn.connectionId, paused.body.data!.scheduleId)).body.data!.runsTaken).toBe(0);
+    const pausedId = paused.body.data!.scheduleId;
+    expect((await getSchedule(conn.connectionId, pausedId)).body.data!.runsTaken).toBe(0);
+
+    // A paused schedule still runs when triggered, and continues from the sync point the other schedule left.
+    const triggered = await stack.api.post<{ jobId: string }>(`${base(conn.connectionId)}/${pausedId}/trigger`);
+    expect(triggered.statusCode).toBe(202);
+    expect(await finishedJob(triggered.body.data!.jobId)).toMatchObject({ status: 'COMPLETED', scheduleId: pausedId, total: 0 });
+    expect((await getSchedule(conn.connectionId, pausedId)).body.data).toMatchObject({ paused: true, runsTaken: 1 });
     expect((await stack.api.delete(`api/ehr/connections/${conn.connectionId}`)).statusCode).toBe(200);
   });
 
