@@ -237,9 +237,18 @@ export class SyncScheduleService {
 
   /** Removes every schedule of a connection (when the connection is deleted); returns how many there were. */
   async deleteAllOf(connectionId: string): Promise<number> {
-    const docs = await this.store.listByConnection(connectionId);
+    const ids = new Set((await this.store.listByConnection(connectionId)).map((d) => d._id));
+    // Also those Temporal lists under the connection's search attribute, in case a record was lost. Best effort:
+    // the listing is eventually consistent (hence the records) and a server may not offer the query.
+    try {
+      for await (const s of this.client.schedule.list({ query: `${EHR_CONNECTION_ID.name} = "${connectionId}"` })) {
+        if (s.scheduleId.startsWith(`sync-schedule-${connectionId}-`)) ids.add(s.scheduleId);
+      }
+    } catch {
+      /* the records above are the index this relies on */
+    }
     let removed = 0;
-    for (const d of docs) if (await this.remove(d._id)) removed++;
+    for (const id of ids) if (await this.remove(id)) removed++;
     return removed;
   }
 

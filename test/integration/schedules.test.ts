@@ -300,6 +300,14 @@ describe('sync schedules and their connection', () => {
       expect(res.statusCode).toBe(201);
       ids.push(res.body.data!.scheduleId);
     }
+    // One record lost: the schedule is still found through Temporal's listing (search attribute EhrConnectionId).
+    await stack.services.db.collection(COLLECTIONS.syncSchedules).deleteOne({ _id: ids[1] as never });
+    const listed = async () => {
+      const found: string[] = [];
+      for await (const sch of stack.client.schedule.list({ query: `EhrConnectionId = "${conn.connectionId}"` })) found.push(sch.scheduleId);
+      return found;
+    };
+    await waitFor('the schedules in Temporal\'s listing', listed, (found) => found.length === 2);
     const del = await stack.api.delete<{ schedulesDeleted: number }>(`api/ehr/connections/${conn.connectionId}`);
     expect(del.statusCode).toBe(200);
     expect(del.body.data).toMatchObject({ connectionId: conn.connectionId, deleted: true, schedulesDeleted: 2 });
