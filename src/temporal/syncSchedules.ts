@@ -98,8 +98,8 @@ export class SyncScheduleService {
     }
     const everySeconds = intervalSeconds(input.every);
     const workflowInput: EnhancedSyncInput = { connectionId, ...input.request, scheduleId };
-    // Recorded first, so that a connection deleted from here on finds the schedule (an orphan record whose
-    // schedule was never created is dropped the next time it is read).
+    // Recorded first, so that a connection deleted from here on finds the schedule (a record whose create failed is
+    // removed below, or, if the process died meanwhile, when it is listed after STALE_RECORD_MS).
     await this.store.record({ _id: scheduleId, connectionId, provider, name });
     try {
       await this.client.schedule.create({

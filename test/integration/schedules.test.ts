@@ -264,6 +264,12 @@ describe('scheduled incremental syncs (Temporal Schedules, real stack)', () => {
     // Jobs of past runs stay readable.
     const jobs = await stack.services.jobs.list({ connectionId: conn.connectionId });
     expect(jobs.length).toBe(3);
+
+    // Changing a schedule is deleting it and creating it again: the id is free at once.
+    const again = await createSchedule(conn.connectionId, { every: '2h' });
+    expect(again.body.error).toBeUndefined();
+    expect(again.body.data).toMatchObject({ scheduleId, every: '2h', runsTaken: 0 });
+    expect((await stack.api.delete(`${base(conn.connectionId)}/${scheduleId}`)).statusCode).toBe(200);
   });
 });
 
