@@ -54,6 +54,12 @@ export const WorkerEnvSchema = z.object({
 
   /** How long the API waits for a short workflow (capabilities, small syncs) before answering 202. */
   API_WORKFLOW_WAIT_MS: z.coerce.number().int().min(0).max(120000).default(20000),
+
+  /**
+   * The shortest interval a sync schedule may have. Each run asks the FHIR server for every selected type, so a
+   * tiny interval spends the shared rate budget on empty searches; tests trigger runs instead of lowering it.
+   */
+  SYNC_SCHEDULE_MIN_INTERVAL_SECONDS: z.coerce.number().int().min(10).max(86400).default(300),
 });
 
 export const ApiEnvSchema = WorkerEnvSchema.extend({

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'UNKNOWN_PROVIDER'
   | 'CONNECTION_NOT_FOUND'
   | 'JOB_NOT_FOUND'
+  | 'SCHEDULE_NOT_FOUND'
   | 'REAUTHORIZATION_REQUIRED'
   | 'OAUTH_STATE_INVALID'
   | 'OAUTH_FAILED'
@@ -51,7 +52,7 @@ export class BadRequestError extends AppError {
 }
 
 export class NotFoundError extends AppError {
-  constructor(code: Extract<ErrorCode, 'NOT_FOUND' | 'CONNECTION_NOT_FOUND' | 'JOB_NOT_FOUND' | 'UNKNOWN_PROVIDER'>, message: string) {
+  constructor(code: Extract<ErrorCode, 'NOT_FOUND' | 'CONNECTION_NOT_FOUND' | 'JOB_NOT_FOUND' | 'SCHEDULE_NOT_FOUND' | 'UNKNOWN_PROVIDER'>, message: string) {
     super(code, message, { status: 404 });
   }
 }

@@ -10,8 +10,11 @@ import { capabilitiesRoutes } from './routes/capabilities';
 import { connectionRoutes } from './routes/connections';
 import { rateLimitRoutes } from './routes/rateLimit';
 import { resourceRoutes } from './routes/resources';
+import { syncScheduleRoutes } from './routes/schedules';
 import { syncRoutes } from './routes/sync';
 import type { WorkflowGateway } from './workflowGateway';
+import { SyncScheduleService } from '../temporal/syncSchedules';
+import { SyncScheduleStore } from '../store/syncSchedules';
 
 export interface AppDeps {
   services: Services;
@@ -28,7 +31,8 @@ export function createApp({ services, workflows, apiKeys, logger }: AppDeps): Ex
   app.use(express.json({ limit: '256kb', strict: true, type: ['application/json', 'application/*+json'] }));
 
   app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
-  const connections = connectionRoutes(services);
+  const schedules = new SyncScheduleService(workflows.client, workflows.taskQueue, new SyncScheduleStore(services.db), services.jobs);
+  const connections = connectionRoutes(services, schedules);
   app.use(connections.publicRoutes);
   const openapi = openApiDocument();
   app.get('/api/openapi.json', (_req, res) => {
@@ -42,6 +46,7 @@ export function createApp({ services, workflows, apiKeys, logger }: AppDeps): Ex
   app.use(bulkExportRoutes(services, workflows));
   app.use(syncRoutes(services, workflows, services.config.API_WORKFLOW_WAIT_MS));
   app.use(resourceRoutes(services));
+  app.use(syncScheduleRoutes(services, schedules));
 
   app.use(notFound);
   app.use(errorHandler(logger));

@@ -4,6 +4,7 @@ import { CapabilitiesQuerySchema } from './routes/capabilities';
 import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema } from './routes/connections';
 import { StoredCountsQuerySchema, StoredResourcesQuerySchema } from './routes/resources';
 import { EnhancedSyncBodySchema } from './routes/sync';
+import { SyncScheduleBodySchema, SyncScheduleNoteBodySchema } from './routes/schedules';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the same zod schemas that validate the requests
@@ -65,6 +66,17 @@ export function openApiDocument(): Json {
       '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts, or 202 with the job id)', parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200'), '202': envelope() } } },
       '/api/ehr/{provider}/enhanced-sync/{jobId}': { get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') } },
       '/api/ehr/{provider}/enhanced-sync/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED sync again as a linked run', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } } },
+      '/api/ehr/{provider}/connections/{connectionId}/sync-schedules': {
+        post: { summary: 'Create a recurring incremental enhanced sync (Temporal Schedule); 409 if the name exists', parameters: path('provider', 'connectionId'), requestBody: body(SyncScheduleBodySchema), responses: { ...responses('201'), '409': envelope() } },
+        get: { summary: 'The connection\'s sync schedules', parameters: path('provider', 'connectionId'), responses: responses('200') },
+      },
+      '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}': {
+        get: { summary: 'A sync schedule: paused, note, next run times, recent runs with their job ids', parameters: path('provider', 'connectionId', 'scheduleId'), responses: responses('200') },
+        delete: { summary: 'Delete a sync schedule (runs already started go on)', parameters: path('provider', 'connectionId', 'scheduleId'), responses: responses('200') },
+      },
+      '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}/pause': { post: { summary: 'Pause a sync schedule, with an optional note', parameters: path('provider', 'connectionId', 'scheduleId'), requestBody: { ...body(SyncScheduleNoteBodySchema), required: false }, responses: responses('200') } },
+      '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}/unpause': { post: { summary: 'Unpause a sync schedule, with an optional note', parameters: path('provider', 'connectionId', 'scheduleId'), requestBody: { ...body(SyncScheduleNoteBodySchema), required: false }, responses: responses('200') } },
+      '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}/trigger': { post: { summary: 'Run the schedule\'s sync now (202 with the job id; 409 while one of its runs is going)', parameters: path('provider', 'connectionId', 'scheduleId'), responses: { ...responses('202'), '409': envelope() } } },
       '/api/ehr/{provider}/bulk-export': { post: { summary: 'Start a bulk export ($export) into MongoDB', parameters: p(), requestBody: body(BulkExportBodySchema), responses: { ...responses('201'), '202': envelope() } } },
       '/api/ehr/{provider}/bulk-export/{jobId}': {
         get: { summary: 'Export status and progress', parameters: path('provider', 'jobId'), responses: responses('200') },

@@ -33,6 +33,7 @@ export const COLLECTIONS = {
   jobs: 'jobs',
   syncPoints: 'sync_points',
   rateLimits: 'rate_limits',
+  syncSchedules: 'sync_schedules',
 } as const;
 
 /** Creates the collections' indexes; safe to run at every start (createIndex is idempotent). */
@@ -46,5 +47,6 @@ export async function ensureIndexes(db: Db): Promise<void> {
     db.collection(COLLECTIONS.resources).createIndex({ connectionId: 1, resourceType: 1, patientId: 1, lastUpdated: -1 }),
     db.collection(COLLECTIONS.jobs).createIndex({ connectionId: 1, type: 1, createdAt: -1 }),
     db.collection(COLLECTIONS.syncPoints).createIndex({ connectionId: 1, resourceType: 1 }, { unique: true }),
+    db.collection(COLLECTIONS.syncSchedules).createIndex({ connectionId: 1 }),
   ]);
 }

@@ -24,6 +24,8 @@ export interface EnhancedSyncInput extends SyncRequest {
   /** How long a paging step may go without a heartbeat before another worker takes it over (default 120 s). */
   heartbeatTimeoutSeconds?: number;
   retryOf?: string;
+  /** The Temporal Schedule that started this run (recorded with the job's request). */
+  scheduleId?: string;
 }
 
 export interface EnhancedSyncResult {

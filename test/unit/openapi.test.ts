@@ -19,6 +19,18 @@ describe('OpenAPI document', () => {
     expect(sync.required).toEqual(['connectionId']);
     expect(sync.properties.resourceTypes?.items?.enum).toContain('Communication');
     expect(sync.additionalProperties).toBe(false);
+    const schedule = doc.paths['/api/ehr/{provider}/connections/{connectionId}/sync-schedules']!.post!.requestBody!.content['application/json']!.schema as {
+      required?: string[];
+      properties: Record<string, { pattern?: string; items?: { enum?: string[] } }>;
+      additionalProperties?: boolean;
+    };
+    expect(schedule.required).toEqual(['every']);
+    expect(schedule.properties.every?.pattern).toBeDefined();
+    expect(schedule.properties.resourceTypes?.items?.enum).toContain('Task');
+    expect(schedule.additionalProperties).toBe(false);
+    for (const action of ['pause', 'unpause', 'trigger']) {
+      expect(doc.paths[`/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}/${action}`]?.post).toBeDefined();
+    }
     const caps = doc.paths['/api/ehr/{provider}/capabilities']!.get!.parameters!;
     expect(caps).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'connectionId', in: 'query', required: true })]));
   });

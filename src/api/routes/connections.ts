@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Services } from '../../services';
 import { ConnectionStore } from '../../store/connections';
 import { NotFoundError } from '../../errors';
+import type { SyncScheduleService } from '../../temporal/syncSchedules';
 import { ok } from '../envelope';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 
@@ -35,7 +36,7 @@ const ConnectionParams = z.object({ connectionId: ConnectionIdSchema });
 const ListQuery = z.object({ provider: ProviderIdSchema.optional() });
 
 /** SMART connections: start authorization, the OAuth callback, backend-services connections, list/read/delete. */
-export function connectionRoutes(services: Services): { publicRoutes: Router; routes: Router } {
+export function connectionRoutes(services: Services, schedules?: Pick<SyncScheduleService, 'deleteAllOf'>): { publicRoutes: Router; routes: Router } {
   const { smartAuth, connections, registry } = services;
   const publicRoutes = Router();
   const routes = Router();
@@ -75,10 +76,12 @@ export function connectionRoutes(services: Services): { publicRoutes: Router; ro
 
   routes.delete('/api/ehr/connections/:connectionId', async (req, res) => {
     const { connectionId } = parse(ConnectionParams, req.params, 'path');
+    // Its sync schedules go first: if this fails half way, the connection is still there and DELETE can be repeated.
+    const schedulesDeleted = (await schedules?.deleteAllOf(connectionId)) ?? 0;
     if (!(await connections.delete(connectionId))) {
       throw new NotFoundError('CONNECTION_NOT_FOUND', `Connection "${connectionId}" does not exist.`);
     }
-    ok(res, { connectionId, deleted: true });
+    ok(res, { connectionId, deleted: true, schedulesDeleted });
   });
 
   routes.post('/api/ehr/:provider/authorize', async (req, res) => {

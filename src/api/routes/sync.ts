@@ -29,7 +29,8 @@ export const EnhancedSyncBodySchema = z.strictObject({
 });
 
 const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'Idempotency-Key must be 8-64 letters, digits, dash or underscore');
-const JobParams = z.object({ provider: ProviderIdSchema, jobId: IdSchema });
+// Runs started by a sync schedule are named by Temporal `<prefix>-<nominal time>`, e.g. …-scheduled-2026-01-01T10:00:00Z.
+const JobParams = z.object({ provider: ProviderIdSchema, jobId: z.union([IdSchema, z.string().regex(/^enhanced-sync-[A-Za-z0-9_.:-]{1,150}$/)], 'must be a job id') });
 
 /** The spec's enhanced sync: POST starts it (and waits a little), GET reports progress and the final counts. */
 export function syncRoutes(services: Services, workflows: WorkflowGateway, defaultWaitMs: number): Router {
@@ -117,5 +118,6 @@ function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProg
     ...(result ? { standardResources: result.standardResources, enhancedResources: result.enhancedResources, total: result.total, written: result.written } : {}),
     progress: { perType, ...(live ? { steps: live.types } : {}) },
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
+    ...(typeof job.request.scheduleId === 'string' ? { scheduleId: job.request.scheduleId } : {}),
   };
 }
