@@ -11,6 +11,7 @@ import { WorkflowGateway } from '../../src/api/workflowGateway';
 import { createLogger } from '../../src/logger';
 import { createServices, type Services } from '../../src/services';
 import { workerOptions } from '../../src/worker';
+import { registerSearchAttributes } from '../../src/temporal/registerSearchAttributes';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox';
 import { WORKFLOW_BUNDLE_PATH, mongoUri, temporalCliPath, testDbName } from './paths';
 
@@ -83,6 +84,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
     (await TestWorkflowEnvironment.createLocal({
       server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: ['--log-level', 'error'] },
     }));
+  await registerSearchAttributes(env.connection, env.namespace ?? 'default');
   const config = loadApiConfig(testConfigEnv(sandbox, opts.configEnv));
   const services = await createServices(config);
   const taskQueue = `test-${randomBytes(6).toString('hex')}`;
