@@ -257,17 +257,24 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         return { state: 'complete', manifest };
       }
       const text = statusError('GET', input.statusUrl, status, res.body).message;
+      const answered = (code: number, outcome: unknown) => `Status poll GET ${loggableUrl(input.statusUrl)} answered ${code}${operationOutcomeText(outcome) ? ` (${operationOutcomeText(outcome)})` : ''}.`;
       if (status === 429) return { state: 'throttled', retryAfterSeconds, message: text };
       if (status >= 500) {
         if (isTransientOutcome(body) || status === 502 || status === 503 || status === 504 || !operationOutcomeText(body)) {
           return { state: 'transient', retryAfterSeconds, message: text };
         }
-        return { state: 'server-error', retryAfterSeconds, message: text };
+        // The workflow fails the job after a few of these in a row: say what to do then, not "will be retried".
+        return { state: 'server-error', retryAfterSeconds, message: `${answered(status, body)} Retry the job (POST …/bulk-export/{jobId}/retry) once the server is healthy.` };
       }
       if (status === 401) {
         throw new FhirRequestError('FHIR_UNAUTHORIZED', text, status, false);
       }
-      return { state: 'failed', httpStatus: status, message: text };
+      const gone = status === 404 || status === 410;
+      return {
+        state: 'failed',
+        httpStatus: status,
+        message: gone ? `${answered(status, body)} The export is gone from the server (expired or deleted): retry the job to start a new export.` : text,
+      };
     },
 
     /** DELETE on the status URL: the server stops the export and drops its files. 404 = already gone. */

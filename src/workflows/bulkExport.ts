@@ -189,7 +189,10 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
       } else {
         progress.lastStatusProblem = s.message;
         if (s.state === 'server-error' && ++serverErrors > opts.maxStatusServerErrors) {
-          throw ApplicationFailure.nonRetryable(`The FHIR server reports that the export failed: ${s.message}`, 'EXPORT_FAILED');
+          throw ApplicationFailure.nonRetryable(
+            `The FHIR server reports that the export failed (${serverErrors} server error${serverErrors === 1 ? '' : 's'} in a row, options.maxStatusServerErrors is ${opts.maxStatusServerErrors}): ${s.message}`,
+            'EXPORT_FAILED',
+          );
         }
         backoffStep++;
         const backoff = Math.min(opts.retryAfterMaxSeconds, opts.pollIntervalSeconds * 2 ** backoffStep);

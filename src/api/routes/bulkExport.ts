@@ -335,6 +335,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
         outcomes: errorFiles.flatMap((f) => f.outcomes ?? []),
       },
       ...(details.serverCancel ? { cancelledOnServer: { status: details.serverCancel.status } } : {}),
+      ...(job?.retryOf ? { retryOf: job.retryOf } : {}),
       ...(details.result ? { result: details.result } : {}),
     };
   }
