@@ -1,11 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import type { ResourceDoc } from '../../src/store/resources';
 import type { BulkExportResult } from '../../src/workflows/bulkExport';
 import type { EnhancedSyncResult } from '../../src/workflows/enhancedSync';
 import { EHR_CONNECTION_ID, EHR_JOB_STATUS, EHR_JOB_TYPE, EHR_PROVIDER } from '../../src/temporal/searchAttributes';
 import { RESOURCE_TYPES } from '../../src/sandbox';
+import { workerOptions } from '../../src/worker';
+import { WORKFLOW_BUNDLE_PATH, temporalCliPath } from '../support/paths';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
 import { startExport, storedResources, waitForJob, type BulkJobView } from '../support/bulkExport';
@@ -206,6 +210,38 @@ describe('finding, inspecting and retrying jobs', () => {
     expect(found[0]).toMatch(new RegExp(`^capabilities-${conn}-`));
     const memo = (await stack.client.workflow.getHandle(found[0]!).describe()).memo;
     expect(memo).toMatchObject({ provider: 'eclinicalworks', connectionId: conn, jobType: 'capabilities', request: { connectionId: conn } });
+  });
+});
+
+describe('jobs started without the API', () => {
+  // What a schedule or an operator starting a workflow by hand does: no job document, no memo, no attributes, on a
+  // namespace that does not even know the attributes. Upserting an unknown attribute would fail the workflow task
+  // forever (measured: "BadSearchAttributes: Namespace default has no mapping defined for search attribute
+  // EhrJobStatus"), so the workflow must only set EhrJobStatus when it was started with the job's attributes.
+  it('an enhanced sync started directly in a namespace without the search attributes runs to the end and records its job', async () => {
+    const bare = await TestWorkflowEnvironment.createLocal({
+      server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: ['--log-level', 'error'] },
+    });
+    try {
+      const patient = stack.sandbox.admin.listPatients()[3]!.id;
+      const conn = (await connectPatient(stack, patient)).connectionId;
+      const worker = await Worker.create({ connection: bare.nativeConnection, taskQueue: 'by-hand', workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH }, ...workerOptions(stack.services) });
+      await worker.runUntil(async () => {
+        const jobId = `enhanced-sync-${conn}-by-hand`;
+        const handle = await bare.client.workflow.start('enhancedSyncWorkflow', {
+          taskQueue: 'by-hand',
+          workflowId: jobId,
+          args: [{ connectionId: conn, includeStandard: false, includeEnhanced: true, resourceTypes: ['Task'] }],
+        });
+        const result = (await handle.result()) as EnhancedSyncResult;
+        expect(result.total).toBe(stack.sandbox.admin.getResources('Task', { patient }).length);
+        expect(result.total).toBeGreaterThan(0);
+        expect(await stack.services.jobs.get(jobId)).toMatchObject({ type: 'enhanced-sync', provider: 'eclinicalworks', connectionId: conn, status: 'COMPLETED' });
+        expect((await handle.describe()).typedSearchAttributes.get(EHR_JOB_STATUS)).toBeUndefined();
+      });
+    } finally {
+      await bare.teardown();
+    }
   });
 });
 
