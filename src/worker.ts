@@ -1,8 +1,10 @@
+import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { loadWorkerConfig } from './config';
 import { createActivities } from './activities';
 import { createLogger } from './logger';
 import { createServices, type Services } from './services';
+import { registerSearchAttributes } from './temporal/registerSearchAttributes';
 
 /** Options shared by the real worker and the tests' workers (same activities, same bundle). */
 export function workerOptions(services: Services): Pick<WorkerOptions, 'activities' | 'maxConcurrentActivityTaskExecutions'> {
@@ -17,6 +19,14 @@ async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const logger = createLogger(config.LOG_LEVEL, { role: 'worker' });
   const services = await createServices(config);
+  // The workflows upsert EhrJobStatus, and jobs may be started without the API (schedules): register the search
+  // attributes here too. NativeConnection has no operator service, so a client Connection is used briefly.
+  const admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  try {
+    await registerSearchAttributes(admin, config.TEMPORAL_NAMESPACE);
+  } finally {
+    await admin.close();
+  }
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,

@@ -6,6 +6,7 @@ import { loggableUrl } from '../logger';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type FhirResource, type ResourceStore, type WriteCounts } from '../store/resources';
+import { workflowRunId } from './workflowRun';
 
 /**
  * Bulk Data export ($export, FHIR Bulk Data IG v2) as activities: one FHIR interaction or one streamed file each.
@@ -33,6 +34,8 @@ export interface BulkExportRequest {
   since?: string;
   groupId?: string;
   idempotencyKey?: string;
+  /** The failed or cancelled job this one retries (POST …/bulk-export/:jobId/retry). */
+  retryOf?: string;
 }
 
 export interface PreparedExport {
@@ -137,12 +140,20 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
   }
 
   return {
-    /** Records the job and decides `_since`: the request's, else the last transactionTime of the same export. */
+    /**
+     * Records the job and decides `_since`: the request's, else the last transactionTime of the same export. The
+     * decision is stored with the job and made once: a re-run of the job (a reset from the Temporal UI) exports the
+     * same range again instead of only what changed since the first run.
+     */
     async prepareBulkExport(input: BulkExportRequest & { jobId: string; options: Record<string, unknown> }): Promise<PreparedExport> {
       const connection = await connectionFor(input.connectionId, input.provider);
+      const recorded = (await jobs.find(input.jobId))?.details as { since?: string; sinceSource?: PreparedExport['sinceSource'] } | undefined;
       let since = input.since;
       let sinceSource: PreparedExport['sinceSource'] = since ? 'request' : 'none';
-      if (!since) {
+      if (recorded?.sinceSource) {
+        since = recorded.since ?? undefined;
+        sinceSource = recorded.sinceSource;
+      } else if (!since) {
         const points = await Promise.all(input.resourceTypes.map((t) => syncPoints.get(connection._id, exportSyncPointType(input.exportType, input.groupId, t))));
         // Only when every requested type has one: a type never exported needs everything.
         if (points.length > 0 && points.every((p): p is string => typeof p === 'string')) {
@@ -165,18 +176,23 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         },
         startedAt: new Date(),
         details: { since, sinceSource },
+        ...(input.retryOf ? { retryOf: input.retryOf } : {}),
       });
+      await jobs.startRun(input.jobId, workflowRunId());
       return { since, sinceSource };
     },
 
     /**
      * Kick-off: `[base]/$export`, `[base]/Patient/$export` or `[base]/Group/{id}/$export` with `Prefer: respond-async`.
-     * The status URL is recorded before returning, and a retried attempt that finds it does not kick off again.
+     * The status URL is recorded (with the run) before returning, and a retried attempt of the same workflow run
+     * that finds it does not kick off again. A new run of the job (a reset from the Temporal UI) kicks off anew:
+     * the first run's export may be gone from the server (deleted on failure or cancel, or expired).
      */
     async kickOffBulkExport(input: { jobId: string; connectionId: string; exportType: ExportLevel; groupId?: string; resourceTypes: string[]; since?: string }): Promise<KickOffResult> {
+      const runId = workflowRunId();
       const existing = await jobs.find(input.jobId);
       const recorded = existing?.details?.statusUrl;
-      if (typeof recorded === 'string') return { statusUrl: recorded, reused: true };
+      if (typeof recorded === 'string' && existing?.details?.kickOffRunId === runId) return { statusUrl: recorded, reused: true };
       const connection = await connectionFor(input.connectionId);
       const path =
         input.exportType === 'System' ? '$export' : input.exportType === 'Patient' ? 'Patient/$export' : `Group/${encodeURIComponent(input.groupId ?? '')}/$export`;
@@ -205,7 +221,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         );
       }
       const statusUrl = new URL(location, url).href;
-      await jobs.update(input.jobId, { 'details.statusUrl': statusUrl, 'details.kickedOffAt': new Date() });
+      await jobs.update(input.jobId, { 'details.statusUrl': statusUrl, 'details.kickedOffAt': new Date(), 'details.kickOffRunId': runId });
       return { statusUrl, reused: false };
     },
 
@@ -241,17 +257,24 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         return { state: 'complete', manifest };
       }
       const text = statusError('GET', input.statusUrl, status, res.body).message;
+      const answered = (code: number, outcome: unknown) => `Status poll GET ${loggableUrl(input.statusUrl)} answered ${code}${operationOutcomeText(outcome) ? ` (${operationOutcomeText(outcome)})` : ''}.`;
       if (status === 429) return { state: 'throttled', retryAfterSeconds, message: text };
       if (status >= 500) {
         if (isTransientOutcome(body) || status === 502 || status === 503 || status === 504 || !operationOutcomeText(body)) {
           return { state: 'transient', retryAfterSeconds, message: text };
         }
-        return { state: 'server-error', retryAfterSeconds, message: text };
+        // The workflow fails the job after a few of these in a row: say what to do then, not "will be retried".
+        return { state: 'server-error', retryAfterSeconds, message: `${answered(status, body)} Retry the job (POST …/bulk-export/{jobId}/retry) once the server is healthy.` };
       }
       if (status === 401) {
         throw new FhirRequestError('FHIR_UNAUTHORIZED', text, status, false);
       }
-      return { state: 'failed', httpStatus: status, message: text };
+      const gone = status === 404 || status === 410;
+      return {
+        state: 'failed',
+        httpStatus: status,
+        message: gone ? `${answered(status, body)} The export is gone from the server (expired or deleted): retry the job to start a new export.` : text,
+      };
     },
 
     /** DELETE on the status URL: the server stops the export and drops its files. 404 = already gone. */
@@ -409,6 +432,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         connectionId: request.connectionId,
         request: { exportType: request.exportType, resourceTypes: request.resourceTypes, since: request.since, groupId: request.groupId },
         startedAt: new Date(),
+        ...(request.retryOf ? { retryOf: request.retryOf } : {}),
       });
       if (input.status === 'COMPLETED' && input.transactionTime) {
         for (const t of request.resourceTypes) {

@@ -4,10 +4,20 @@ import { AppError } from '../errors';
 /**
  * Turns the service's typed errors into Temporal failures: a non-retryable AppError (bad input, a refused grant,
  * a 404) becomes a non-retryable ApplicationFailure whose type is the error code, so Temporal stops retrying and
- * the operator sees the code and message in the UI; anything else is thrown as-is and retried by policy.
+ * the operator sees the code and message in the UI; database errors get the step's name and what to check;
+ * anything else is thrown as-is. Everything retryable is retried by the activity's retry policy.
  */
-export function toActivityFailure(err: unknown): unknown {
+export function toActivityFailure(err: unknown, activity = 'the step'): unknown {
   if (err instanceof ApplicationFailure) return err;
+  // Driver errors name neither the step nor what to check; they are retried by policy (the database may be back).
+  if (err instanceof Error && err.name.startsWith('Mongo')) {
+    return ApplicationFailure.create({
+      type: 'DATABASE_ERROR',
+      message: `Database error in ${activity} (${err.name}: ${err.message}). Check that MongoDB (MONGODB_URI) is up and accepts writes; the step is retried by its retry policy.`,
+      nonRetryable: false,
+      cause: err,
+    });
+  }
   if (err instanceof AppError) {
     const failure = ApplicationFailure.create({
       type: err.code,
@@ -27,7 +37,7 @@ export function withFailureTranslation<T extends Record<string, (...args: never[
       try {
         return await fn(...args);
       } catch (err) {
-        throw toActivityFailure(err);
+        throw toActivityFailure(err, name);
       }
     };
     Object.defineProperty(wrapped[name], 'name', { value: name });

@@ -5,6 +5,7 @@ import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type ResourceStore, type WriteCounts } from '../store/resources';
 import { BadRequestError } from '../errors';
+import { workflowRunId } from './workflowRun';
 
 export interface SyncDeps {
   connections: ConnectionStore;
@@ -55,8 +56,13 @@ const MAX_PAGE_SIZE = 1000;
 
 export function createSyncActivities({ connections, fhir, registry, resources, jobs, syncPoints }: SyncDeps) {
   return {
-    /** Records the job and decides which types to sync and from when. Returns only names and instants. */
+    /**
+     * Records the job and decides which types to sync and from when. The plan is stored with the job and decided
+     * once: a re-run of the same job (a reset from the Temporal UI) syncs the same types from the same instants
+     * instead of only what changed since the first run. Returns only names and instants.
+     */
     async planSync(input: SyncRequest & { jobId: string; retryOf?: string }): Promise<SyncPlan> {
+      const { jobId: _jobId, ...request } = input;
       const connection = await connections.get(input.connectionId);
       const provider = registry.get(connection.provider);
       const standard = new Set<string>(input.includeStandard ? provider.resourceTypes.standard : []);
@@ -72,10 +78,14 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         type: 'enhanced-sync',
         provider: provider.id,
         connectionId: connection._id,
-        request: { ...input, jobId: undefined },
+        request,
         startedAt: new Date(),
         retryOf: input.retryOf,
       });
+      const job = await jobs.get(input.jobId);
+      await jobs.startRun(input.jobId, workflowRunId());
+      const stored = job.details?.plan as SyncPlan | undefined;
+      if (stored) return stored;
       const types: SyncPlan['types'] = [];
       for (const [set, category] of [
         [standard, 'standard'],
@@ -86,7 +96,9 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
           types.push({ resourceType, category, since });
         }
       }
-      return { types };
+      const plan: SyncPlan = { types };
+      await jobs.update(input.jobId, { 'details.plan': plan });
+      return plan;
     },
 
     /**

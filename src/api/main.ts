@@ -2,6 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { loadApiConfig } from '../config';
 import { createLogger } from '../logger';
 import { createServices } from '../services';
+import { registerSearchAttributes } from '../temporal/registerSearchAttributes';
 import { createApp } from './app';
 import { WorkflowGateway } from './workflowGateway';
 
@@ -10,6 +11,8 @@ async function main(): Promise<void> {
   const logger = createLogger(config.LOG_LEVEL, { role: 'api' });
   const services = await createServices(config);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  // Every job starts with the Ehr* search attributes: a namespace without them would refuse every start.
+  await registerSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const workflows = new WorkflowGateway(client, config.TEMPORAL_TASK_QUEUE, config.API_WORKFLOW_WAIT_MS);
   const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger });

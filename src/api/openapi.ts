@@ -83,6 +83,7 @@ export function openApiDocument(): Json {
         delete: { summary: 'Cancel a running export (also on the server)', parameters: path('provider', 'jobId'), responses: responses('202') },
       },
       '/api/ehr/{provider}/bulk-export/{jobId}/cancel': { post: { summary: 'Cancel a running export', parameters: path('provider', 'jobId'), responses: responses('202') } },
+      '/api/ehr/{provider}/bulk-export/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED export again as a new job linked to it (retryOf)', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } } },
       '/api/ehr/{provider}/resources': { get: { summary: 'Stored resources per type for a connection, from MongoDB', parameters: [...p(), ...query(StoredCountsQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/resources/{resourceType}': { get: { summary: 'Stored resources, from MongoDB, paged', parameters: [...path('provider', 'resourceType'), ...query(StoredResourcesQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/rate-limit': { get: { summary: 'Shared rate-limit budget per quota', parameters: p(), responses: responses('200') } },

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { SearchAttributePair } from '@temporalio/common';
 import type { CapabilitiesSummary } from '../activities';
 import { AppError, type ErrorCode } from '../errors';
+import { jobMemo, jobSearchAttributes } from '../temporal/searchAttributes';
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   CONNECTION_NOT_FOUND: 404,
@@ -21,12 +23,15 @@ export class WorkflowGateway {
     private readonly waitMs: number,
   ) {}
 
-  async capabilities(connectionId: string): Promise<CapabilitiesSummary> {
+  async capabilities(provider: string, connectionId: string): Promise<CapabilitiesSummary> {
+    const job = { provider, connectionId, jobType: 'capabilities' as const };
     const handle = await this.client.workflow.start('capabilitiesWorkflow', {
       taskQueue: this.taskQueue,
       workflowId: `capabilities-${connectionId}-${randomUUID()}`,
       args: [{ connectionId }],
       workflowExecutionTimeout: '5 minutes',
+      typedSearchAttributes: jobSearchAttributes(job),
+      memo: jobMemo({ ...job, request: { connectionId } }),
     });
     return this.awaitResult<CapabilitiesSummary>(handle, `capabilities of ${connectionId}`);
   }
@@ -35,7 +40,12 @@ export class WorkflowGateway {
    * Starts a job workflow under a given id. With an idempotency key the id is derived from it and a second start
    * (running or finished) is refused by Temporal, so the caller gets the existing job instead of a new one.
    */
-  async startJob(workflowType: string, workflowId: string, input: unknown, opts: { idempotent: boolean; memo?: Record<string, unknown> }): Promise<{ handle: WorkflowHandle; started: boolean }> {
+  async startJob(
+    workflowType: string,
+    workflowId: string,
+    input: unknown,
+    opts: { idempotent: boolean; memo?: Record<string, unknown>; searchAttributes?: SearchAttributePair[] },
+  ): Promise<{ handle: WorkflowHandle; started: boolean }> {
     try {
       const handle = await this.client.workflow.start(workflowType, {
         taskQueue: this.taskQueue,
@@ -43,6 +53,7 @@ export class WorkflowGateway {
         args: [input],
         workflowIdReusePolicy: opts.idempotent ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',
         memo: opts.memo,
+        typedSearchAttributes: opts.searchAttributes,
       });
       return { handle, started: true };
     } catch (err) {

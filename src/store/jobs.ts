@@ -25,6 +25,8 @@ export interface JobDoc {
   details?: Record<string, unknown>;
   /** The job this one retries. */
   retryOf?: string;
+  /** The Temporal run that last started working on the job (a reset from the Temporal UI starts a new run). */
+  runId?: string;
 }
 
 /** Progress of one step of a job (a resource type, a file): one document per step, so one writer per document. */
@@ -65,6 +67,18 @@ export class JobStore {
     await this.col.updateOne({ _id: job._id }, { $setOnInsert: { status: 'IN_PROGRESS', ...job, updatedAt: now } }, { upsert: true });
   }
 
+  /**
+   * Records the workflow run working on the job. A new run of the same job id (a reset or re-run from the Temporal
+   * UI) re-opens a finished job, so the API reports it IN_PROGRESS again instead of the last run's outcome; a
+   * retried activity of the same run changes nothing. One writer per job (its workflow), so no race on FerretDB.
+   */
+  async startRun(id: string, runId: string): Promise<void> {
+    await this.col.updateOne(
+      { _id: id, runId: { $ne: runId } },
+      { $set: { status: 'IN_PROGRESS', runId, updatedAt: new Date() }, $unset: { completedAt: '' as const, errorMessage: '' as const, 'details.result': '' as const, 'details.serverCancel': '' as const } },
+    );
+  }
+
   async find(id: string): Promise<JobDoc | null> {
     return this.col.findOne({ _id: id });
   }
@@ -82,7 +96,9 @@ export class JobStore {
 
   async finish(id: string, status: Exclude<JobStatus, 'IN_PROGRESS'>, set: Record<string, unknown> = {}): Promise<void> {
     const now = new Date();
-    await this.col.updateOne({ _id: id }, { $set: { ...set, status, completedAt: now, updatedAt: now } });
+    // A completed re-run (reset) of a failed job must not keep the old run's error.
+    const unset = status === 'COMPLETED' && !('errorMessage' in set) ? { $unset: { errorMessage: '' as const } } : {};
+    await this.col.updateOne({ _id: id }, { $set: { ...set, status, completedAt: now, updatedAt: now }, ...unset });
   }
 
   async list(filter: { connectionId?: string; type?: JobType; status?: JobStatus }, limit = 50): Promise<JobDoc[]> {

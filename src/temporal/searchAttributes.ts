@@ -25,3 +25,26 @@ export function jobSearchAttributes(job: { provider: string; connectionId: strin
     { key: EHR_JOB_STATUS, value: 'RUNNING' },
   ];
 }
+
+/**
+ * The memo a job starts with: what an operator needs to understand it in the Temporal UI without opening the
+ * history. `request` is the validated API request (ids, types, instants, options): never tokens or patient data.
+ */
+export interface JobMemo {
+  provider: string;
+  connectionId: string;
+  jobType: EhrJobType;
+  request: Record<string, unknown>;
+  /** The job this run retries. */
+  retryOf?: string;
+}
+
+export function jobMemo(memo: JobMemo): Record<string, unknown> {
+  const out: Record<string, unknown> = { provider: memo.provider, connectionId: memo.connectionId, jobType: memo.jobType, request: withoutUndefined(memo.request) };
+  if (memo.retryOf) out.retryOf = memo.retryOf;
+  return out;
+}
+
+function withoutUndefined(value: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
+}

@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   defineQuery,
@@ -11,6 +12,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { failureMessage, failureType } from './failures';
+import { recordJobStatus } from './jobStatus';
 import type { BulkExportRequest, FileKind, FileResult, ManifestSummary } from '../activities/bulkExport';
 import { DEFAULT_BULK_EXPORT_OPTIONS, describeSeconds, type BulkExportOptions } from './bulkExportOptions';
 
@@ -102,6 +104,7 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     since: input.since,
     groupId: input.groupId,
     idempotencyKey: input.idempotencyKey,
+    retryOf: input.retryOf,
   };
   const progress: BulkExportProgress = {
     jobId,
@@ -186,7 +189,10 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
       } else {
         progress.lastStatusProblem = s.message;
         if (s.state === 'server-error' && ++serverErrors > opts.maxStatusServerErrors) {
-          throw ApplicationFailure.nonRetryable(`The FHIR server reports that the export failed: ${s.message}`, 'EXPORT_FAILED');
+          throw ApplicationFailure.nonRetryable(
+            `The FHIR server reports that the export failed (${serverErrors} server error${serverErrors === 1 ? '' : 's'} in a row, options.maxStatusServerErrors is ${opts.maxStatusServerErrors}): ${s.message}`,
+            'EXPORT_FAILED',
+          );
         }
         backoffStep++;
         const backoff = Math.min(opts.retryAfterMaxSeconds, opts.pollIntervalSeconds * 2 ** backoffStep);
@@ -288,6 +294,7 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     progress.phase = 'FINISHING';
     await short.finishBulkExport({ jobId, request, status: 'COMPLETED', result: { ...result }, transactionTime: manifest.transactionTime });
     progress.phase = 'COMPLETED';
+    recordJobStatus('COMPLETED');
     return result;
   };
 
@@ -309,6 +316,7 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
       await short.finishBulkExport({ jobId, request, status: cancelled ? 'CANCELLED' : 'FAILED', errorMessage: message });
     });
     progress.phase = cancelled ? 'CANCELLED' : 'FAILED';
+    recordJobStatus(cancelled ? 'CANCELLED' : 'FAILED');
     if (cancelled && cancelReason !== undefined && !isWorkflowCancelRequested(err)) {
       // Cancelled by signal: the workflow ends normally, the job says CANCELLED.
       return {
@@ -325,7 +333,8 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
       };
     }
     if (cancelled) throw err;
-    throw ApplicationFailure.nonRetryable(message, failureType(err, 'EXPORT_FAILED'));
+    // The service's error code as the failure type; a failed step's failure stays attached as the cause.
+    throw ApplicationFailure.create({ message, type: failureType(err, 'EXPORT_FAILED'), nonRetryable: true, cause: err instanceof ActivityFailure ? err : undefined });
   }
 }
 

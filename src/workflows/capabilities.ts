@@ -1,5 +1,6 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities, CapabilitiesSummary } from '../activities';
+import { recordJobStatus } from './jobStatus';
 
 // Short, single-request activities: fail fast and retry a few times (network blips, 5xx).
 const { getCapabilities } = proxyActivities<Activities>({
@@ -13,5 +14,12 @@ export interface CapabilitiesInput {
 
 /** Asks the connection's FHIR server what it supports. */
 export async function capabilitiesWorkflow(input: CapabilitiesInput): Promise<CapabilitiesSummary> {
-  return getCapabilities({ connectionId: input.connectionId });
+  try {
+    const summary = await getCapabilities({ connectionId: input.connectionId });
+    recordJobStatus('COMPLETED');
+    return summary;
+  } catch (err) {
+    recordJobStatus(isCancellation(err) ? 'CANCELLED' : 'FAILED');
+    throw err;
+  }
 }

@@ -1,6 +1,7 @@
-import { CancellationScope, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { failureMessage } from './failures';
+import { failureMessage, failureType } from './failures';
+import { recordJobStatus } from './jobStatus';
 import type { SyncRequest, TypeSyncResult } from '../activities/sync';
 
 // Bookkeeping calls: quick, retried briefly.
@@ -51,6 +52,7 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
   const progress: SyncProgress = { status: 'PLANNING', types: {}, finished: {} };
   setHandler(syncProgressQuery, () => progress);
   const paging = pagingActivities(input.heartbeatTimeoutSeconds ?? 120);
+  let failedType: string | undefined;
   try {
     const plan = await bookkeeping.planSync({ ...input, jobId });
     for (const t of plan.types) progress.types[t.resourceType] = 'pending';
@@ -67,6 +69,7 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
           progress.finished[t.resourceType] = { fetched: r.fetched };
         } catch (err) {
           progress.types[t.resourceType] = 'failed';
+          failedType ??= t.resourceType;
           throw err;
         }
       }
@@ -76,15 +79,21 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
     const result = summarize(jobId, results);
     await bookkeeping.completeSyncJob({ jobId, status: 'COMPLETED', result: { ...result } });
     progress.status = 'COMPLETED';
+    recordJobStatus('COMPLETED');
     return result;
   } catch (err) {
     const cancelled = isCancellation(err);
     progress.status = cancelled ? 'CANCELLED' : 'FAILED';
+    // Which step failed, then why (the innermost message says what to check).
+    const message = cancelled
+      ? 'The sync was cancelled.'
+      : `${failedType ? `Syncing ${failedType} for connection ${input.connectionId} failed` : `The sync of connection ${input.connectionId} failed`}: ${failureMessage(err)}`;
     // Record the outcome even when the workflow itself is being cancelled.
-    await CancellationScope.nonCancellable(() =>
-      bookkeeping.completeSyncJob({ jobId, status: cancelled ? 'CANCELLED' : 'FAILED', errorMessage: cancelled ? 'The sync was cancelled.' : failureMessage(err) }),
-    );
-    throw err;
+    await CancellationScope.nonCancellable(() => bookkeeping.completeSyncJob({ jobId, status: cancelled ? 'CANCELLED' : 'FAILED', errorMessage: message }));
+    recordJobStatus(cancelled ? 'CANCELLED' : 'FAILED');
+    if (cancelled) throw err;
+    // The service's error code as the failure type; the activity's failure stays attached as the cause.
+    throw ApplicationFailure.create({ message, type: failureType(err, 'SYNC_FAILED'), nonRetryable: true, cause: err instanceof ActivityFailure ? err : undefined });
   }
 }
 

@@ -1,14 +1,36 @@
-import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
 
-/** The innermost message of a failure chain: what an operator needs to read. */
+/** What a timeout means for an operator, by timeout type (Temporal's own message only says "timed out"). */
+const TIMEOUT_HINTS: Record<string, string> = {
+  START_TO_CLOSE: 'did not finish within its start-to-close timeout (a hung FHIR call or a very slow database)',
+  HEARTBEAT: 'stopped heartbeating (the worker running it crashed, was stopped or is overloaded; check the worker logs)',
+  SCHEDULE_TO_START: 'was not picked up by any worker (is a worker running on the task queue?)',
+  SCHEDULE_TO_CLOSE: 'did not finish within its schedule-to-close timeout',
+};
+
+/**
+ * The innermost message of a failure chain (what went wrong, in the words of the error that says what to check),
+ * followed by the step that gave up and why it stopped retrying, e.g. "FHIR GET … answered 404. Check …
+ * (step syncResourceType gave up: not retryable)".
+ */
 export function failureMessage(err: unknown): string {
   let e: unknown = err;
   let message = err instanceof Error ? err.message : String(err);
+  let step: ActivityFailure | undefined;
   while (e instanceof Error) {
-    if (e instanceof ApplicationFailure || !(e instanceof ActivityFailure)) message = e.message || message;
+    if (e instanceof ActivityFailure) step ??= e;
+    else if (e instanceof TimeoutFailure) message = `The step ${TIMEOUT_HINTS[e.timeoutType ?? ''] ?? 'timed out'}`;
+    else message = e.message || message;
     e = (e as { cause?: unknown }).cause;
   }
-  return message;
+  if (!step) return message;
+  const why: Record<string, string> = {
+    NON_RETRYABLE_FAILURE: 'not retryable',
+    MAXIMUM_ATTEMPTS_REACHED: 'retries exhausted',
+    TIMEOUT: 'out of time',
+  };
+  const reason = why[step.retryState ?? ''];
+  return `${message} (step ${step.activityType}${reason ? ` gave up: ${reason}` : ''})`;
 }
 
 /** The innermost ApplicationFailure type of a failure chain (the service's error code), or the fallback. */
@@ -17,6 +39,7 @@ export function failureType(err: unknown, fallback: string): string {
   let type = fallback;
   while (e instanceof Error) {
     if (e instanceof ApplicationFailure && e.type) type = e.type;
+    else if (e instanceof TimeoutFailure) type = `${e.timeoutType ?? 'ACTIVITY'}_TIMEOUT`;
     e = (e as { cause?: unknown }).cause;
   }
   return type;

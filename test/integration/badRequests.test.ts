@@ -79,6 +79,10 @@ function cases(): Case[] {
   }
   list.push({ method: 'DELETE', path: 'api/ehr/connections/conn_doesnotexist1' });
   list.push({ method: 'DELETE', path: 'api/ehr/connections/$where' });
+  for (const id of ['nope', 'bulk-export-', `bulk-export-${connectionId}-nosuchjob1`, 'bulk-export-..%2f..%2fx', 'bulk-export-' + 'x'.repeat(300)]) {
+    list.push({ method: 'POST', path: `api/ehr/eclinicalworks/bulk-export/${id}/retry` });
+  }
+  list.push({ method: 'POST', path: 'api/ehr/eclinicalworks/enhanced-sync/does-not-exist/retry' });
   return list;
 }
 

@@ -10,6 +10,15 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('documents the retry routes of both job types with their 409', () => {
+    for (const p of ['/api/ehr/{provider}/bulk-export/{jobId}/retry', '/api/ehr/{provider}/enhanced-sync/{jobId}/retry']) {
+      const post = doc.paths[p]?.post as { parameters?: Array<{ name: string; in: string }>; responses?: Record<string, unknown> } | undefined;
+      expect(post).toBeDefined();
+      expect(post!.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'jobId', in: 'path' })]));
+      expect(Object.keys(post!.responses ?? {})).toEqual(expect.arrayContaining(['202', '409']));
+    }
+  });
+
   it('derives request schemas from the validating zod schemas', () => {
     const sync = doc.paths['/api/ehr/{provider}/enhanced-sync']!.post!.requestBody!.content['application/json']!.schema as {
       required?: string[];

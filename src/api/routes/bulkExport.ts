@@ -14,6 +14,7 @@ import { ok } from '../envelope';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
+import { jobMemo, jobSearchAttributes } from '../../temporal/searchAttributes';
 
 const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2024-01-01T00:00:00Z' });
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -107,7 +108,8 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
         // Same key → same id: a running job is answered (USE_EXISTING), a finished one is not started again.
         workflowIdConflictPolicy: 'USE_EXISTING',
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        memo: { provider, connectionId: connection._id, jobType: 'bulk-export', requestHash },
+        memo: { ...jobMemo({ provider, connectionId: connection._id, jobType: 'bulk-export', request: { ...input } }), requestHash },
+        typedSearchAttributes: jobSearchAttributes({ provider, connectionId: connection._id, jobType: 'bulk-export' }),
       });
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -121,18 +123,41 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
         throw new AppError('CONFLICT', `Idempotency-Key ${idempotencyKey} was already used for a different bulk export request (job ${jobId}).`, { status: 409 });
       }
     }
-    // Give the kick-off a moment so the answer can carry the status URL.
-    const deadline = Date.now() + POST_WAIT_MS;
-    let job = await services.jobs.find(jobId);
-    while (Date.now() < deadline && (!job?.details?.statusUrl && (job?.status ?? 'IN_PROGRESS') === 'IN_PROGRESS')) {
-      await sleep(100);
-      job = await services.jobs.find(jobId);
-    }
-    const location = `/api/ehr/${provider}/bulk-export/${jobId}`;
-    res.set('Location', location);
     if (!started) res.set('Idempotent-Replayed', 'true');
-    const view = await jobView(jobId, job, handle);
-    ok(res, view, 202);
+    ok(res, await startedView(provider, jobId, handle, res), 202);
+  });
+
+  // A FAILED or CANCELLED export started again as a new job (new id, same request) that names the old one in its
+  // job document, memo and answer. Writes are idempotent, so what the failed run stored is simply written again.
+  routes.post('/api/ehr/:provider/bulk-export/:jobId/retry', async (req, res) => {
+    const { provider, jobId } = parse(JobParams, req.params, 'path');
+    const { job, memo, status } = await findJob(provider, jobId);
+    if (status !== 'FAILED' && status !== 'CANCELLED') {
+      throw new AppError('CONFLICT', `Job ${jobId} is ${status}; only a FAILED or CANCELLED bulk export can be retried.`, { status: 409 });
+    }
+    const stored = job ? { ...job.request, connectionId: job.connectionId } : memo.request;
+    const request = parse(StoredBulkRequestSchema, withoutNulls(stored), 'body');
+    const connection = await connectionOfProvider(services, provider, request.connectionId);
+    const input: BulkExportWorkflowInput = {
+      connectionId: connection._id,
+      provider,
+      exportType: request.exportType,
+      resourceTypes: request.resourceTypes,
+      since: request.since,
+      groupId: request.groupId,
+      options: request.options,
+      retryOf: jobId,
+    };
+    const newId = `bulk-export-${connection._id}-${randomUUID()}`;
+    const attrs = { provider, connectionId: connection._id, jobType: 'bulk-export' as const };
+    const handle = await client.workflow.start(WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId: newId,
+      args: [input],
+      memo: jobMemo({ ...attrs, request: { ...input, retryOf: undefined }, retryOf: jobId }),
+      typedSearchAttributes: jobSearchAttributes(attrs),
+    });
+    ok(res, { ...(await startedView(provider, newId, handle, res)), retryOf: jobId }, 202);
   });
 
   routes.get('/api/ehr/:provider/bulk-export/:jobId', async (req, res) => {
@@ -168,25 +193,47 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
     ok(res, view, view.status === 'IN_PROGRESS' ? 202 : 200);
   });
 
-  /** The job document and the workflow; 404 unless the job exists and belongs to the provider in the path. */
-  async function findJob(provider: string, jobId: string): Promise<{ job: JobDoc | null; handle: WorkflowHandle; running: boolean }> {
+  /** Waits a moment for the kick-off so the answer can carry the status URL; sets Location to the job's URL. */
+  async function startedView(provider: string, jobId: string, handle: WorkflowHandle, res: { set(name: string, value: string): unknown }) {
+    const deadline = Date.now() + POST_WAIT_MS;
+    let job = await services.jobs.find(jobId);
+    while (Date.now() < deadline && (!job?.details?.statusUrl && (job?.status ?? 'IN_PROGRESS') === 'IN_PROGRESS')) {
+      await sleep(100);
+      job = await services.jobs.find(jobId);
+    }
+    res.set('Location', `/api/ehr/${provider}/bulk-export/${jobId}`);
+    return jobView(jobId, job, handle);
+  }
+
+  /**
+   * The job document and the workflow; 404 unless the job exists and belongs to the provider in the path. `status`
+   * is the job's, or derived from Temporal when the workflow ended without recording it (e.g. terminated).
+   */
+  async function findJob(
+    provider: string,
+    jobId: string,
+  ): Promise<{ job: JobDoc | null; handle: WorkflowHandle; running: boolean; status: JobStatus; memo: { provider?: unknown; request?: unknown } }> {
     services.registry.get(provider);
     const job = await services.jobs.find(jobId);
     const handle = client.workflow.getHandle(jobId);
     let running = false;
-    let memoProvider: unknown;
+    let closedAs: string | undefined;
+    let memo: { provider?: unknown; request?: unknown } = {};
     try {
       const d = await handle.describe();
       running = d.status.name === 'RUNNING';
-      memoProvider = (d.memo as { provider?: unknown } | undefined)?.provider;
+      if (!running) closedAs = d.status.name;
+      memo = (d.memo ?? {}) as typeof memo;
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
-    const owner = job?.provider ?? memoProvider;
+    const owner = job?.provider ?? memo.provider;
     if ((job && job.type !== 'bulk-export') || owner !== provider) {
       throw new NotFoundError('JOB_NOT_FOUND', `Bulk export job "${jobId}" does not exist for provider ${provider}.`);
     }
-    return { job, handle, running };
+    let status: JobStatus = job?.status ?? 'IN_PROGRESS';
+    if (status === 'IN_PROGRESS' && closedAs) status = closedAs === 'COMPLETED' ? 'COMPLETED' : closedAs === 'CANCELLED' ? 'CANCELLED' : 'FAILED';
+    return { job, handle, running, status, memo };
   }
 
   /** The spec's shape (id, status, statusUrl, startedAt, completedAt, outputUrls, errorMessage) plus progress. */
@@ -288,11 +335,28 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
         outcomes: errorFiles.flatMap((f) => f.outcomes ?? []),
       },
       ...(details.serverCancel ? { cancelledOnServer: { status: details.serverCancel.status } } : {}),
+      ...(job?.retryOf ? { retryOf: job.retryOf } : {}),
       ...(details.result ? { result: details.result } : {}),
     };
   }
 
   return routes;
+}
+
+/** A job's stored request, read back with the request's rules (the retry route replays it). */
+const StoredBulkRequestSchema = z.object({
+  connectionId: ConnectionIdSchema,
+  exportType: z.enum(['Patient', 'Group', 'System']),
+  resourceTypes: z.array(z.enum(ALL_RESOURCE_TYPES)).min(1).max(ALL_RESOURCE_TYPES.length),
+  since: Instant.optional(),
+  groupId: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/).optional(),
+  options: BulkExportOptionsSchema.optional(),
+});
+
+/** Stored documents keep absent fields as null (the driver writes undefined as null). */
+function withoutNulls(value: unknown): unknown {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
 }
 
 function innermostMessage(err: WorkflowFailedError): string {

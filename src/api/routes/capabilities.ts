@@ -15,7 +15,7 @@ export function capabilitiesRoutes(services: Services, workflows: WorkflowGatewa
     const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
     const { connectionId } = parse(CapabilitiesQuerySchema, req.query, 'query');
     await connectionOfProvider(services, provider, connectionId);
-    ok(res, await workflows.capabilities(connectionId));
+    ok(res, await workflows.capabilities(provider, connectionId));
   });
   return routes;
 }

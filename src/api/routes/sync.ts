@@ -10,6 +10,7 @@ import { ok } from '../envelope';
 import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
+import { jobMemo, jobSearchAttributes } from '../../temporal/searchAttributes';
 
 const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2024-01-01T00:00:00Z' });
 
@@ -47,9 +48,11 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
     const input: EnhancedSyncInput = request;
     // The job exists before the workflow does, so GET answers at once (planSync's createOnce is then a no-op).
     await services.jobs.createOnce({ _id: jobId, type: 'enhanced-sync', provider, connectionId: connection._id, request, startedAt: new Date() });
+    const job = { provider, connectionId: connection._id, jobType: 'enhanced-sync' as const };
     const { handle } = await workflows.startJob('enhancedSyncWorkflow', jobId, input, {
       idempotent: Boolean(idempotencyKey),
-      memo: { provider, connectionId: connection._id, jobType: 'enhanced-sync' },
+      memo: jobMemo({ ...job, request }),
+      searchAttributes: jobSearchAttributes(job),
     });
     const result = await workflows.resultWithin<EnhancedSyncResult>(handle, waitMs ?? defaultWaitMs, `enhanced sync ${jobId}`);
     if (result) {
@@ -87,7 +90,12 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
     const newId = `enhanced-sync-${job.connectionId}-${randomUUID()}`;
     const input: EnhancedSyncInput = { ...request, retryOf: jobId };
     await services.jobs.createOnce({ _id: newId, type: 'enhanced-sync', provider, connectionId: job.connectionId, request, startedAt: new Date(), retryOf: jobId });
-    await workflows.startJob('enhancedSyncWorkflow', newId, input, { idempotent: false, memo: { provider, connectionId: job.connectionId, jobType: 'enhanced-sync', retryOf: jobId } });
+    const attrs = { provider, connectionId: job.connectionId, jobType: 'enhanced-sync' as const };
+    await workflows.startJob('enhancedSyncWorkflow', newId, input, {
+      idempotent: false,
+      memo: jobMemo({ ...attrs, request, retryOf: jobId }),
+      searchAttributes: jobSearchAttributes(attrs),
+    });
     ok(res, { id: newId, status: 'IN_PROGRESS', retryOf: jobId, statusUrl: `/api/ehr/${provider}/enhanced-sync/${newId}` }, 202);
   });
 
