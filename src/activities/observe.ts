@@ -34,13 +34,22 @@ export function bindActivityLog(fields: Record<string, unknown>): void {
 
 const ID_FIELDS = ['jobId', 'connectionId', 'provider'] as const;
 
-/** jobId, connectionId, provider when the input carries them as short strings. */
+function hasBinding(key: string): boolean {
+  const logger = scopes.getStore()?.logger;
+  return Boolean(logger && key in logger.bindings());
+}
+
+/** jobId, connectionId, provider when the input (or its `request`, for finishBulkExport) carries them as short strings. */
 function idsOf(input: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (!input || typeof input !== 'object') return out;
-  for (const k of ID_FIELDS) {
-    const v = (input as Record<string, unknown>)[k];
-    if (typeof v === 'string' && v.length <= 200) out[k] = v;
+  const nested = (input as { request?: unknown }).request;
+  for (const source of [nested, input]) {
+    if (!source || typeof source !== 'object') continue;
+    for (const k of ID_FIELDS) {
+      const v = (source as Record<string, unknown>)[k];
+      if (typeof v === 'string' && v.length <= 200) out[k] = v;
+    }
   }
   return out;
 }
@@ -135,6 +144,8 @@ export async function finishJobObserved(
 ): Promise<void> {
   const before = await jobs.find(jobId).catch(() => null);
   await finish();
+  // completeSyncJob's input has only the job id: the job record says which connection it was.
+  if (before && !hasBinding('connectionId')) bindActivityLog({ connectionId: before.connectionId, provider: before.provider });
   const log = activityLog();
   if (!before) {
     log.info({ status }, 'job finished (never planned: no job record)');
