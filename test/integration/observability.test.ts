@@ -3,6 +3,7 @@ import { createLogger } from '../../src/logger';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/endpoint';
 import type { EnhancedSyncResult } from '../../src/workflows/enhancedSync';
 import { connectPatient } from '../support/smartFlow';
+import { startExport, waitForJob } from '../support/bulkExport';
 import { parsePrometheusText, type Exposition } from '../support/promText';
 import { startStack, type TestStack } from '../support/stack';
 
@@ -49,7 +50,7 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
 
   beforeAll(async () => {
     stack = await startStack({
-      sandbox: { patients: 3, resourcesPerPatient: 3 },
+      sandbox: { patients: 3, resourcesPerPatient: 3, export: { durationMs: 1000, maxResourcesPerFile: 4 } },
       configEnv: { METRICS_TOKEN },
       logger: createLogger('debug', { role: 'test' }, capture),
     });
@@ -146,6 +147,45 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     }
   });
 
+  it('counts a bulk export: kick-off, polls, files, resources written, its duration; logs files and the retried download', async () => {
+    const patient = stack.sandbox.admin.listPatients()[2]!;
+    const conn = await connectPatient(stack, patient.id);
+    const before = await workerMetricsText();
+    // The first file download is cut off mid-answer: the activity fails and Temporal retries it.
+    stack.sandbox.admin.setFaults({ dropNext: 1, applyTo: ['bulk-file'] });
+    let view;
+    try {
+      const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', options: { pollIntervalSeconds: 1, downloadHeartbeatTimeoutSeconds: 10 } });
+      expect(res.statusCode).toBe(202);
+      view = await waitForJob(stack, res.body.data!.id);
+    } finally {
+      stack.sandbox.admin.resetFaults();
+    }
+    expect(view.status).toBe('COMPLETED');
+    await rememberSecrets(conn.connectionId, patient.id);
+    const after = await workerMetricsText();
+    const delta = (name: string, match?: Record<string, string>) => after.sum(name, match) - before.sum(name, match);
+    const stored = await stack.services.resources.count({ connectionId: conn.connectionId });
+    expect(delta('ehr_sync_resources_written_total', { outcome: 'inserted' })).toBe(stored);
+    expect(delta('ehr_sync_job_duration_seconds_count', { type: 'bulk-export', status: 'COMPLETED' })).toBe(1);
+    expect(delta('ehr_sync_fhir_requests_total', { kind: 'export-kickoff', status_class: '2xx' })).toBe(1);
+    expect(delta('ehr_sync_fhir_requests_total', { kind: 'export-status', status_class: '2xx' })).toBeGreaterThanOrEqual(1);
+    const files = view.outputUrls!.length;
+    expect(files).toBeGreaterThan(1);
+    // Every file once, plus the one that was cut off (answered, or not) and downloaded again.
+    expect(delta('ehr_sync_fhir_requests_total', { kind: 'file', status_class: '2xx' }) + delta('ehr_sync_fhir_requests_total', { kind: 'file', status_class: 'error' })).toBe(files + 1);
+
+    const mine = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.jobId === view.id);
+    expect(mine.find((l) => l.msg === 'bulk export planned')).toMatchObject({ connectionId: conn.connectionId, provider: 'eclinicalworks', exportType: 'Patient' });
+    expect(mine.filter((l) => l.msg === 'bulk export kicked off')).toHaveLength(1);
+    expect(mine.filter((l) => l.msg === 'bulk file done' && l.fileKind === 'output')).toHaveLength(files);
+    expect(mine.find((l) => l.msg === 'activity failed')).toMatchObject({ activity: 'downloadBulkFile', attempt: 1, connectionId: conn.connectionId });
+    expect(mine.find((l) => l.msg === 'activity retried')).toMatchObject({ activity: 'downloadBulkFile', attempt: 2, connectionId: conn.connectionId });
+    expect(mine.filter((l) => l.msg === 'job finished')).toEqual([
+      expect.objectContaining({ jobType: 'bulk-export', status: 'COMPLETED', durationMs: expect.any(Number), connectionId: conn.connectionId, activity: 'finishBulkExport' }),
+    ]);
+  });
+
   it('labels API requests with route templates, never ids', async () => {
     const conn = await connectPatient(stack);
     await stack.api.get(`api/ehr/connections/${conn.connectionId}`);
@@ -200,7 +240,7 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
       // completeSyncJob is given only the job id; it names the connection once it has read the job.
       if (l.activity !== 'completeSyncJob' || l.msg === 'job finished') expect(l.connectionId).toMatch(/^conn_/);
     }
-    const jobs = await stack.services.jobs.col.find({ status: 'COMPLETED' }).toArray();
+    const jobs = await stack.services.jobs.col.find({ status: 'COMPLETED', type: 'enhanced-sync' }).toArray();
     expect(jobs.length).toBeGreaterThanOrEqual(3);
     for (const job of jobs) {
       const mine = parsed.filter((l) => l.jobId === job._id);
