@@ -12,13 +12,17 @@ const SCRAPE_TIMEOUT_MS = 5_000;
  * for that scrape and counts the failure; it never fails the scrape.
  */
 export function registerRateBudgetGauges(registry: Registry, deps: { providers: ProviderRegistry; rateBudget: RateBudgetReader }): void {
+  // The three gauges and this counter are collected concurrently by one scrape: they share one read of the budget,
+  // and the counter waits for it so that a failure shows in the same scrape.
   const errors = new Counter({
     name: `${PREFIX}metrics_collect_errors_total`,
     help: 'Scrape-time reads that failed (the affected gauges are missing from that scrape)',
     labelNames: ['source'],
     registers: [registry],
+    async collect() {
+      await read();
+    },
   });
-  // The three gauges are collected concurrently by one scrape: they share one read of the budget.
   let pending: { at: number; read: Promise<Array<{ provider: string; quota: QuotaBudget }>> } | undefined;
   const read = () => {
     if (!pending || Date.now() - pending.at > 1_000) pending = { at: Date.now(), read: readAll() };

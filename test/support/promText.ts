@@ -45,9 +45,10 @@ export function parsePrometheusText(text: string): Exposition {
       labels[lm[1]!] = lm[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
       rest = rest.slice(lm[0].length);
     }
-    const raw = m[4]!;
-    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' ? NaN : Number(raw);
-    if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`bad value, ${at}`);
+    // Go's ParseFloat, which Prometheus uses, takes NaN and Inf in any case (prom-client writes `Nan`).
+    const raw = m[4]!.toLowerCase();
+    const value = /^\+?inf(inity)?$/.test(raw) ? Infinity : /^-inf(inity)?$/.test(raw) ? -Infinity : raw === 'nan' ? NaN : Number(raw);
+    if (Number.isNaN(value) && raw !== 'nan') throw new Error(`bad value, ${at}`);
     samples.push({ name: m[1]!, labels, value });
   });
   const matches = (s: Sample, name: string, match: Record<string, string> = {}) =>
