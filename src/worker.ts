@@ -31,14 +31,19 @@ async function main(): Promise<void> {
   metrics.watchRateBudget(services);
   let metricsServer: MetricsServer | undefined;
   if (config.WORKER_METRICS_PORT > 0) {
-    metricsServer = await startMetricsServer({
-      registry: metrics.registry,
-      host: config.WORKER_METRICS_HOST,
-      port: config.WORKER_METRICS_PORT,
-      token: config.METRICS_TOKEN,
-      logger,
-    });
-    logger.info({ url: metricsServer.url }, 'worker metrics listening');
+    try {
+      metricsServer = await startMetricsServer({
+        registry: metrics.registry,
+        host: config.WORKER_METRICS_HOST,
+        port: config.WORKER_METRICS_PORT,
+        token: config.METRICS_TOKEN,
+        logger,
+      });
+      logger.info({ url: metricsServer.url }, 'worker metrics listening');
+    } catch (err) {
+      // Syncs matter more than their metrics: a taken port is reported, and the worker runs without /metrics.
+      logger.error({ err: { message: (err as Error).message }, port: config.WORKER_METRICS_PORT }, 'worker metrics listener failed to start; running without /metrics');
+    }
   }
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
