@@ -2,7 +2,7 @@ import { createCapabilitiesActivities, type CapabilitiesDeps } from './capabilit
 import { withFailureTranslation } from './failures';
 import { createSyncActivities, type SyncDeps } from './sync';
 import { createBulkExportActivities, type BulkExportDeps } from './bulkExport';
-import { withActivityLogging } from './observe';
+import { safeActivityMetrics, withActivityLogging } from './observe';
 import { createLogger, type Logger } from '../logger';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 
@@ -20,7 +20,7 @@ export type ActivityDeps = CapabilitiesDeps & SyncDeps & BulkExportDeps & Observ
  * fakes. Workflows import only the type of this object.
  */
 export function createActivities(deps: ActivityDeps) {
-  const observed = { ...deps, metrics: deps.metrics ?? noActivityMetrics };
+  const observed = { ...deps, metrics: safeActivityMetrics(deps.metrics ?? noActivityMetrics) };
   return withActivityLogging(
     withFailureTranslation({
       ...createCapabilitiesActivities(observed),

@@ -26,18 +26,42 @@ export function activityLog(fallback: Logger = silent): Logger {
   return scopes.getStore()?.logger ?? fallback;
 }
 
-/** Adds fields to the current activity's logger (e.g. the provider once the connection is read). */
+/**
+ * Adds fields to the current activity's logger (e.g. the provider once the connection is read). Keys already bound
+ * are left as they are: pino would write them twice in one JSON object.
+ */
 export function bindActivityLog(fields: Record<string, unknown>): void {
   const scope = scopes.getStore();
-  if (scope) scope.logger = scope.logger.child(fields);
+  if (!scope) return;
+  const bound = scope.logger.bindings();
+  const fresh = Object.fromEntries(Object.entries(fields).filter(([k, v]) => !(k in bound) && v !== undefined));
+  if (Object.keys(fresh).length > 0) scope.logger = scope.logger.child(fresh);
+}
+
+/**
+ * Metrics as activities use them: whatever the implementation, a failing metric is dropped, never thrown into the
+ * activity (the worker's WorkerMetrics already swallows its errors; this guards any other one passed in).
+ */
+export function safeActivityMetrics(metrics: ActivityMetrics): ActivityMetrics {
+  return {
+    resourcesWritten(resourceType, counts) {
+      try {
+        metrics.resourcesWritten(resourceType, counts);
+      } catch {
+        /* best effort */
+      }
+    },
+    jobFinished(jobType, status, seconds) {
+      try {
+        metrics.jobFinished(jobType, status, seconds);
+      } catch {
+        /* best effort */
+      }
+    },
+  };
 }
 
 const ID_FIELDS = ['jobId', 'connectionId', 'provider'] as const;
-
-function hasBinding(key: string): boolean {
-  const logger = scopes.getStore()?.logger;
-  return Boolean(logger && key in logger.bindings());
-}
 
 /** jobId, connectionId, provider when the input (or its `request`, for finishBulkExport) carries them as short strings. */
 function idsOf(input: unknown): Record<string, string> {
@@ -145,7 +169,7 @@ export async function finishJobObserved(
   const before = await jobs.find(jobId).catch(() => null);
   await finish();
   // completeSyncJob's input has only the job id: the job record says which connection it was.
-  if (before && !hasBinding('connectionId')) bindActivityLog({ connectionId: before.connectionId, provider: before.provider });
+  if (before) bindActivityLog({ connectionId: before.connectionId, provider: before.provider });
   const log = activityLog();
   if (!before) {
     log.info({ status }, 'job finished (never planned: no job record)');

@@ -231,6 +231,8 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(parsed.length).toBeGreaterThan(20);
     for (const l of parsed) expect(l).toMatchObject({ service: 'ehr-sync', time: expect.any(String), level: expect.any(Number), msg: expect.any(String) });
+    // Context fields are bound once per line (pino would happily write a key twice).
+    for (const raw of lines) for (const key of ['jobId', 'connectionId', 'provider', 'workflowId', 'attempt']) expect((raw.match(new RegExp(`"${key}":`, 'g')) ?? []).length).toBeLessThanOrEqual(1);
 
     // Activity lines carry what identifies them.
     const activityLines = parsed.filter((l) => typeof l.activity === 'string');

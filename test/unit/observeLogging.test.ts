@@ -1,5 +1,5 @@
 import { createLogger } from '../../src/logger';
-import { activityLog, bindActivityLog, fhirLogObserver, withActivityLogging } from '../../src/activities/observe';
+import { activityLog, bindActivityLog, fhirLogObserver, safeActivityMetrics, withActivityLogging } from '../../src/activities/observe';
 import { PinoSdkLogger } from '../../src/temporal/runtimeLogger';
 
 function capture(level = 'debug') {
@@ -10,12 +10,14 @@ function capture(level = 'debug') {
 
 describe('activity logging (outside Temporal: no activity context)', () => {
   it('binds the ids of the input to every line of the call, and reaches the FHIR observer', async () => {
-    const { logger, parsed } = capture();
+    const { logger, parsed, lines: rawLinesList } = capture();
+    const rawLines = () => rawLinesList;
     const observer = fhirLogObserver(logger);
     const activities = withActivityLogging(
       {
         async step(input: { jobId: string; connectionId: string; other: string }) {
           bindActivityLog({ provider: 'eclinicalworks' });
+          bindActivityLog({ provider: 'again', jobId: 'other' }); // already bound: never written twice
           activityLog().info({ pages: 2 }, 'type synced');
           observer.exchange({ providerId: 'eclinicalworks', kind: 'search', status: 429, retryAfterSeconds: 3, url: 'https://h/fhir/Observation?…' });
           return input.other.length;
@@ -29,6 +31,8 @@ describe('activity logging (outside Temporal: no activity context)', () => {
     for (const l of lines) expect(l).toMatchObject({ activity: 'step', jobId: 'job-1', connectionId: 'conn_1' });
     expect(lines[2]).toMatchObject({ provider: 'eclinicalworks', status: 429, retryAfterSeconds: 3, requestKind: 'search' });
     expect(JSON.stringify(lines)).not.toContain('not logged');
+    expect(lines[1]).toMatchObject({ provider: 'eclinicalworks', jobId: 'job-1' });
+    expect(lines.every((l, i) => (rawLines()[i]!.match(/"provider":/g) ?? []).length <= 1)).toBe(true);
     // Outside any activity the observer falls back to the logger it was given.
     observer.exchange({ providerId: 'eclinicalworks', kind: 'file', errorCode: 'ECONNRESET' });
     expect(parsed().at(-1)).toMatchObject({ msg: 'FHIR request got no answer', errorCode: 'ECONNRESET' });
@@ -58,6 +62,15 @@ describe('activity logging (outside Temporal: no activity context)', () => {
     );
     await Promise.all([activities.step({ jobId: 'a' }), activities.step({ jobId: 'b' })]);
     expect(parsed().map((l) => l.jobId)).toEqual(['b', 'a']);
+  });
+});
+
+describe('metrics from activities', () => {
+  it('a throwing metrics implementation never reaches the activity', () => {
+    const throwing = { resourcesWritten: () => { throw new Error('registry broken'); }, jobFinished: () => { throw new Error('registry broken'); } };
+    const safe = safeActivityMetrics(throwing);
+    expect(() => safe.resourcesWritten('Observation', { inserted: 1, updated: 0, unchanged: 0, invalid: 0 })).not.toThrow();
+    expect(() => safe.jobFinished('enhanced-sync', 'COMPLETED', 1)).not.toThrow();
   });
 });
 
