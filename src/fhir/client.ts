@@ -126,8 +126,10 @@ export class FhirClient {
 
   private reportNetworkError(error: RequestError): void {
     const ctx = error.options?.context as unknown as FhirContext | undefined;
-    // Answers were reported by afterResponse; errors thrown by our own hooks (limiter, token) sent nothing.
-    if (!ctx?.connectionId || error.response || !isNetworkErrorCode(error.code)) return;
+    // Errors thrown by our own hooks (limiter, token) sent nothing. A stream's answer was reported when its headers
+    // came (openStream); a promise request's only once its body was complete (afterResponse), so an answer cut off
+    // mid-body counts here, as no answer.
+    if (!ctx?.connectionId || !isNetworkErrorCode(error.code) || (error.response && error.options.isStream)) return;
     safeReport(this.observer, { providerId: ctx.providerId, kind: ctx.kind, errorCode: error.code, url: loggableUrl(String(error.options.url ?? '')) });
   }
 
@@ -193,12 +195,10 @@ export class FhirClient {
           stream.once('error', reject);
         });
       } catch (err) {
-        stream.destroy();
-        const code = (err as { code?: unknown }).code;
-        if (typeof code === 'string' && isNetworkErrorCode(code)) safeReport(this.observer, { providerId: ctx.providerId, kind: ctx.kind, errorCode: code, url: loggableUrl(current) });
+        stream.destroy(); // no answer: the beforeError hook has reported it
         throw toFhirError(err, current);
       }
-      this.report(ctx, response);
+      this.report(ctx, response); // afterResponse hooks do not run for streams
       await this.limiter.observe({ providerId: connection.provider, baseUrl: ctx.baseUrl }, response);
       const status = response.statusCode;
       if (status >= 200 && status < 300) return { stream, url: current, response };

@@ -113,11 +113,11 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     }
   });
 
-  it('counts every FHIR request and every 429 when the sandbox rate-limits, and logs the backoffs with the job', async () => {
+  it('counts every FHIR request, every 429 and every dropped answer when the sandbox rate-limits, and logs the backoffs with the job', async () => {
     const conn = await connectPatient(stack);
     const before = await workerMetricsText();
     stack.sandbox.admin.resetStats();
-    stack.sandbox.admin.setFaults({ storm429: 3, storm429RetryAfterSeconds: 1 });
+    stack.sandbox.admin.setFaults({ storm429: 3, storm429RetryAfterSeconds: 1, dropNext: 2 });
     stack.sandbox.admin.setRateLimit({ mode: 'token-bucket', ratePerSecond: 4, burst: 2 });
     let res;
     try {
@@ -137,6 +137,9 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     expect(delta('ehr_sync_fhir_rate_limited_total', { provider: 'eclinicalworks' })).toBe(stats.tooManyRequests);
     expect(delta('ehr_sync_fhir_requests_total', { provider: 'eclinicalworks', status_class: '4xx' })).toBe(stats.tooManyRequests);
     expect(delta('ehr_sync_fhir_requests_total', { provider: 'eclinicalworks' })).toBe(stats.total);
+    // Answers cut off mid-way count as requests that got no answer.
+    expect(stats.dropped).toBe(2);
+    expect(delta('ehr_sync_fhir_requests_total', { provider: 'eclinicalworks', status_class: 'error' })).toBe(2);
 
     const backoffs = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'FHIR 429: backing off' && l.jobId === res.body.data!.id);
     expect(backoffs.length).toBe(stats.tooManyRequests);
