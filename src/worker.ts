@@ -4,7 +4,7 @@ import { createActivities, type ObservabilityDeps } from './activities';
 import { fhirLogObserver } from './activities/observe';
 import { combineObservers } from './fhir/observer';
 import { createLogger } from './logger';
-import { startMetricsServer, type MetricsServer } from './metrics/endpoint';
+import { serveWorkerMetrics } from './metrics/endpoint';
 import { WorkerMetrics } from './metrics/worker';
 import { createServices, type Services } from './services';
 import { PinoSdkLogger } from './temporal/runtimeLogger';
@@ -29,22 +29,7 @@ async function main(): Promise<void> {
   const metrics = new WorkerMetrics();
   const services = await createServices(config, { fhirObserver: combineObservers(metrics.fhirObserver, fhirLogObserver(logger)) });
   metrics.watchRateBudget(services);
-  let metricsServer: MetricsServer | undefined;
-  if (config.WORKER_METRICS_PORT > 0) {
-    try {
-      metricsServer = await startMetricsServer({
-        registry: metrics.registry,
-        host: config.WORKER_METRICS_HOST,
-        port: config.WORKER_METRICS_PORT,
-        token: config.METRICS_TOKEN,
-        logger,
-      });
-      logger.info({ url: metricsServer.url }, 'worker metrics listening');
-    } catch (err) {
-      // Syncs matter more than their metrics: a taken port is reported, and the worker runs without /metrics.
-      logger.error({ err: { message: (err as Error).message }, port: config.WORKER_METRICS_PORT }, 'worker metrics listener failed to start; running without /metrics');
-    }
-  }
+  const metricsServer = await serveWorkerMetrics(config, metrics.registry, logger);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,

@@ -52,6 +52,27 @@ export interface MetricsServer {
 }
 
 /**
+ * The worker's /metrics as configured: none when WORKER_METRICS_PORT is 0; otherwise the listener on
+ * WORKER_METRICS_HOST, guarded by METRICS_TOKEN when set. A listener that cannot start (port taken) is logged as an
+ * error and the worker runs on without it: syncs matter more than their metrics.
+ */
+export async function serveWorkerMetrics(
+  config: { WORKER_METRICS_PORT: number; WORKER_METRICS_HOST: string; METRICS_TOKEN?: string },
+  registry: Registry,
+  logger: Logger,
+): Promise<MetricsServer | undefined> {
+  if (config.WORKER_METRICS_PORT === 0) return undefined;
+  try {
+    const server = await startMetricsServer({ registry, host: config.WORKER_METRICS_HOST, port: config.WORKER_METRICS_PORT, token: config.METRICS_TOKEN, logger });
+    logger.info({ url: server.url }, 'worker metrics listening');
+    return server;
+  } catch (err) {
+    logger.error({ err: { message: (err as Error).message }, port: config.WORKER_METRICS_PORT }, 'worker metrics listener failed to start; running without /metrics');
+    return undefined;
+  }
+}
+
+/**
  * The worker's own listener: GET /metrics only (anything else 404). The worker has no HTTP API, and the FHIR,
  * write and job metrics happen in its process, so Prometheus scrapes it directly. `port` 0 picks a free port.
  */

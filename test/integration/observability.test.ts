@@ -1,11 +1,13 @@
 import got from 'got';
 import { createLogger } from '../../src/logger';
-import { startMetricsServer, type MetricsServer } from '../../src/metrics/endpoint';
+import { createServer } from 'node:net';
+import { loadWorkerConfig } from '../../src/config';
+import { serveWorkerMetrics, startMetricsServer, type MetricsServer } from '../../src/metrics/endpoint';
 import type { EnhancedSyncResult } from '../../src/workflows/enhancedSync';
 import { connectPatient } from '../support/smartFlow';
 import { startExport, waitForJob } from '../support/bulkExport';
 import { parsePrometheusText, type Exposition } from '../support/promText';
-import { startStack, type TestStack } from '../support/stack';
+import { startStack, testConfigEnv, type TestStack } from '../support/stack';
 
 type SyncAnswer = EnhancedSyncResult & { id: string; status: string };
 
@@ -227,6 +229,33 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
       expect((await got(guarded.url.replace('/metrics', '/other'), { headers: { authorization: `Bearer ${METRICS_TOKEN}` }, throwHttpErrors: false })).statusCode).toBe(404);
     } finally {
       await guarded.close();
+    }
+  });
+
+  it('serves the worker /metrics as configured: off at port 0, on a given port, and a taken port does not stop the worker', async () => {
+    const config = (extra: Record<string, string>) => loadWorkerConfig(testConfigEnv(stack.sandbox, { METRICS_TOKEN, ...extra }));
+    const registry = stack.metrics.worker.registry;
+    const logger = createLogger('info', { role: 'test' }, capture);
+    expect(await serveWorkerMetrics(config({ WORKER_METRICS_PORT: '0' }), registry, logger)).toBeUndefined();
+
+    // A port that is free now (the OS picks it), then taken by another listener.
+    const blocker = createServer();
+    const port = await new Promise<number>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as { port: number }).port)));
+    try {
+      expect(await serveWorkerMetrics(config({ WORKER_METRICS_PORT: String(port) }), registry, logger)).toBeUndefined();
+      expect(JSON.parse(lines.at(-1)!)).toMatchObject({ level: 50, port, msg: expect.stringContaining('running without /metrics') });
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    const server = await serveWorkerMetrics(config({ WORKER_METRICS_PORT: String(port), WORKER_METRICS_HOST: '127.0.0.1' }), registry, logger);
+    try {
+      expect(server!.url).toBe(`http://127.0.0.1:${port}/metrics`);
+      const res = await got(server!.url, { headers: { authorization: `Bearer ${METRICS_TOKEN}` }, throwHttpErrors: false });
+      expect(res.statusCode).toBe(200);
+      expect(parsePrometheusText(res.body).find('ehr_sync_resources_written_total').length).toBeGreaterThan(0);
+      expect((await got(server!.url, { throwHttpErrors: false })).statusCode).toBe(401); // METRICS_TOKEN is configured
+    } finally {
+      await server?.close();
     }
   });
 
