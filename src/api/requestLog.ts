@@ -13,6 +13,8 @@ export function routeTemplate(req: Request): string {
   return typeof path === 'string' ? `${req.baseUrl ?? ''}${path}` : 'unmatched';
 }
 
+const QUIET_ROUTES = new Set(['/metrics', '/health']);
+
 /** A caller's X-Request-Id is kept when it is a plain token; otherwise (or without one) a new UUID. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
@@ -39,6 +41,7 @@ export function observeRequests({ logger, metrics }: { logger: Logger; metrics?:
         metrics?.request(req.method, route, status, seconds);
         const line = { requestId, method: req.method, route, status, ms: Math.round(seconds * 1000) };
         if (status >= 500) logger.warn(line, 'request');
+        else if (QUIET_ROUTES.has(route) && status < 400) logger.debug(line, 'request'); // scrapes and probes: every few seconds
         else logger.info(line, 'request');
       } catch {
         /* logging and metrics never affect the answer */
