@@ -7,10 +7,23 @@ import type { ApiMetrics } from '../metrics/api';
  * The route template that handled a request (`/api/ehr/:provider/enhanced-sync/:jobId`), never the raw path: raw
  * paths carry job and connection ids (unbounded metric labels, and ids in logs do not group). `unmatched` when no
  * route handled it: an unknown path, or a request refused before routing (API-key wall, unreadable body).
+ * The router sets `req.route` when a route matches; the mount path (`req.baseUrl`) is read at that moment, because
+ * the router restores it when an error leaves a mounted router.
  */
-export function routeTemplate(req: Request): string {
-  const path = (req.route as { path?: unknown } | undefined)?.path;
-  return typeof path === 'string' ? `${req.baseUrl ?? ''}${path}` : 'unmatched';
+function trackRoute(req: Request): () => string {
+  let template: string | undefined;
+  let route: unknown = req.route;
+  Object.defineProperty(req, 'route', {
+    configurable: true,
+    enumerable: true,
+    get: () => route,
+    set(value: unknown) {
+      route = value;
+      const path = (value as { path?: unknown } | undefined)?.path;
+      if (typeof path === 'string') template = `${req.baseUrl ?? ''}${path}`;
+    },
+  });
+  return () => template ?? 'unmatched';
 }
 
 const QUIET_ROUTES = new Set(['/metrics', '/health']);
@@ -26,6 +39,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 export function observeRequests({ logger, metrics }: { logger: Logger; metrics?: ApiMetrics }): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
+    const routeTemplate = trackRoute(req);
     const given = req.get('x-request-id');
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     res.setHeader('X-Request-Id', requestId);
@@ -35,7 +49,7 @@ export function observeRequests({ logger, metrics }: { logger: Logger; metrics?:
       done = true;
       try {
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        const route = routeTemplate(req);
+        const route = routeTemplate();
         // A client that hung up before the answer: status 499, as nginx logs it.
         const status = res.writableFinished ? res.statusCode : 499;
         metrics?.request(req.method, route, status, seconds);
