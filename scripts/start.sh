@@ -122,7 +122,7 @@ main() {
   npm run --silent build
 
   start_app sandbox dist/src/sandbox/main.js http_ok "http://127.0.0.1:$SANDBOX_PORT/fhir/r4/metadata"
-  # The worker has no HTTP port: it is healthy once Temporal sees it polling its task queue
+  # The worker serves only /metrics (WORKER_METRICS_PORT) over HTTP: it is healthy once Temporal sees it polling its task queue
   # (bundling the workflow code takes a few seconds first).
   start_app worker dist/src/worker.js worker_polling
   start_app api dist/src/api/main.js http_ok "$(api_url)/health"

@@ -60,6 +60,14 @@ export const WorkerEnvSchema = z.object({
    * tiny interval spends the shared rate budget on empty searches; tests trigger runs instead of lowering it.
    */
   SYNC_SCHEDULE_MIN_INTERVAL_SECONDS: z.coerce.number().int().min(10).max(86400).default(300),
+  /**
+   * Bearer token a Prometheus scraper sends to /metrics (API and worker). On the API, API keys are accepted too;
+   * the worker's /metrics is open without it (it listens on loopback by default). Empty = unset.
+   */
+  METRICS_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
+  /** The worker's own /metrics listener (FHIR, write and job metrics live in the worker). 0 = off. */
+  WORKER_METRICS_PORT: port(9464),
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
 });
 
 export const ApiEnvSchema = WorkerEnvSchema.extend({

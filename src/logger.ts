@@ -5,8 +5,8 @@ import pino, { type Logger } from 'pino';
  * Structured JSON logs (pino). Anything that could hold a secret or patient data is redacted by path, as a
  * second line of defence: the code logs ids, counts and URLs without query strings, never headers or bodies.
  */
-export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
-  return pino({
+export function createLogger(level: string, bindings: Record<string, unknown> = {}, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service: 'ehr-sync', ...bindings },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -30,7 +30,9 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  // A destination other than stdout: tests capture the lines to check what is (and is not) logged.
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export type { Logger };

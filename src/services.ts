@@ -4,6 +4,7 @@ import { SecretBox } from './crypto/secretBox';
 import { createHttpClient, type Got } from './fhir/http';
 import { FhirClient } from './fhir/client';
 import type { RequestLimiter } from './fhir/limiter';
+import type { FhirObserver } from './fhir/observer';
 import { MongoRateLimiter, isRateBudgetReader, type RateBudgetReader } from './limits';
 import { SmartDiscovery } from './auth/discovery';
 import { SmartAuth } from './auth/smartAuth';
@@ -42,7 +43,7 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export async function createServices(config: Config, overrides: { limiter?: RequestLimiter } = {}): Promise<Services> {
+export async function createServices(config: Config, overrides: { limiter?: RequestLimiter; fhirObserver?: FhirObserver } = {}): Promise<Services> {
   const registry = ProviderRegistry.fromConfig(config);
   const { client: mongo, db } = await connectMongo(config.MONGODB_URI, config.MONGODB_DB);
   await ensureIndexes(db);
@@ -56,12 +57,12 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
   const syncPoints = new SyncPointStore(db);
   const smartAuth = new SmartAuth({ registry, discovery, connections, oauthStates, insecureHosts: config.ALLOW_INSECURE_HOSTS });
   const leases = new LeaseStore(db);
-  const tokens = new TokenService(connections, smartAuth, leases);
+  const tokens = new TokenService(connections, smartAuth, leases, overrides.fhirObserver);
   // The shared limiter (quotas from the registry, state in MongoDB); tests and tools may pass `unlimited`.
   const sharedLimiter = new MongoRateLimiter(db, registry);
   const limiter = overrides.limiter ?? sharedLimiter;
   const rateBudget = isRateBudgetReader(limiter) ? limiter : sharedLimiter;
-  const fhir = new FhirClient(http, tokens, limiter);
+  const fhir = new FhirClient(http, tokens, limiter, overrides.fhirObserver);
   return {
     config,
     mongo,

@@ -1,15 +1,20 @@
 import { Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { loadWorkerConfig } from './config';
-import { createActivities } from './activities';
+import { createActivities, type ObservabilityDeps } from './activities';
+import { fhirLogObserver } from './activities/observe';
+import { combineObservers } from './fhir/observer';
 import { createLogger } from './logger';
+import { serveWorkerMetrics } from './metrics/endpoint';
+import { WorkerMetrics } from './metrics/worker';
 import { createServices, type Services } from './services';
 import { registerSearchAttributes } from './temporal/registerSearchAttributes';
+import { PinoSdkLogger } from './temporal/runtimeLogger';
 
 /** Options shared by the real worker and the tests' workers (same activities, same bundle). */
-export function workerOptions(services: Services): Pick<WorkerOptions, 'activities' | 'maxConcurrentActivityTaskExecutions'> {
+export function workerOptions(services: Services, observability: ObservabilityDeps = {}): Pick<WorkerOptions, 'activities' | 'maxConcurrentActivityTaskExecutions'> {
   return {
-    activities: createActivities(services),
+    activities: createActivities({ ...services, ...observability }),
     // Downloads and page writes are I/O bound; the shared rate limiter, not this number, bounds FHIR traffic.
     maxConcurrentActivityTaskExecutions: 20,
   };
@@ -18,7 +23,14 @@ export function workerOptions(services: Services): Pick<WorkerOptions, 'activiti
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const logger = createLogger(config.LOG_LEVEL, { role: 'worker' });
-  const services = await createServices(config);
+  // The SDK's own logs (and the Rust core's, forwarded) as the same JSON lines; must precede any connection.
+  Runtime.install({
+    logger: new PinoSdkLogger(logger.child({ component: 'temporal' })),
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+  });
+  const metrics = new WorkerMetrics();
+  const services = await createServices(config, { fhirObserver: combineObservers(metrics.fhirObserver, fhirLogObserver(logger)) });
+  metrics.watchRateBudget(services);
   // The workflows upsert EhrJobStatus, and jobs may be started without the API (schedules): register the search
   // attributes here too. NativeConnection has no operator service, so a client Connection is used briefly.
   const admin = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -27,18 +39,20 @@ async function main(): Promise<void> {
   } finally {
     await admin.close();
   }
+  const metricsServer = await serveWorkerMetrics(config, metrics.registry, logger);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: require.resolve('./workflows'),
-    ...workerOptions(services),
+    ...workerOptions(services, { logger, metrics }),
   });
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS }, 'worker started');
   try {
     await worker.run(); // resolves after SIGINT/SIGTERM (the SDK installs the handlers and drains).
   } finally {
+    await metricsServer?.close();
     await connection.close();
     await services.close();
     logger.info('worker stopped');

@@ -7,6 +7,8 @@ import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type FhirResource, type ResourceStore, type WriteCounts } from '../store/resources';
 import { workflowRunId } from './workflowRun';
+import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
+import { activityLog, bindActivityLog, finishJobObserved } from './observe';
 
 /**
  * Bulk Data export ($export, FHIR Bulk Data IG v2) as activities: one FHIR interaction or one streamed file each.
@@ -21,6 +23,7 @@ export interface BulkExportDeps {
   syncPoints: SyncPointStore;
   /** Origins besides the FHIR server's own that may receive the bearer token for file downloads (configuration). */
   bulkFileTokenOrigins?: string[];
+  metrics?: ActivityMetrics;
 }
 
 export type ExportLevel = 'Patient' | 'Group' | 'System';
@@ -132,9 +135,10 @@ export function exportSyncPointType(level: ExportLevel, groupId: string | undefi
   return `bulk-export:${level}${level === 'Group' ? `/${groupId ?? ''}` : ''}:${resourceType}`;
 }
 
-export function createBulkExportActivities({ connections, fhir, resources, jobs, syncPoints, bulkFileTokenOrigins = [] }: BulkExportDeps) {
+export function createBulkExportActivities({ connections, fhir, resources, jobs, syncPoints, bulkFileTokenOrigins = [], metrics = noActivityMetrics }: BulkExportDeps) {
   async function connectionFor(connectionId: string, provider?: string): Promise<ConnectionDoc> {
     const connection = await connections.get(connectionId);
+    bindActivityLog({ provider: connection.provider });
     if (provider && connection.provider !== provider) throw new BadRequestError(`Connection ${connectionId} belongs to ${connection.provider}, not ${provider}.`);
     return connection;
   }
@@ -179,6 +183,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         ...(input.retryOf ? { retryOf: input.retryOf } : {}),
       });
       await jobs.startRun(input.jobId, workflowRunId());
+      activityLog().info({ exportType: input.exportType, resourceTypes: input.resourceTypes, sinceSource }, 'bulk export planned');
       return { since, sinceSource };
     },
 
@@ -192,7 +197,10 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       const runId = workflowRunId();
       const existing = await jobs.find(input.jobId);
       const recorded = existing?.details?.statusUrl;
-      if (typeof recorded === 'string' && existing?.details?.kickOffRunId === runId) return { statusUrl: recorded, reused: true };
+      if (typeof recorded === 'string' && existing?.details?.kickOffRunId === runId) {
+        activityLog().info('bulk export already kicked off in this run: reusing its status URL');
+        return { statusUrl: recorded, reused: true };
+      }
       const connection = await connectionFor(input.connectionId);
       const path =
         input.exportType === 'System' ? '$export' : input.exportType === 'Patient' ? 'Patient/$export' : `Group/${encodeURIComponent(input.groupId ?? '')}/$export`;
@@ -201,6 +209,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       if (input.since) searchParams._since = new Date(input.since).toISOString();
       const { got, options } = fhir.request(connection, {
         signal: Context.current().cancellationSignal,
+        kind: 'export-kickoff',
         headers: { accept: 'application/fhir+json', prefer: 'respond-async' },
         searchParams,
       });
@@ -222,13 +231,14 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       }
       const statusUrl = new URL(location, url).href;
       await jobs.update(input.jobId, { 'details.statusUrl': statusUrl, 'details.kickedOffAt': new Date(), 'details.kickOffRunId': runId });
+      activityLog().info({ statusUrl: loggableUrl(statusUrl) }, 'bulk export kicked off');
       return { statusUrl, reused: false };
     },
 
     /** One status poll. Never sleeps: the workflow waits between polls with durable timers. */
     async checkBulkExportStatus(input: { jobId: string; connectionId: string; statusUrl: string }): Promise<StatusCheck> {
       const connection = await connectionFor(input.connectionId);
-      const { got, options } = fhir.request(connection, { signal: Context.current().cancellationSignal, headers: { accept: 'application/fhir+json' } });
+      const { got, options } = fhir.request(connection, { signal: Context.current().cancellationSignal, kind: 'export-status', headers: { accept: 'application/fhir+json' } });
       let res;
       try {
         res = await got(input.statusUrl, { ...options, throwHttpErrors: false, retry: { limit: 0 } } as typeof options);
@@ -244,6 +254,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         const xp = res.headers['x-progress'];
         const progress = typeof xp === 'string' ? xp.slice(0, 100) : undefined;
         await jobs.update(input.jobId, { 'details.xProgress': progress ?? null, 'details.lastPollAt': new Date() });
+        activityLog().debug({ retryAfterSeconds }, 'bulk export in progress');
         return { state: 'in-progress', progress, retryAfterSeconds };
       }
       if (status === 200) {
@@ -254,10 +265,12 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
           'details.xProgress': null,
           'details.lastPollAt': new Date(),
         });
+        activityLog().info({ files: { output: manifest.output.length, error: manifest.error.length, deleted: manifest.deleted.length } }, 'bulk export complete on the server');
         return { state: 'complete', manifest };
       }
       const text = statusError('GET', input.statusUrl, status, res.body).message;
       const answered = (code: number, outcome: unknown) => `Status poll GET ${loggableUrl(input.statusUrl)} answered ${code}${operationOutcomeText(outcome) ? ` (${operationOutcomeText(outcome)})` : ''}.`;
+      activityLog().info({ status, retryAfterSeconds }, 'bulk export status poll not answered with progress');
       if (status === 429) return { state: 'throttled', retryAfterSeconds, message: text };
       if (status >= 500) {
         if (isTransientOutcome(body) || status === 502 || status === 503 || status === 504 || !operationOutcomeText(body)) {
@@ -280,7 +293,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
     /** DELETE on the status URL: the server stops the export and drops its files. 404 = already gone. */
     async cancelBulkExportOnServer(input: { jobId: string; connectionId: string; statusUrl: string }): Promise<{ status: number }> {
       const connection = await connectionFor(input.connectionId);
-      const { got, options } = fhir.request(connection, { headers: { accept: 'application/fhir+json' } });
+      const { got, options } = fhir.request(connection, { kind: 'export-cancel', headers: { accept: 'application/fhir+json' } });
       let status: number;
       try {
         const res = await got.delete(input.statusUrl, { ...options, throwHttpErrors: false } as typeof options);
@@ -290,6 +303,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         throw toFhirError(err, input.statusUrl);
       }
       await jobs.update(input.jobId, { 'details.serverCancel': { at: new Date(), status } });
+      activityLog().info({ status }, 'bulk export cancelled on the server');
       return { status };
     },
 
@@ -307,6 +321,8 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       const resumedFromLine = saved?.line ?? 0;
       const resumedFromByte = saved?.byte ?? 0;
       const attempt = ctx.info.attempt;
+      bindActivityLog({ fileKey: input.fileKey, fileKind: input.kind, resourceType: input.type });
+      if (saved) activityLog().info({ fromLine: resumedFromLine, fromByte: resumedFromByte }, 'resuming file download from the heartbeated offset');
       // Error files: the outcomes kept so far live in the job's progress documents (never in heartbeats or history).
       let kept: unknown[] = [];
       if (input.kind === 'error' && saved) {
@@ -330,7 +346,10 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       const commit = async (final: boolean) => {
         let counts = emptyCounts();
         let deleted = 0;
-        if (batch.length > 0) counts = await resources.upsertMany(connection._id, batch, input.jobId);
+        if (batch.length > 0) {
+          counts = await resources.upsertMany(connection._id, batch, input.jobId);
+          metrics.resourcesWritten(input.type, counts);
+        }
         if (deletions.length > 0) deleted = await resources.deleteByKeys(connection._id, deletions);
         cp.line = lineNo;
         cp.byte = lastEnd;
@@ -394,6 +413,10 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         clearInterval(heartbeat);
         stream.destroy();
       }
+      activityLog().info(
+        { lines: cp.line, parsed: cp.parsed, ...cp.counts, malformed: cp.malformed, deleted: cp.deleted, outcomes: cp.outcomes, resumedFromLine },
+        'bulk file done',
+      );
       return {
         fileKey: input.fileKey,
         kind: input.kind,
@@ -439,10 +462,12 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
           await syncPoints.advance(request.connectionId, exportSyncPointType(request.exportType, request.groupId, t), input.transactionTime, input.jobId);
         }
       }
-      await jobs.finish(input.jobId, input.status, {
-        ...(input.result ? { 'details.result': input.result } : {}),
-        ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
-      });
+      const finish = () =>
+        jobs.finish(input.jobId, input.status, {
+          ...(input.result ? { 'details.result': input.result } : {}),
+          ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
+        });
+      await finishJobObserved(jobs, metrics, input.jobId, input.status, finish, input.errorMessage ? { errorMessage: input.errorMessage } : {});
     },
   };
 }

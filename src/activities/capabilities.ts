@@ -35,9 +35,9 @@ export function createCapabilitiesActivities({ connections, fhir, registry }: Ca
       const connection = await connections.get(input.connectionId);
       const provider = registry.get(connection.provider);
       const [statement, smart] = await Promise.all([
-        fhir.getJson<CapabilityStatement>(connection, 'metadata', { auth: false }),
+        fhir.getJson<CapabilityStatement>(connection, 'metadata', { auth: false, kind: 'capabilities' }),
         fhir
-          .getJson<Record<string, unknown>>(connection, '.well-known/smart-configuration', { auth: false, headers: { accept: 'application/json' } })
+          .getJson<Record<string, unknown>>(connection, '.well-known/smart-configuration', { auth: false, kind: 'capabilities', headers: { accept: 'application/json' } })
           .catch(() => ({}) as Record<string, unknown>),
       ]);
       const rest = statement.rest?.find((r) => (r.mode ?? 'server') === 'server');

@@ -2,19 +2,33 @@ import { createCapabilitiesActivities, type CapabilitiesDeps } from './capabilit
 import { withFailureTranslation } from './failures';
 import { createSyncActivities, type SyncDeps } from './sync';
 import { createBulkExportActivities, type BulkExportDeps } from './bulkExport';
+import { safeActivityMetrics, withActivityLogging } from './observe';
+import { createLogger, type Logger } from '../logger';
+import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 
-export type ActivityDeps = CapabilitiesDeps & SyncDeps & BulkExportDeps;
+export interface ObservabilityDeps {
+  /** Activities log through children of this logger (the worker's pino logger; tests pass one that captures). */
+  logger?: Logger;
+  /** Resources written and job durations (the worker's WorkerMetrics). */
+  metrics?: ActivityMetrics;
+}
+
+export type ActivityDeps = CapabilitiesDeps & SyncDeps & BulkExportDeps & ObservabilityDeps;
 
 /**
  * All activities, built from their dependencies: the worker passes the real ones (src/worker.ts), tests may pass
  * fakes. Workflows import only the type of this object.
  */
 export function createActivities(deps: ActivityDeps) {
-  return withFailureTranslation({
-    ...createCapabilitiesActivities(deps),
-    ...createSyncActivities(deps),
-    ...createBulkExportActivities(deps),
-  });
+  const observed = { ...deps, metrics: safeActivityMetrics(deps.metrics ?? noActivityMetrics) };
+  return withActivityLogging(
+    withFailureTranslation({
+      ...createCapabilitiesActivities(observed),
+      ...createSyncActivities(observed),
+      ...createBulkExportActivities(observed),
+    }),
+    deps.logger ?? createLogger('silent'),
+  );
 }
 
 export type Activities = ReturnType<typeof createActivities>;

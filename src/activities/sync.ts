@@ -6,6 +6,8 @@ import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type ResourceStore, type WriteCounts } from '../store/resources';
 import { BadRequestError } from '../errors';
 import { workflowRunId } from './workflowRun';
+import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
+import { activityLog, bindActivityLog, finishJobObserved } from './observe';
 
 export interface SyncDeps {
   connections: ConnectionStore;
@@ -14,6 +16,7 @@ export interface SyncDeps {
   resources: ResourceStore;
   jobs: JobStore;
   syncPoints: SyncPointStore;
+  metrics?: ActivityMetrics;
 }
 
 export interface SyncRequest {
@@ -54,7 +57,7 @@ interface PagingCheckpoint {
 /** The largest page we ask for; servers cap it at what they allow (the sandbox at 200) and say so in `next`. */
 const MAX_PAGE_SIZE = 1000;
 
-export function createSyncActivities({ connections, fhir, registry, resources, jobs, syncPoints }: SyncDeps) {
+export function createSyncActivities({ connections, fhir, registry, resources, jobs, syncPoints, metrics = noActivityMetrics }: SyncDeps) {
   return {
     /**
      * Records the job and decides which types to sync and from when. The plan is stored with the job and decided
@@ -65,6 +68,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       const { jobId: _jobId, ...request } = input;
       const connection = await connections.get(input.connectionId);
       const provider = registry.get(connection.provider);
+      bindActivityLog({ provider: provider.id });
       const standard = new Set<string>(input.includeStandard ? provider.resourceTypes.standard : []);
       let enhanced = new Set<string>(input.includeEnhanced ? provider.resourceTypes.enhanced : []);
       if (input.resourceTypes?.length) {
@@ -98,6 +102,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       }
       const plan: SyncPlan = { types };
       await jobs.update(input.jobId, { 'details.plan': plan });
+      activityLog().info({ types: types.map((t) => t.resourceType), incremental: !input.since, retryOf: input.retryOf }, 'sync job planned');
       return plan;
     },
 
@@ -111,6 +116,8 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       const saved = ctx.info.heartbeatDetails as PagingCheckpoint | undefined;
       const checkpoint: PagingCheckpoint = saved ?? { fetched: 0, pages: 0, counts: emptyCounts(), startedAt: new Date().toISOString() };
       const resumed = Boolean(saved);
+      bindActivityLog({ provider: connection.provider, resourceType: input.resourceType });
+      if (resumed) activityLog().info({ pagesDone: checkpoint.pages, fetched: checkpoint.fetched }, 'resuming from the heartbeated next link');
       let next: string | undefined = saved?.next;
       let first = !saved;
       while (first || next) {
@@ -119,6 +126,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
           : await fhir.searchPage(connection, next as string, {}, ctx.cancellationSignal);
         first = false;
         const counts = await resources.upsertMany(connection._id, page.resources, input.jobId);
+        metrics.resourcesWritten(input.resourceType, counts);
         checkpoint.counts = addCounts(checkpoint.counts, counts);
         checkpoint.fetched += page.resources.length;
         checkpoint.pages += 1;
@@ -129,6 +137,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         await jobs.recordProgress(input.jobId, input.resourceType, { fetched: checkpoint.fetched, pages: checkpoint.pages, done: !next });
       }
       await syncPoints.advance(connection._id, input.resourceType, checkpoint.startedAt, input.jobId);
+      activityLog().info({ fetched: checkpoint.fetched, pages: checkpoint.pages, ...checkpoint.counts, resumed }, 'resource type synced');
       return {
         resourceType: input.resourceType,
         category: input.category,
@@ -142,8 +151,15 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
 
     /** Writes the outcome to the job document (the API answers from it once the workflow is over). */
     async completeSyncJob(input: { jobId: string; status: 'COMPLETED' | 'FAILED' | 'CANCELLED'; result?: Record<string, unknown>; errorMessage?: string }): Promise<void> {
-      await jobs.finish(input.jobId, input.status, {
-        ...(input.result ? { 'details.result': input.result } : {}),
+      const finish = () =>
+        jobs.finish(input.jobId, input.status, {
+          ...(input.result ? { 'details.result': input.result } : {}),
+          ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
+        });
+      const written = input.result?.written;
+      await finishJobObserved(jobs, metrics, input.jobId, input.status, finish, {
+        ...(typeof input.result?.total === 'number' ? { total: input.result.total } : {}),
+        ...(written && typeof written === 'object' ? { written } : {}),
         ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
       });
     },

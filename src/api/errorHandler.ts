@@ -17,7 +17,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (res.headersSent) return;
     if (err instanceof AppError) {
-      if (err.status >= 500) logger.warn({ code: err.code, path: req.path, err: err.message }, 'request failed');
+      if (err.status >= 500) logger.warn({ requestId: res.getHeader('x-request-id'), code: err.code, path: req.path, err: err.message }, 'request failed');
       fail(res, err.status, err.code, err.message, err.status === 400 ? err.details : undefined);
       return;
     }
@@ -31,7 +31,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (type === 'entity.too.large') return fail(res, 413, 'PAYLOAD_TOO_LARGE', 'The request body is too large.');
     if (type === 'charset.unsupported' || type === 'encoding.unsupported') return fail(res, 415, 'UNSUPPORTED_MEDIA_TYPE', 'Unsupported body encoding.');
     if (typeof status === 'number' && status >= 400 && status < 500) return fail(res, status, 'BAD_REQUEST', 'The request could not be read.');
-    logger.error({ path: req.path, method: req.method, err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
+    logger.error({ requestId: res.getHeader('x-request-id'), path: req.path, method: req.method, err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
     fail(res, 500, 'INTERNAL', 'Internal error. The incident was logged.');
   };
 }

@@ -3,6 +3,7 @@ import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { LeaseStore } from '../store/leases';
 import { ReauthorizationRequiredError } from '../errors';
 import { OAuthError, type SmartAuth } from './smartAuth';
+import { safeReport, type FhirObserver } from '../fhir/observer';
 
 /** Refresh this long before the server's expiry, so a token does not run out in the middle of a request. */
 const EXPIRY_MARGIN_MS = 60_000;
@@ -24,6 +25,8 @@ export class TokenService {
     private readonly connections: ConnectionStore,
     private readonly auth: SmartAuth,
     private readonly leases: LeaseStore,
+    /** Told about each token request (kind `token`) for metrics; never the token itself. */
+    private readonly observer?: FhirObserver,
   ) {}
 
   /**
@@ -62,9 +65,19 @@ export class TokenService {
   }
 
   private async renew(doc: ConnectionDoc, refreshToken: string | undefined): Promise<string> {
+    const started = Date.now();
+    let asked = false;
+    // openid-client hides the HTTP status: a refused grant counts as 400, any other failure as no answer.
+    const report = (status: number | undefined) => {
+      if (!asked) return; // once per request
+      asked = false;
+      safeReport(this.observer, { providerId: doc.provider, kind: 'token', status, durationMs: Date.now() - started, errorCode: status ? undefined : 'EFAILED' });
+    };
     try {
       if (doc.kind === 'backend') {
+        asked = true;
         const tokens = await this.auth.backendToken(doc);
+        report(200);
         await this.connections.saveTokens(doc._id, tokens);
         return tokens.accessToken;
       }
@@ -73,10 +86,13 @@ export class TokenService {
         await this.connections.markNeedsReauthorization(doc._id, reason);
         throw new ReauthorizationRequiredError(doc._id, reason);
       }
+      asked = true;
       const tokens = await this.auth.refresh(doc, refreshToken);
+      report(200);
       await this.connections.saveTokens(doc._id, tokens, tokens.grantedScopes);
       return tokens.accessToken;
     } catch (err) {
+      report(err instanceof OAuthError && err.grantRejected ? 400 : undefined);
       if (err instanceof OAuthError && err.grantRejected) {
         const reason = `the token refresh was refused (${err.oauthCode})`;
         await this.connections.markNeedsReauthorization(doc._id, reason);

@@ -7,6 +7,7 @@ import { debugFor, loggableUrl } from '../logger';
 import { AppError } from '../errors';
 import { FhirRequestError, adviceFor, operationOutcomeText } from './errors';
 import type { RequestLimiter } from './limiter';
+import { safeReport, type FhirObserver, type FhirRequestKind } from './observer';
 
 /** Per-request context read by the hooks of the FHIR client. */
 interface FhirContext {
@@ -19,6 +20,8 @@ interface FhirContext {
   tokenOrigins?: string[];
   refreshedAfter401?: boolean;
   sentToken?: string;
+  /** What the request is, for metrics (search, read, export-status…). */
+  kind: FhirRequestKind;
 }
 
 export interface RequestOptions {
@@ -27,6 +30,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** false: never send the token (public endpoints, presigned file URLs). Default true. */
   auth?: boolean;
+  /** What the request is, for metrics; default `read` (`search` for searchPage, `file` for openStream). */
+  kind?: FhirRequestKind;
 }
 
 export interface Bundle {
@@ -58,6 +63,8 @@ export class FhirClient {
     http: Got,
     private readonly tokens: TokenService,
     private readonly limiter: RequestLimiter,
+    /** Told about every answer (and every request that got none): metrics and 429 logs in the worker. */
+    private readonly observer?: FhirObserver,
   ) {
     this.api = http.extend({
       hooks: {
@@ -81,6 +88,7 @@ export class FhirClient {
           async (response, retryWithMergedOptions) => {
             const ctx = response.request.options.context as unknown as FhirContext | undefined;
             if (!ctx?.connectionId) return response;
+            this.report(ctx, response);
             await this.limiter.observe({ providerId: ctx.providerId, baseUrl: ctx.baseUrl }, response);
             if (response.statusCode === 401 && ctx.auth && ctx.sentToken && !ctx.refreshedAfter401) {
               debugFor(ctx.providerId, 'auth')('401 from %s: refreshing the token once', loggableUrl(response.url));
@@ -92,8 +100,37 @@ export class FhirClient {
             return response;
           },
         ],
+        // Requests that got no answer (reset, timeout): each retried attempt, then the last one.
+        beforeRetry: [(error) => this.reportNetworkError(error)],
+        beforeError: [
+          (error) => {
+            this.reportNetworkError(error);
+            return error;
+          },
+        ],
       },
     });
+  }
+
+  private report(ctx: FhirContext, response: GotResponse): void {
+    const timings = response.timings;
+    safeReport(this.observer, {
+      providerId: ctx.providerId,
+      kind: ctx.kind,
+      status: response.statusCode,
+      durationMs: timings?.phases?.total ?? (timings?.start ? Date.now() - timings.start : undefined),
+      retryAfterSeconds: retryAfterSeconds(response.headers['retry-after']),
+      url: loggableUrl(response.url),
+    });
+  }
+
+  private reportNetworkError(error: RequestError): void {
+    const ctx = error.options?.context as unknown as FhirContext | undefined;
+    // Errors thrown by our own hooks (limiter, token) sent nothing. A stream's answer was reported when its headers
+    // came (openStream); a promise request's only once its body was complete (afterResponse), so an answer cut off
+    // mid-body counts here, as no answer.
+    if (!ctx?.connectionId || !isNetworkErrorCode(error.code) || (error.response && error.options.isStream)) return;
+    safeReport(this.observer, { providerId: ctx.providerId, kind: ctx.kind, errorCode: error.code, url: loggableUrl(String(error.options.url ?? '')) });
   }
 
   /** GET a FHIR URL (absolute, or relative to the connection's base) and parse JSON. */
@@ -109,7 +146,7 @@ export class FhirClient {
   /** One page of a search; follow `next` by calling again with the returned link. */
   async searchPage(connection: ConnectionDoc, resourceTypeOrNextUrl: string, params: Record<string, string | number> = {}, signal?: AbortSignal): Promise<SearchPage> {
     const isNext = /^https?:\/\//.test(resourceTypeOrNextUrl);
-    const bundle = await this.getJson<Bundle>(connection, resourceTypeOrNextUrl, { signal, searchParams: isNext ? undefined : params });
+    const bundle = await this.getJson<Bundle>(connection, resourceTypeOrNextUrl, { signal, searchParams: isNext ? undefined : params, kind: 'search' });
     if (bundle?.resourceType !== 'Bundle') {
       throw new FhirRequestError('FHIR_REQUEST_FAILED', `Search ${loggableUrl(resolveUrl(connection.fhirBaseUrl, resourceTypeOrNextUrl))} did not return a Bundle.`, 200, false);
     }
@@ -140,7 +177,7 @@ export class FhirClient {
     let refreshed = false;
     const maxRedirects = opts.maxRedirects ?? 3;
     for (let hops = 0; ; ) {
-      const options = this.options(connection, opts);
+      const options = this.options(connection, { kind: 'file', ...opts });
       const ctx = options.context as unknown as FhirContext;
       ctx.refreshedAfter401 = true; // the afterResponse hook does not run for streams: 401 is handled below
       const stream = this.api.stream(current, {
@@ -158,9 +195,10 @@ export class FhirClient {
           stream.once('error', reject);
         });
       } catch (err) {
-        stream.destroy();
+        stream.destroy(); // no answer: the beforeError hook has reported it
         throw toFhirError(err, current);
       }
+      this.report(ctx, response); // afterResponse hooks do not run for streams
       await this.limiter.observe({ providerId: connection.provider, baseUrl: ctx.baseUrl }, response);
       const status = response.statusCode;
       if (status >= 200 && status < 300) return { stream, url: current, response };
@@ -191,6 +229,7 @@ export class FhirClient {
       baseUrl: normalizeBaseUrl(connection.fhirBaseUrl),
       auth: opts.auth ?? true,
       tokenOrigins: opts.tokenOrigins,
+      kind: opts.kind ?? 'read',
     };
     return {
       context: context as unknown as Record<string, unknown>,
@@ -251,6 +290,20 @@ export function statusError(method: string, url: string, status: number, bodyTex
   const message = `FHIR ${method} ${loggableUrl(url)} answered ${status}${outcome ? ` (${outcome})` : ''}. ${adviceFor(status)}`;
   const code = status === 404 ? 'FHIR_NOT_FOUND' : status === 429 ? 'FHIR_RATE_LIMITED' : status === 401 ? 'FHIR_UNAUTHORIZED' : 'FHIR_REQUEST_FAILED';
   return new FhirRequestError(code, message, status, status === 429 || status >= 500 || status === 408);
+}
+
+/** Codes of requests that got no answer (got's retry list, plus timeouts): worth counting as FHIR errors. */
+function isNetworkErrorCode(code: unknown): code is string {
+  return typeof code === 'string' && (/^E(?!RR_)[A-Z_]+$/.test(code) || code === 'ERR_STREAM_PREMATURE_CLOSE');
+}
+
+/** Retry-After in seconds (delta-seconds or an HTTP date), for metrics and logs. */
+function retryAfterSeconds(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v);
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, Math.ceil((t - Date.now()) / 1000));
 }
 
 /** Reads at most `limit` bytes of a stream as text (error bodies). */

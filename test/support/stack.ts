@@ -8,7 +8,11 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { loadApiConfig, type ApiConfig } from '../../src/config';
 import { createApp } from '../../src/api/app';
 import { WorkflowGateway } from '../../src/api/workflowGateway';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
+import { fhirLogObserver } from '../../src/activities/observe';
+import { combineObservers } from '../../src/fhir/observer';
+import { ApiMetrics } from '../../src/metrics/api';
+import { WorkerMetrics } from '../../src/metrics/worker';
 import { createServices, type Services } from '../../src/services';
 import { workerOptions } from '../../src/worker';
 import { registerSearchAttributes } from '../../src/temporal/registerSearchAttributes';
@@ -36,6 +40,8 @@ export interface StackOptions {
   configEnv?: Record<string, string>;
   /** Do not start a worker (tests that start their own). */
   noWorker?: boolean;
+  /** Logger of the API and the worker's activities (default: silent); tests pass one that captures lines. */
+  logger?: Logger;
 }
 
 /**
@@ -55,6 +61,8 @@ export interface TestStack {
   apiKey: string;
   /** The API with its key; never throws on HTTP status. */
   api: ApiClient;
+  /** The worker's and the API's metrics (separate registries, as in two processes). */
+  metrics: { worker: WorkerMetrics; api: ApiMetrics };
   close(): Promise<void>;
 }
 
@@ -86,7 +94,10 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
     }));
   await registerSearchAttributes(env.connection, env.namespace ?? 'default');
   const config = loadApiConfig(testConfigEnv(sandbox, opts.configEnv));
-  const services = await createServices(config);
+  const logger = opts.logger ?? createLogger('silent');
+  const workerMetrics = new WorkerMetrics();
+  const services = await createServices(config, { fhirObserver: combineObservers(workerMetrics.fhirObserver, fhirLogObserver(logger)) });
+  workerMetrics.watchRateBudget(services);
   const taskQueue = `test-${randomBytes(6).toString('hex')}`;
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
@@ -96,12 +107,13 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
       namespace: env.namespace ?? 'default',
       taskQueue,
       workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH },
-      ...workerOptions(services),
+      ...workerOptions(services, { logger, metrics: workerMetrics }),
     });
     running = worker.run();
   }
   const workflows = new WorkflowGateway(env.client, taskQueue, config.API_WORKFLOW_WAIT_MS);
-  const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger: createLogger('silent') });
+  const apiMetrics = new ApiMetrics(services);
+  const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger, metrics: apiMetrics });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -119,6 +131,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
     apiUrl,
     apiKey,
     api,
+    metrics: { worker: workerMetrics, api: apiMetrics },
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections?.();
