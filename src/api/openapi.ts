@@ -64,7 +64,11 @@ export function openApiDocument(): Json {
       },
       '/api/ehr/{provider}/capabilities': { get: { summary: 'Capabilities of the connection\'s FHIR server (workflow)', parameters: [...p(), ...query(CapabilitiesQuerySchema)], responses: responses('200', { '502': 'The FHIR server failed' }) } },
       '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts, or 202 with the job id)', parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200'), '202': envelope() } } },
-      '/api/ehr/{provider}/enhanced-sync/{jobId}': { get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') } },
+      '/api/ehr/{provider}/enhanced-sync/{jobId}': {
+        get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') },
+        delete: { summary: 'Cancel a running sync', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } },
+      },
+      '/api/ehr/{provider}/enhanced-sync/{jobId}/cancel': { post: { summary: 'Cancel a running sync (what was written stays; retry resumes)', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } } },
       '/api/ehr/{provider}/enhanced-sync/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED sync again as a linked run', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } } },
       '/api/ehr/{provider}/connections/{connectionId}/sync-schedules': {
         post: { summary: 'Create a recurring incremental enhanced sync (Temporal Schedule); 409 if the name exists', parameters: path('provider', 'connectionId'), requestBody: body(SyncScheduleBodySchema), responses: { ...responses('201'), '409': envelope() } },

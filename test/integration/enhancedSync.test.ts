@@ -5,6 +5,7 @@ import type { ConnectionView } from '../../src/store/connections';
 import { COLLECTIONS } from '../../src/store/mongo';
 import { workerOptions } from '../../src/worker';
 import { connectPatient } from '../support/smartFlow';
+import { EHR_JOB_STATUS } from '../../src/temporal/searchAttributes';
 import { startStack, type TestStack } from '../support/stack';
 import { WORKFLOW_BUNDLE_PATH } from '../support/paths';
 
@@ -136,6 +137,38 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     } finally {
       stack.sandbox.admin.resetFaults();
     }
+  });
+
+  it('cancels a running sync through the API: CANCELLED job, workflow and search attribute; retry completes it', async () => {
+    const conn = await connectPatient(stack);
+    stack.sandbox.admin.setFaults({ delayMs: 400 });
+    let id: string;
+    try {
+      const res = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, pageSize: 1, waitMs: 0 });
+      expect(res.statusCode).toBe(202);
+      id = res.body.data!.id;
+      const cancel = await stack.api.post<{ status: string }>(`api/ehr/eclinicalworks/enhanced-sync/${id}/cancel`);
+      expect(cancel.statusCode).toBe(202);
+      expect(cancel.body.data!.status).toBe('CANCELLING');
+      const handle = stack.client.workflow.getHandle(id);
+      await expect(handle.result()).rejects.toThrow(/cancel/i);
+      const described = await handle.describe();
+      expect(described.status.name).toBe('CANCELLED');
+      expect(described.typedSearchAttributes.get(EHR_JOB_STATUS)).toBe('CANCELLED');
+    } finally {
+      stack.sandbox.admin.resetFaults();
+    }
+    const view = (await stack.api.get<{ status: string; errorMessage?: string }>(`api/ehr/eclinicalworks/enhanced-sync/${id}`)).body.data!;
+    expect(view).toMatchObject({ status: 'CANCELLED', errorMessage: 'The sync was cancelled.' });
+    const again = await stack.api.post<unknown>(`api/ehr/eclinicalworks/enhanced-sync/${id}/cancel`);
+    expect(again.statusCode).toBe(409);
+    expect(again.body.error!.message).toMatch(/already CANCELLED/);
+    expect((await stack.api.delete<unknown>('api/ehr/eclinicalworks/enhanced-sync/enhanced-sync-nope')).statusCode).toBe(404);
+    // The retry runs the same request to the end: the store then holds exactly the sandbox's data, once.
+    const retry = await stack.api.post<{ id: string }>(`api/ehr/eclinicalworks/enhanced-sync/${id}/retry`);
+    expect(retry.statusCode).toBe(202);
+    await stack.client.workflow.getHandle(retry.body.data!.id).result();
+    await expectStoreEqualsSandbox(stack, conn);
   });
 
   it('does not start a second sync for a repeated Idempotency-Key', async () => {

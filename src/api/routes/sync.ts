@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Services } from '../../services';
 import type { EnhancedSyncInput, EnhancedSyncResult, SyncProgress } from '../../workflows/enhancedSync';
 import { ALL_RESOURCE_TYPES, STANDARD_RESOURCE_TYPES } from '../../providers/schema';
@@ -75,6 +76,31 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
         .catch(() => undefined);
     }
     ok(res, syncView(job, await services.jobs.progress(jobId), live));
+  });
+
+  // Cancels a running sync: the workflow stops its paging steps (they see the cancellation at their next heartbeat),
+  // records CANCELLED and ends. What was written stays (every write is a complete resource); a retry resumes.
+  const cancelSync = async (provider: string, jobId: string) => {
+    const job = await services.jobs.find(jobId);
+    if (!job || job.type !== 'enhanced-sync' || job.provider !== provider) throw new NotFoundError('JOB_NOT_FOUND', `Enhanced sync job "${jobId}" does not exist.`);
+    if (job.status !== 'IN_PROGRESS') throw new AppError('CONFLICT', `Job ${jobId} is already ${job.status}: nothing to cancel.`, { status: 409 });
+    try {
+      await workflows.client.workflow.getHandle(jobId).cancel();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new AppError('CONFLICT', `Job ${jobId} has no running workflow (it ended while its record was being written); read it again.`, { status: 409 });
+      throw err;
+    }
+    return { id: jobId, status: 'CANCELLING', statusUrl: `/api/ehr/${provider}/enhanced-sync/${jobId}` };
+  };
+
+  routes.post('/api/ehr/:provider/enhanced-sync/:jobId/cancel', async (req, res) => {
+    const { provider, jobId } = parse(JobParams, req.params, 'path');
+    ok(res, await cancelSync(provider, jobId), 202);
+  });
+
+  routes.delete('/api/ehr/:provider/enhanced-sync/:jobId', async (req, res) => {
+    const { provider, jobId } = parse(JobParams, req.params, 'path');
+    ok(res, await cancelSync(provider, jobId), 202);
   });
 
   // A failed or cancelled sync started again as a new run that names the old one (writes are idempotent, and
