@@ -321,11 +321,13 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
     body: r.body,
   });
   const withBody = (b: Buffer | undefined) => (b ? { body: b, headers: JSON_CT } : {});
-  const gens: fc.Arbitrary<HostileRequest>[] = [];
+  // Weighted: the route's own inputs (body fields, query values, ids) get more requests than the generic defects.
+  const gens: { arbitrary: fc.Arbitrary<HostileRequest>; weight: number }[] = [];
+  const push = (weight: number, ...arbs: fc.Arbitrary<HostileRequest>[]) => arbs.forEach((arbitrary) => gens.push({ arbitrary, weight }));
 
   // 1. The API key: missing, wrong, almost right (authenticated routes only).
   if (route.authenticated) {
-    gens.push(
+    push(2, 
       fc
         .oneof(
           fc.constant<Record<string, string>>({}),
@@ -345,7 +347,7 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
 
   // 2. Path parameters: malformed values and well-formed unknown ids.
   if (route.pathParams.length) {
-    gens.push(
+    push(3, 
       fc
         .tuple(fc.constantFrom(...route.pathParams), fc.oneof(hostileString.map((s) => ({ raw: false, s })), fc.constantFrom(...['..%2f..%2f', '%2e%2e', '%252e%252e%252f', '%00', '%', '%zz', '%c0%ae%c0%ae'].map((s) => ({ raw: true, s })))))
         .filter(([p, v]) => v.raw || v.s !== fixtureFor(p, route.template, fx))
@@ -360,7 +362,7 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
   }
 
   // 3. Path tricks around the route: traversal, encoded NUL, double encoding, very long paths.
-  gens.push(
+  push(2, 
     fc
       .oneof(
         fc.constantFrom('/..%2f..%2fetc%2fpasswd', '/%2e%2e/%2e%2e/', '%00', '%2500', '/%252e%252e%252f', '/..;/', '/%ff%fe', '/\\..\\..'),
@@ -372,15 +374,15 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
 
   // 4. A method the path does not have.
   const wrong = wrongMethods(path, all);
-  if (wrong.length) gens.push(fc.constantFrom(...wrong).map((method) => mk('wrong-method', { method, ...withBody(base ? json(base) : undefined) })));
+  if (wrong.length) push(1, fc.constantFrom(...wrong).map((method) => mk('wrong-method', { method, ...withBody(base ? json(base) : undefined) })));
 
   // 5. Bodies that are not JSON, too large, or in an unsupported charset (the parser refuses them on every route).
-  gens.push(
+  push(1, 
     fc
       .oneof(
         fc.constantFrom('{', '{"connectionId":', "{'a':1}", '{"a":1,}', '[1,2', 'NaN', '{"a":undefined}', '\u0000\u0001', 'connectionId=conn_x', '{"a":1}}', '{"a":"\\x00"}'),
         fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify({ v })).chain((s) => fc.integer({ min: 1, max: s.length - 1 }).map((n) => s.slice(0, n))),
-        fc.constant(deep(100_000, 'array')),
+        fc.integer({ min: 1000, max: 50_000 }).map((d) => deep(d, 'array').slice(0, -1)),
       )
       .map((raw) => mk('malformed-json', { method: route.method, body: Buffer.from(raw), headers: JSON_CT })),
     fc.integer({ min: BODY_LIMIT + 1, max: BODY_LIMIT * 3 }).map((n) => mk('too-large', { body: Buffer.from(JSON.stringify({ pad: 'x'.repeat(n) })), headers: JSON_CT })),
@@ -393,7 +395,7 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
     const required = route.query.filter((p) => p.required);
     const breakable = route.query.filter((p) => badStrings(p.schema).length > 0 || badNumbers(p.schema).length > 0);
     if (required.length) {
-      gens.push(
+      push(2, 
         fc.tuple(fc.constantFrom(...required), fc.constantFrom('', '[$gt]', '[$ne]', '[$where]', '.$gt', '[]')).map(([p, suffix]) => {
           const pairs = Object.entries(query).filter(([k]) => k !== p.name);
           if (suffix) pairs.push([`${p.name}${suffix}`, suffix === '[]' ? fx.connectionId : '']);
@@ -403,7 +405,7 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
       );
     }
     if (breakable.length) {
-      gens.push(
+      push(3, 
         fc
           .constantFrom(...breakable)
           .chain((p) => fc.constantFrom(...[...badStrings(p.schema), ...badNumbers(p.schema).map(String), ...(typesOf(p.schema).has('number') ? ['abc', 'Infinity', ''] : [])]).map((v) => [p.name, v] as const))
@@ -418,13 +420,13 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
     const props = Object.entries(route.body.properties ?? {});
     const invalid = props.map(([k, s]) => [k, invalidValue(s)] as const).filter((x): x is readonly [string, fc.Arbitrary<unknown>] => x[1] !== undefined);
     if (invalid.length) {
-      gens.push(fc.oneof(...invalid.map(([k, arb]) => arb.map((v) => mk('body-bad-field', { body: json({ ...base, [k]: v }), headers: JSON_CT })))));
+      push(6, fc.oneof(...invalid.map(([k, arb]) => arb.map((v) => mk('body-bad-field', { body: json({ ...base, [k]: v }), headers: JSON_CT })))));
     }
     if (route.body.required?.length) {
-      gens.push(fc.subarray(route.body.required, { minLength: 1 }).map((drop) => mk('body-missing-field', { body: json(Object.fromEntries(Object.entries(base).filter(([k]) => !drop.includes(k)))), headers: JSON_CT })));
+      push(2, fc.subarray(route.body.required, { minLength: 1 }).map((drop) => mk('body-missing-field', { body: json(Object.fromEntries(Object.entries(base).filter(([k]) => !drop.includes(k)))), headers: JSON_CT })));
     }
     if (route.body.additionalProperties === false) {
-      gens.push(
+      push(2, 
         fc
           .tuple(fc.oneof(fc.constantFrom('$where', '$gt', '__proto__', 'constructor', 'prototype', '$set', 'isAdmin', '_id'), fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !(k in (route.body!.properties ?? {})))), fc.oneof(operatorObject, fc.jsonValue({ maxDepth: 2 })))
           .map(([k, v]) => mk('body-extra-field', { body: Buffer.from(JSON.stringify(base).replace(/^\{/, `{${JSON.stringify(k)}:${JSON.stringify(v) ?? 'null'}${Object.keys(base).length ? ',' : ''}`)), headers: JSON_CT })),
@@ -435,8 +437,8 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
         }),
       );
     }
-    gens.push(
-      fc.constantFrom('null', '[]', '"a string"', '42', 'true', JSON.stringify([base])).map((raw) => mk('body-wrong-type', { body: Buffer.from(raw), headers: JSON_CT })),
+    push(2, 
+      fc.constantFrom('null', '[]', '"a string"', '42', 'true', JSON.stringify([base]), deep(100_000, 'array')).map((raw) => mk('body-wrong-type', { body: Buffer.from(raw), headers: JSON_CT })),
       fc
         .constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'application/octet-stream', '')
         .map((ct) => mk('wrong-content-type', { body: ct.startsWith('application/x-www') ? Buffer.from(new URLSearchParams(base as Record<string, string>).toString() || 'a=1') : json(base), headers: ct ? { 'content-type': ct } : { 'content-type': '' } })),
@@ -445,7 +447,7 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
 
   // 8. Idempotency-Key: malformed, with an otherwise valid body (the key must be refused before anything starts).
   if (route.idempotencyKey && base) {
-    gens.push(
+    push(3, 
       fc
         .oneof(
           fc.constantFrom('', 'short', 'x'.repeat(65), 'x'.repeat(500), '{"$gt":""}', '$where-key-123', '../../../../etc', 'key with spaces', 'key%00withnul', 'key;drop'),

@@ -36,6 +36,8 @@ export interface RelStack {
   logFiles: { worker: string; api: string };
   /** Whether the worker and the API processes are still running. */
   alive(): { worker: boolean; api: boolean };
+  /** Stops the worker and the API (SIGTERM, their logs flushed); close() does it too. */
+  stopServices(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -173,6 +175,10 @@ export async function startRelStack(opts: { label: string; workDir: string; logL
       sandbox,
       issuedTokens,
       logFiles,
+      stopServices: async () => {
+        await stopService(api);
+        await stopService(worker);
+      },
       alive: () => ({ worker: worker.proc.exitCode === null && worker.proc.signalCode === null, api: api.proc.exitCode === null && api.proc.signalCode === null }),
       close: cleanup,
     };
@@ -186,6 +192,7 @@ interface Service {
   name: string;
   proc: ChildProcess;
   out: WriteStream;
+  stopped?: Promise<void>;
 }
 
 function spawnService(name: string, entry: string, env: NodeJS.ProcessEnv, logFile: string): Service {
@@ -210,9 +217,14 @@ async function waitForLine(s: Service, file: string, text: string, timeoutMs: nu
   throw new Error(`${s.name} did not log "${text}" within ${timeoutMs} ms`);
 }
 
-async function stopService(s: Service): Promise<void> {
+function stopService(s: Service): Promise<void> {
+  s.stopped ??= stopOnce(s);
+  return s.stopped;
+}
+
+async function stopOnce(s: Service): Promise<void> {
   if (s.proc.exitCode === null && s.proc.signalCode === null) {
-    const exited = new Promise<void>((resolve) => s.proc.once('exit', () => resolve()));
+    const exited = new Promise<void>((resolve) => s.proc.once('close', () => resolve()));
     s.proc.kill('SIGTERM');
     const timedOut = await Promise.race([exited.then(() => false), sleep(15_000).then(() => true)]);
     if (timedOut) {

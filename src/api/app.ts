@@ -3,7 +3,7 @@ import type { Services } from '../services';
 import type { Logger } from '../logger';
 import { requireApiKey } from './apiKey';
 import { errorHandler, notFound } from './errorHandler';
-import { ok } from './envelope';
+import { fail, ok } from './envelope';
 import { openApiDocument } from './openapi';
 import { bulkExportRoutes } from './routes/bulkExport';
 import { capabilitiesRoutes } from './routes/capabilities';
@@ -26,6 +26,14 @@ export function createApp({ services, workflows, apiKeys, logger }: AppDeps): Ex
   app.disable('x-powered-by');
   app.set('query parser', 'simple'); // flat string values only: no nested objects for operator injection
   app.use(express.json({ limit: '256kb', strict: true, type: ['application/json', 'application/*+json'] }));
+  // A body the JSON parser did not read (text, a form, no content type) is refused, not ignored: a route whose fields
+  // are all optional (authorize) would otherwise act on it as if it were `{}`.
+  app.use((req, res, next) => {
+    const length = req.headers['content-length'];
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) > 0);
+    if (req.body === undefined && hasBody) return fail(res, 415, 'UNSUPPORTED_MEDIA_TYPE', 'The request body must be JSON: send it with Content-Type: application/json.');
+    next();
+  });
 
   app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
   const connections = connectionRoutes(services);

@@ -18,7 +18,7 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     const data = await seedRun(stack, { log: opts.log });
     const doc = (await got(`${stack.apiUrl}/api/openapi.json`).json()) as Record<string, unknown>;
     const routes = [...routesFromOpenApi(doc), ...ROUTES_OUTSIDE_OPENAPI];
-    const perRoute = Math.max(opts.quick ? 20 : 60, Math.ceil((opts.quick ? 300 : 1000) / routes.length));
+    const perRoute = Math.max(opts.quick ? 20 : 80, Math.ceil((opts.quick ? 300 : 1000) / routes.length));
     const requests = generateHostile(
       routes,
       { apiKey: stack.apiKey, provider: 'eclinicalworks', connectionId: data.connectionId, syncJobId: data.syncJobId, exportJobId: data.exportJobId },

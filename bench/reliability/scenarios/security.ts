@@ -1,0 +1,146 @@
+/**
+ * security: after a full run with the worker and the API logging at debug level (LOG_LEVEL=debug,
+ * DEBUG=eclinicalworks:*) into files — a patient connected through SMART, an enhanced sync, the access token expired
+ * so the worker refreshes it (rotation), a bulk export, capabilities and stored-resource reads — checks that:
+ *  1-2. no workflow history of the namespace (payloads decoded to text, memos, search attributes) holds any access
+ *       or refresh token the EHR issued, nor the patient's content (names, birth date, identifiers, free text);
+ *  3-4. neither do the worker's and the API's logs;
+ *  5.   no raw database document holds a token (they are sealed);
+ *  6.   every sealed secret opens with the key, and not with a wrong key or another record's context;
+ *  7.   every authenticated route refuses a request without the API key, with a wrong one and with a wrong bearer
+ *       (401 with a message), and these refused requests change nothing.
+ * Positive controls make the scans meaningful: the stored tokens (decrypted with the key) are among those recorded,
+ * the history text holds the connection id, the logs hold debug lines, and the probes are found in the database.
+ */
+import { readFileSync } from 'node:fs';
+import got from 'got';
+import type { Scenario, ScenarioResult, SuiteOptions } from '../types';
+import { routesFromOpenApi } from '../badInputGen';
+import { hashDb, seedRun, startRelStack } from '../securityStack';
+import { checkSealedConnections, contentProbes, findLeaks, needlesForSecrets, rawDatabaseText, scanHistories } from '../securityHelpers';
+import { RESOURCE_TYPES } from '../../../src/sandbox';
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+async function run(opts: SuiteOptions): Promise<ScenarioResult> {
+  const t0 = Date.now();
+  const stack = await startRelStack({ label: 'security', workDir: opts.workDir, logLevel: 'debug', log: opts.log, sandboxPatients: 3 });
+  const checks: Check[] = [];
+  try {
+    const data = await seedRun(stack, { expireTokensBeforeExport: true, log: opts.log });
+    const api = got.extend({ prefixUrl: stack.apiUrl, headers: { 'x-api-key': stack.apiKey }, throwHttpErrors: false, retry: { limit: 0 } });
+    // More of the API at work (their logs are scanned too): capabilities (a workflow), stored resources, budget.
+    const caps = await api.get(`api/ehr/eclinicalworks/capabilities?connectionId=${data.connectionId}`);
+    const stored = await api.get(`api/ehr/eclinicalworks/resources/Communication?connectionId=${data.connectionId}`);
+    await api.get('api/ehr/eclinicalworks/rate-limit');
+    opts.log(`capabilities ${caps.statusCode}, stored Communications ${stored.statusCode}`);
+
+    // 7. The API-key wall, on every authenticated route of the OpenAPI document, with real ids and valid bodies
+    //    (so that without the wall each request would act).
+    const doc = (await got(`${stack.apiUrl}/api/openapi.json`).json()) as Record<string, unknown>;
+    const routes = routesFromOpenApi(doc).filter((r) => r.authenticated);
+    const before = await hashDb(stack.db);
+    const wallFailures: string[] = [];
+    let wallRequests = 0;
+    for (const r of routes) {
+      const path = r.template.replace(/\{([^}]+)\}/g, (_m, p: string) =>
+        p === 'provider' ? 'eclinicalworks' : p === 'connectionId' ? data.connectionId : p === 'resourceType' ? 'Communication' : p === 'jobId' ? (r.template.includes('bulk-export') ? data.exportJobId : data.syncJobId) : 'x',
+      );
+      const query = r.query.filter((q) => q.required).map((q) => `${q.name}=${q.name === 'connectionId' ? data.connectionId : 'x'}`);
+      const url = `${stack.apiUrl}${path}${query.length ? `?${query.join('&')}` : ''}`;
+      const body = r.body ? { connectionId: data.connectionId, ...(r.template.endsWith('bulk-export') ? { exportType: 'Patient' } : {}) } : undefined;
+      for (const [label, headers] of [
+        ['no key', {}],
+        ['wrong key', { 'x-api-key': `${stack.apiKey.slice(0, -4)}0000` }],
+        ['wrong bearer', { authorization: 'Bearer not-the-key-0123456789' }],
+      ] as const) {
+        wallRequests++;
+        const res = await got(url, { method: r.method as 'GET', headers, ...(body ? { json: body } : {}), throwHttpErrors: false, retry: { limit: 0 } });
+        let message = '';
+        try {
+          message = String((JSON.parse(res.body) as { error?: { message?: string } }).error?.message ?? '');
+        } catch {
+          /* reported below */
+        }
+        if (res.statusCode !== 401 || !message) wallFailures.push(`${r.method} ${r.template} (${label}) → ${res.statusCode}`);
+      }
+    }
+    const after = await hashDb(stack.db);
+    const keyWorks = (await api.get('api/ehr/providers')).statusCode === 200;
+    if (!keyWorks) wallFailures.push('the right key is refused too (the check proves nothing)');
+    if (after.digest !== before.digest) wallFailures.push('the database changed');
+    checks.push({ name: 'auth wall', ok: wallFailures.length === 0, detail: `${routes.length} routes × 3 = ${wallRequests} requests → 401${wallFailures.length ? `; FAILED: ${wallFailures.slice(0, 5).join(', ')}` : ''}` });
+
+    // The tokens: every one the EHR issued during the run; the stored ones must be among them.
+    const issued = [...stack.issuedTokens.access, ...stack.issuedTokens.refresh];
+    const needles = needlesForSecrets(issued);
+    const sealed = await checkSealedConnections(stack.db, stack.encryptionKey);
+    const storedKnown = sealed.openedWithKey.filter((t) => issued.includes(t)).length;
+
+    // The content: the connected patient's resources as the EHR serves them, and every patient's name.
+    const resources = RESOURCE_TYPES.flatMap((t) => stack.sandbox.admin.getResources(t, { patient: data.patientId }));
+    const probes = [...new Set([...contentProbes(resources), ...stack.sandbox.admin.listPatients().map((p) => p.name)])];
+    const raw = await rawDatabaseText(stack.db);
+    const probesInDb = probes.filter((p) => raw.text.includes(p)).length;
+
+    // 1-2. Workflow histories.
+    const hist = await scanHistories(stack.client);
+    const histTokenLeaks = findLeaks(hist.text, needles);
+    const histContentLeaks = findLeaks(hist.text, probes);
+    const histControl = hist.text.includes(data.connectionId);
+    checks.push({
+      name: 'history: no token',
+      ok: histTokenLeaks.length === 0 && histControl && hist.workflows >= 3,
+      detail: `${hist.workflows} histories, ${hist.events} events, ${(hist.payloadBytes / 1024).toFixed(0)} KB decoded; ${needles.length} token needles${histTokenLeaks.length ? `; LEAKS ${histTokenLeaks.join(', ')}` : ''}${histControl ? '' : '; control failed (connection id not seen)'}`,
+    });
+    checks.push({ name: 'history: no content', ok: histContentLeaks.length === 0, detail: `${probes.length} probes${histContentLeaks.length ? `; LEAKS ${histContentLeaks.length} (e.g. ${histContentLeaks.slice(0, 3).join(', ')})` : ''}` });
+
+    // 3-4. Logs (the processes stopped first, so everything is flushed).
+    await stack.stopServices();
+    const logText = [readFileSync(stack.logFiles.worker, 'utf8'), readFileSync(stack.logFiles.api, 'utf8')].join('\n');
+    const logLines = logText.split('\n').filter(Boolean).length;
+    const debugLines = logText.split('\n').filter((l) => /eclinicalworks:|"level":20/.test(l)).length;
+    const logTokenLeaks = findLeaks(logText, needles);
+    const logContentLeaks = findLeaks(logText, probes);
+    checks.push({
+      name: 'logs: no token',
+      ok: logTokenLeaks.length === 0 && debugLines > 0,
+      detail: `${logLines} log lines (${debugLines} debug)${logTokenLeaks.length ? `; LEAKS ${logTokenLeaks.join(', ')}` : ''}${debugLines ? '' : '; control failed (no debug line)'}`,
+    });
+    checks.push({ name: 'logs: no content', ok: logContentLeaks.length === 0, detail: `${probes.length} probes${logContentLeaks.length ? `; LEAKS ${logContentLeaks.length} (e.g. ${logContentLeaks.slice(0, 3).join(', ')})` : ''}` });
+
+    // 5-6. At rest.
+    const rawTokenLeaks = findLeaks(raw.text, needles);
+    checks.push({ name: 'at rest: no token in raw documents', ok: rawTokenLeaks.length === 0, detail: `${raw.documents} documents${rawTokenLeaks.length ? `; LEAKS ${rawTokenLeaks.join(', ')}` : ''}` });
+    checks.push({
+      name: 'at rest: sealed',
+      ok: sealed.problems.length === 0 && sealed.sealedFields >= 2 && storedKnown === sealed.openedWithKey.length,
+      detail: `${sealed.sealedFields} sealed fields open with the key only; ${storedKnown}/${sealed.openedWithKey.length} stored tokens among the ${issued.length} issued${sealed.problems.length ? `; ${sealed.problems.slice(0, 3).join(', ')}` : ''}`,
+    });
+
+    for (const c of checks) opts.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
+    const leaks = histTokenLeaks.length + histContentLeaks.length + logTokenLeaks.length + logContentLeaks.length + rawTokenLeaks.length;
+    return {
+      scenario: 'security: tokens and patient data absent from histories, logs and raw documents; API-key wall',
+      runs: checks.length,
+      passed: checks.filter((c) => c.ok).length,
+      expected: '0 leaks',
+      found: `${leaks} leaks`,
+      notes: [
+        `tokens issued ${stack.issuedTokens.access.size} access + ${stack.issuedTokens.refresh.size} refresh`,
+        `probes ${probes.length} (${probesInDb} found in the db)`,
+        `sync ${data.syncTotal}, export ${data.exportResources} resources`,
+        ...checks.map((c) => `${c.ok ? '' : 'FAILED '}${c.name}: ${c.detail}`),
+        `${((Date.now() - t0) / 1000).toFixed(0)} s`,
+      ].join('; '),
+    };
+  } finally {
+    await stack.close();
+  }
+}
+
+export const scenarios: Scenario[] = [{ id: 'security', run }];
