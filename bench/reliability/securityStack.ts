@@ -44,6 +44,15 @@ export interface RelStack {
 // Record the tokens the in-process sandbox issues (it keeps them only in private maps).
 const tokenSinks = new Set<{ access: Set<string>; refresh: Set<string> }>();
 let patched = false;
+
+/** From now on, every access and refresh token an in-process sandbox issues is added to the returned sets. */
+export function recordIssuedTokens(): { access: Set<string>; refresh: Set<string>; stop(): void } {
+  recordSandboxTokens();
+  const sink = { access: new Set<string>(), refresh: new Set<string>() };
+  tokenSinks.add(sink);
+  return { ...sink, stop: () => void tokenSinks.delete(sink) };
+}
+
 function recordSandboxTokens(): void {
   if (patched) return;
   patched = true;
@@ -157,7 +166,7 @@ export async function startRelStack(opts: { label: string; workDir: string; logL
       API_WORKFLOW_WAIT_MS: '20000',
     };
     const logFiles = { worker: path.join(dir, 'worker.log'), api: path.join(dir, 'api.log') };
-    const worker = spawnService('worker', path.join(ROOT, 'src', 'worker.ts'), serviceEnv, logFiles.worker);
+    const worker = spawnService('worker', path.join(ROOT, 'src', 'worker.ts'), serviceEnv, logFiles.worker, opts.logLevel === 'debug' ? [path.join(__dirname, 'securityDebugRuntime.cjs')] : []);
     cleanups.push(() => stopService(worker));
     const api = spawnService('api', path.join(ROOT, 'src', 'api', 'main.ts'), serviceEnv, logFiles.api);
     cleanups.push(() => stopService(api));
@@ -195,9 +204,9 @@ interface Service {
   stopped?: Promise<void>;
 }
 
-function spawnService(name: string, entry: string, env: NodeJS.ProcessEnv, logFile: string): Service {
+function spawnService(name: string, entry: string, env: NodeJS.ProcessEnv, logFile: string, preload: string[] = []): Service {
   const out = createWriteStream(logFile);
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((p) => ['--import', p]), entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.pipe(out, { end: false });
   proc.stderr!.pipe(out, { end: false });
   return { name, proc, out };

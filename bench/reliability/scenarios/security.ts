@@ -103,7 +103,7 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     await stack.stopServices();
     const logText = [readFileSync(stack.logFiles.worker, 'utf8'), readFileSync(stack.logFiles.api, 'utf8')].join('\n');
     const logLines = logText.split('\n').filter(Boolean).length;
-    const debugLines = logText.split('\n').filter((l) => /eclinicalworks:|"level":20/.test(l)).length;
+    const debugLines = logText.split("\n").filter((l) => /eclinicalworks:|"level":20|\[DEBUG\]/.test(l)).length;
     const logTokenLeaks = findLeaks(logText, needles);
     const logContentLeaks = findLeaks(logText, probes);
     checks.push({
