@@ -542,5 +542,5 @@ export function describeFailure(o: Outcome, reason: string): string {
   } catch {
     message = (o.text ?? '').slice(0, 80);
   }
-  return `${o.req.method} ${o.req.route} [${o.req.kind}] ${o.req.path.slice(0, 100)} → ${o.status ?? '-'} ${reason}${message ? `: ${message.slice(0, 120)}` : ''}`;
+  return `${o.req.method} ${o.req.route.slice(o.req.route.indexOf(' ') + 1)} [${o.req.kind}] ${o.req.path.slice(0, 100)} → ${o.status ?? '-'} ${reason}${message ? `: ${message.slice(0, 120)}` : ''}`;
 }
