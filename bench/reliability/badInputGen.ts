@@ -10,6 +10,8 @@
  */
 import { request as httpRequest } from 'node:http';
 import fc from 'fast-check';
+import { createApp } from '../../src/api/app';
+import { createLogger } from '../../src/logger';
 
 type Json = Record<string, unknown>;
 type JsonSchema = {
@@ -104,8 +106,49 @@ export function routesFromOpenApi(doc: Json): RouteInfo[] {
   return out;
 }
 
-/** Extra routes not in the document (none today; listed here so that they are fed too). */
-export const ROUTES_OUTSIDE_OPENAPI: RouteInfo[] = [];
+/**
+ * The routes the Express app actually registers (method and template), read from its router: the generators feed
+ * the ones the OpenAPI document does not list too. Routers mounted under a path prefix are not read (none today).
+ */
+export function routesOfExpressApp(app: unknown): { method: string; template: string }[] {
+  type Layer = { route?: { path: unknown; methods: Record<string, boolean> }; handle?: { stack?: Layer[] } };
+  const out: { method: string; template: string }[] = [];
+  const walk = (stack: Layer[] | undefined) => {
+    for (const layer of stack ?? []) {
+      if (layer.route && typeof layer.route.path === 'string') {
+        for (const [m, on] of Object.entries(layer.route.methods)) {
+          if (on && (METHODS as readonly string[]).includes(m.toUpperCase())) out.push({ method: m.toUpperCase(), template: layer.route.path.replace(/:(\w+)/g, '{$1}') });
+        }
+      } else if (layer.handle?.stack) walk(layer.handle.stack);
+    }
+  };
+  const a = app as { router?: { stack?: Layer[] }; _router?: { stack?: Layer[] } };
+  walk(a.router?.stack ?? a._router?.stack);
+  return out;
+}
+
+/** The routes of the API's Express app, built in this process with stand-ins for its dependencies (nothing runs). */
+export function apiRoutesRegistered(): { method: string; template: string }[] {
+  const stub = (): unknown =>
+    new Proxy(function () {}, { get: (_t, p) => (p === 'then' || typeof p === 'symbol' ? undefined : stub()), apply: () => stub(), construct: () => stub() as object });
+  const app = createApp({ services: stub() as never, workflows: stub() as never, apiKeys: ['route-listing-key-0000'], logger: createLogger('silent') });
+  return routesOfExpressApp(app);
+}
+
+/** Registered routes the document does not list, as RouteInfo (no known inputs: the generic defects only). */
+export function undocumentedRoutes(registered: { method: string; template: string }[], documented: RouteInfo[], isAuthenticated: (r: { method: string; template: string }) => boolean): RouteInfo[] {
+  const known = new Set(documented.map((r) => `${r.method} ${r.template}`));
+  return registered
+    .filter((r) => !known.has(`${r.method} ${r.template}`))
+    .map((r) => ({
+      method: r.method,
+      template: r.template,
+      authenticated: isAuthenticated(r),
+      pathParams: [...r.template.matchAll(/\{([^}]+)\}/g)].map((x) => x[1] as string),
+      query: [],
+      idempotencyKey: false,
+    }));
+}
 
 // ---- values ----------------------------------------------------------------------------------------------------
 
@@ -255,6 +298,23 @@ function unknownFor(param: string, template: string, rand: string): string {
   if (param === 'jobId' && template.includes('/enhanced-sync/')) return `enhanced-sync-conn_${rand}-00000000-0000-4000-8000-000000000000`;
   if (param === 'jobId' && template.includes('/bulk-export/')) return `bulk-export-conn_${rand}-${rand}`;
   return `unknown-${rand}`;
+}
+
+/** A route's path with real values in its parameters. */
+export function pathFor(template: string, fx: Fixtures): string {
+  return template.replace(/\{([^}]+)\}/g, (_m, name: string) => encodeURIComponent(fixtureFor(name, template, fx)));
+}
+
+/** Registered routes the document does not list, with whether they want the API key (asked without it: 401?). */
+export async function findUndocumentedRoutes(baseUrl: string, documented: RouteInfo[], fx: Fixtures): Promise<RouteInfo[]> {
+  const known = new Set(documented.map((r) => `${r.method} ${r.template}`));
+  const missing = apiRoutesRegistered().filter((r) => !known.has(`${r.method} ${r.template}`));
+  const authenticated = new Set<string>();
+  for (const r of missing) {
+    const o = await send(baseUrl, { kind: 'probe', route: r.template, method: r.method, path: pathFor(r.template, fx), headers: {} });
+    if (o.status === 401) authenticated.add(`${r.method} ${r.template}`);
+  }
+  return undocumentedRoutes(missing, documented, (r) => authenticated.has(`${r.method} ${r.template}`));
 }
 
 function fillPath(route: RouteInfo, fx: Fixtures, override: Record<string, string> = {}): string {

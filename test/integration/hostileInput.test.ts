@@ -1,7 +1,7 @@
 import got from 'got';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
-import { describeFailure, generateHostile, judge, routesFromOpenApi, sendAll, type Fixtures, type RouteInfo } from '../../bench/reliability/badInputGen';
+import { apiRoutesRegistered, describeFailure, findUndocumentedRoutes, generateHostile, judge, routesFromOpenApi, sendAll, undocumentedRoutes, type Fixtures, type RouteInfo } from '../../bench/reliability/badInputGen';
 import { hashDb } from '../../bench/reliability/securityStack';
 
 /**
@@ -29,7 +29,9 @@ beforeAll(async () => {
   const sync = await stack.api.post<{ id: string; status: string; total: number }>('api/ehr/eclinicalworks/enhanced-sync', { json: { connectionId, waitMs: 60_000 } });
   if (sync.statusCode !== 200 || sync.body.data?.status !== 'COMPLETED') throw new Error(`enhanced sync answered ${sync.statusCode}: ${JSON.stringify(sync.body)}`);
   fx = { apiKey: stack.apiKey, provider: 'eclinicalworks', connectionId, syncJobId: sync.body.data.id };
-  routes = routesFromOpenApi((await got(`${stack.apiUrl}/api/openapi.json`).json()) as Record<string, unknown>);
+  const documented = routesFromOpenApi((await got(`${stack.apiUrl}/api/openapi.json`).json()) as Record<string, unknown>);
+  // Routes the app registers without documenting them are fed too.
+  routes = [...documented, ...(await findUndocumentedRoutes(stack.apiUrl, documented, fx))];
 });
 afterAll(async () => {
   await stack?.close();
@@ -39,6 +41,11 @@ it('reads every route from the OpenAPI document, including the public ones', () 
   const names = routes.map((r) => `${r.method} ${r.template}`);
   expect(names).toEqual(expect.arrayContaining(['GET /health', 'POST /api/ehr/{provider}/enhanced-sync', 'GET /api/ehr/{provider}/resources/{resourceType}', 'GET /api/ehr/callback']));
   expect(routes.filter((r) => !r.authenticated).map((r) => r.template)).toEqual(expect.arrayContaining(['/health', '/api/ehr/callback']));
+  // A registered route missing from the document would be found (here: one left out on purpose).
+  const registered = apiRoutesRegistered();
+  expect(registered.length).toBeGreaterThanOrEqual(routes.length);
+  const [first, ...rest] = routes;
+  expect(undocumentedRoutes(registered, rest, () => true).map((r) => `${r.method} ${r.template}`)).toEqual([`${first!.method} ${first!.template}`]);
 });
 
 it('answers ~100 seeded hostile requests per route with a 4xx and a message, and changes nothing', async () => {

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import got from 'got';
 import type { Scenario, ScenarioResult, SuiteOptions } from '../types';
-import { ROUTES_OUTSIDE_OPENAPI, describeFailure, generateHostile, judge, routesFromOpenApi, sendAll } from '../badInputGen';
+import { describeFailure, findUndocumentedRoutes, generateHostile, judge, routesFromOpenApi, sendAll } from '../badInputGen';
 import { hashDb, listWorkflows, seedRun, startRelStack } from '../securityStack';
 
 async function run(opts: SuiteOptions): Promise<ScenarioResult> {
@@ -17,14 +17,13 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
   try {
     const data = await seedRun(stack, { log: opts.log });
     const doc = (await got(`${stack.apiUrl}/api/openapi.json`).json()) as Record<string, unknown>;
-    const routes = [...routesFromOpenApi(doc), ...ROUTES_OUTSIDE_OPENAPI];
+    const fx = { apiKey: stack.apiKey, provider: 'eclinicalworks', connectionId: data.connectionId, syncJobId: data.syncJobId, exportJobId: data.exportJobId };
+    const documented = routesFromOpenApi(doc);
+    // Routes the app registers that the document does not list are fed too (with the generic defects).
+    const undocumented = await findUndocumentedRoutes(stack.apiUrl, documented, fx);
+    const routes = [...documented, ...undocumented];
     const perRoute = Math.max(opts.quick ? 20 : 80, Math.ceil((opts.quick ? 300 : 1000) / routes.length));
-    const requests = generateHostile(
-      routes,
-      { apiKey: stack.apiKey, provider: 'eclinicalworks', connectionId: data.connectionId, syncJobId: data.syncJobId, exportJobId: data.exportJobId },
-      perRoute,
-      seed,
-    );
+    const requests = generateHostile(routes, fx, perRoute, seed);
     const before = await hashDb(stack.db);
     const workflowsBefore = (await listWorkflows(stack.client)).length;
     opts.log(`${routes.length} routes, ${requests.length} requests (seed ${seed}); db ${Object.values(before.collections).reduce((n, c) => n + c.count, 0)} documents in ${Object.keys(before.collections).length} collections, ${workflowsBefore} workflows`);
@@ -63,7 +62,7 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     for (const f of failures.slice(0, 20)) opts.log(`FAIL ${f}`);
     const notes = [
       `seed ${seed}`,
-      `${routes.length} routes × ${perRoute}`,
+      `${routes.length} routes (${undocumented.length} not in the OpenAPI document${undocumented.length ? `: ${undocumented.map((r) => `${r.method} ${r.template}`).join(', ')}` : ''}) × ${perRoute}`,
       `status ${Object.entries(byStatus)
         .sort()
         .map(([s, n]) => `${s}:${n}`)
