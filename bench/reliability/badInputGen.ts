@@ -427,6 +427,7 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
       .oneof(
         fc.constantFrom('/..%2f..%2fetc%2fpasswd', '/%2e%2e/%2e%2e/', '%00', '%2500', '/%252e%252e%252f', '/..;/', '/%ff%fe', '/\\..\\..'),
         fc.integer({ min: 2000, max: 8000 }).map((n) => `/${'a'.repeat(n)}`),
+        fc.integer({ min: 17_000, max: 100_000 }).map((n) => `/${'%2e'.repeat(Math.ceil(n / 3))}`),
         fc.integer({ min: 50, max: 400 }).map((n) => '/..'.repeat(n)),
       )
       .map((trick) => mk('path-trick', { path: path + trick + qs(Object.entries(query)) })),
@@ -434,7 +435,7 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
 
   // 4. A method the path does not have.
   const wrong = wrongMethods(path, all);
-  if (wrong.length) push(1, fc.constantFrom(...wrong).map((method) => mk('wrong-method', { method, ...withBody(base ? json(base) : undefined) })));
+  if (wrong.length) push(1, fc.constantFrom(...wrong, 'PROPFIND', 'TRACE', 'FOO', 'CONNECT-ISH').map((method) => mk('wrong-method', { method, ...withBody(base ? json(base) : undefined) })));
 
   // 5. Bodies that are not JSON, too large, or in an unsupported charset (the parser refuses them on every route).
   push(1, 

@@ -1,3 +1,5 @@
+import { STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import express, { type Express } from 'express';
 import type { Services } from '../services';
 import type { Logger } from '../logger';
@@ -54,4 +56,22 @@ export function createApp({ services, workflows, apiKeys, logger }: AppDeps): Ex
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Express sees them (an unknown method, a request line or headers over
+ * the 16 KB limit, malformed syntax) are answered in the envelope too, instead of a bare status line.
+ */
+export function answerClientErrors(server: Server): Server {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const message = status === 431 ? 'The request line or headers are too large (16 KB at most).' : status === 408 ? 'The request took too long to arrive.' : 'The request is not valid HTTP.';
+    const body = JSON.stringify({ success: false, error: { code: status === 400 ? 'BAD_REQUEST' : status === 431 ? 'HEADERS_TOO_LARGE' : 'REQUEST_TIMEOUT', message } });
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+  return server;
 }

@@ -1,7 +1,7 @@
 import got from 'got';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
-import { apiRoutesRegistered, describeFailure, findUndocumentedRoutes, generateHostile, judge, routesFromOpenApi, sendAll, undocumentedRoutes, type Fixtures, type RouteInfo } from '../../bench/reliability/badInputGen';
+import { apiRoutesRegistered, describeFailure, send, findUndocumentedRoutes, generateHostile, judge, routesFromOpenApi, sendAll, undocumentedRoutes, type Fixtures, type RouteInfo } from '../../bench/reliability/badInputGen';
 import { hashDb } from '../../bench/reliability/securityStack';
 
 /**
@@ -83,4 +83,14 @@ it('refuses a body that is not JSON (415) instead of reading it as {} (authorize
   expect((await stack.api.post('api/ehr/eclinicalworks/authorize', { json: {} })).statusCode).toBe(201);
   expect((await got.post(`${stack.apiUrl}/api/ehr/eclinicalworks/authorize`, { headers: { 'x-api-key': stack.apiKey }, throwHttpErrors: false })).statusCode).toBe(201);
   expect(await states()).toBe(before + 2);
+});
+
+it("answers requests Node's HTTP parser refuses (headers over 16 KB, an unknown method) in the envelope too", async () => {
+  const base = { kind: 'focused', route: '-', headers: { 'x-api-key': stack.apiKey } };
+  const long = await send(stack.apiUrl, { ...base, method: 'GET', path: `/api/ehr/providers/${'a'.repeat(40_000)}` });
+  expect([long.status, judge(long)]).toEqual([431, undefined]);
+  const method = await send(stack.apiUrl, { ...base, method: 'FOO', path: '/api/ehr/providers' });
+  expect([method.status, judge(method)]).toEqual([400, undefined]);
+  // The server still answers afterwards.
+  expect((await stack.api.get('api/ehr/providers')).statusCode).toBe(200);
 });
