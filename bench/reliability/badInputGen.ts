@@ -236,7 +236,15 @@ function badStrings(s: JsonSchema): string[] {
     if (s.format === 'uri' && !/^[a-z][a-z0-9+.-]*:/i.test(c)) out.add(c);
   }
   if (s.maxLength !== undefined) out.add('x'.repeat(s.maxLength + 1));
+  for (const c of impossibleDates(s)) out.add(c);
   return [...out];
+}
+
+/** Dates a date-like pattern lets through but the calendar does not have (the API must refuse, not roll them over). */
+function impossibleDates(s: JsonSchema): string[] {
+  const re = s.pattern ? safeRegExp(s.pattern) : undefined;
+  if (!re || !/\\d\{4\}-\\d\{2\}-\\d\{2\}/.test(s.pattern ?? '')) return [];
+  return ['2024-02-30', 'ge2023-02-29', 'lt2024-04-31', '2024-13-01', 'ge2024-00-10', 'ge2024-01-32', 'le2024-01-01T25:00:00Z', 'eq9999-99-99'].filter((c) => re.test(c));
 }
 
 function safeRegExp(p: string): RegExp | undefined {
@@ -415,6 +423,11 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
           const value = v.raw ? v.s : encodeURIComponent(v.s);
           return mk('path-param', { path: fillPath(route, fx, { [p]: value }) + qs(Object.entries(query)), ...withBody(base ? json(base) : undefined) });
         }),
+      // Real ids of the wrong kind: the export's job id on a sync route and the other way round, a connection id as a job id.
+      fc
+        .tuple(fc.constantFrom(...route.pathParams), fc.constantFrom(...[fx.syncJobId, fx.exportJobId, fx.connectionId].filter((x): x is string => Boolean(x))))
+        .filter(([p, v]) => v !== fixtureFor(p, route.template, fx))
+        .map(([p, v]) => mk('unknown-id', { path: fillPath(route, fx, { [p]: encodeURIComponent(v) }) + qs(Object.entries(query)), ...withBody(base ? json(base) : undefined) })),
       fc.tuple(fc.constantFrom(...route.pathParams), fc.stringMatching(/^[A-Za-z0-9]{8,20}$/)).map(([p, rand]) =>
         mk('unknown-id', { path: fillPath(route, fx, { [p]: encodeURIComponent(unknownFor(p, route.template, rand)) }) + qs(Object.entries(query)), ...withBody(base ? json(base) : undefined) }),
       ),
@@ -463,6 +476,16 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
           return mk('query-missing-or-operator', { path: path + qs(pairs) });
         }),
         fc.constantFrom(...required).map((p) => mk('query-repeated', { path: path + qs([...Object.entries(query), [p.name, query[p.name] ?? 'x']]) })),
+      );
+    }
+    const dated = route.query.filter((p) => impossibleDates(p.schema).length > 0);
+    if (dated.length) {
+      push(
+        2,
+        fc
+          .constantFrom(...dated)
+          .chain((p) => fc.constantFrom(...impossibleDates(p.schema)).map((v) => [p.name, v] as const))
+          .map(([n, v]) => mk('query-impossible-date', { path: path + qs([...Object.entries(query).filter(([k]) => k !== n), [n, v]]) })),
       );
     }
     if (breakable.length) {

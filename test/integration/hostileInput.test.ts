@@ -63,7 +63,7 @@ it('answers ~100 seeded hostile requests per route with a 4xx and a message, and
   expect(await workflowCount()).toBe(workflowsBefore);
   // Every kind of defect was exercised.
   expect(new Set(requests.map((r) => r.kind))).toEqual(
-    new Set(['auth', 'path-param', 'unknown-id', 'path-trick', 'wrong-method', 'malformed-json', 'too-large', 'bad-charset', 'query-missing-or-operator', 'query-repeated', 'query-bad-value', 'body-bad-field', 'body-missing-field', 'body-extra-field', 'body-deep-nesting', 'body-just-under-limit', 'body-wrong-type', 'wrong-content-type', 'idempotency-key']),
+    new Set(['auth', 'path-param', 'unknown-id', 'path-trick', 'wrong-method', 'malformed-json', 'too-large', 'bad-charset', 'query-missing-or-operator', 'query-repeated', 'query-bad-value', 'query-impossible-date', 'body-bad-field', 'body-missing-field', 'body-extra-field', 'body-deep-nesting', 'body-just-under-limit', 'body-wrong-type', 'wrong-content-type', 'idempotency-key']),
   );
 });
 
@@ -93,4 +93,13 @@ it("answers requests Node's HTTP parser refuses (headers over 16 KB, an unknown 
   expect([method.status, judge(method)]).toEqual([400, undefined]);
   // The server still answers afterwards.
   expect((await stack.api.get('api/ehr/providers')).statusCode).toBe(200);
+});
+
+it('refuses calendar days that do not exist in date filters instead of rolling them over', async () => {
+  const get = (q: string) => stack.api.get(`api/ehr/eclinicalworks/resources/Communication?connectionId=${fx.connectionId}&${q}`);
+  for (const q of ['sent=2024-02-30', '_lastUpdated=ge2023-02-29', 'sent=lt2024-04-31T00:00:00Z']) {
+    const res = await get(q);
+    expect([q, res.statusCode, res.body.error?.message]).toEqual([q, 400, expect.stringContaining('is not a valid date')]);
+  }
+  for (const q of ['sent=2024-02-29', '_lastUpdated=ge2023-02-28', 'sent=lt2024-04-30T00:00:00Z']) expect([q, (await get(q)).statusCode]).toEqual([q, 200]);
 });
