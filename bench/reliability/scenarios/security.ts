@@ -13,7 +13,9 @@
  * the history text holds the connection id, the logs hold debug lines, and the probes are found in the database.
  */
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import got from 'got';
+import * as jose from 'jose';
 import type { Scenario, ScenarioResult, SuiteOptions } from '../types';
 import { routesFromOpenApi } from '../badInputGen';
 import { hashDb, seedRun, startRelStack } from '../securityStack';
@@ -38,6 +40,28 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     const stored = await api.get(`api/ehr/eclinicalworks/resources/Communication?connectionId=${data.connectionId}`);
     await api.get('api/ehr/eclinicalworks/rate-limit');
     opts.log(`capabilities ${caps.statusCode}, stored Communications ${stored.statusCode}`);
+
+    // A SMART Backend Services connection (its private key is sealed too) and a System export with it: more tokens
+    // (client_credentials), the key's material and every patient's content go through the service.
+    const { publicKey, privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
+    const clientId = 'security-backend';
+    stack.sandbox.admin.registerClient({ clientId, jwks: { keys: [{ ...(await jose.exportJWK(publicKey)), kid: 'k1', alg: 'ES384' } as { kty: string }] } });
+    const pem = await jose.exportPKCS8(privateKey);
+    const privateJwk = await jose.exportJWK(privateKey);
+    const backend = await api.post('api/ehr/eclinicalworks/connections/backend', { json: { clientId, privateKey: pem, alg: 'ES384', kid: 'k1' } });
+    const backendId = (JSON.parse(backend.body) as { data?: { connectionId: string } }).data?.connectionId;
+    if (backend.statusCode !== 201 || !backendId) throw new Error(`backend connection answered ${backend.statusCode}: ${backend.body.slice(0, 300)}`);
+    const sys = await api.post('api/ehr/eclinicalworks/bulk-export', { json: { connectionId: backendId, exportType: 'System', resourceTypes: ['Patient', 'Communication', 'Task', 'CarePlan'], options: { pollIntervalSeconds: 1 } } });
+    const sysId = (JSON.parse(sys.body) as { data?: { id: string } }).data?.id;
+    if (sys.statusCode !== 202 || !sysId) throw new Error(`System export answered ${sys.statusCode}: ${sys.body.slice(0, 300)}`);
+    let sysStatus = '';
+    for (const deadline = Date.now() + 180_000; Date.now() < deadline; await sleep(500)) {
+      sysStatus = (JSON.parse((await api.get(`api/ehr/eclinicalworks/bulk-export/${sysId}`)).body) as { data?: { status: string } }).data?.status ?? '';
+      if (sysStatus !== 'IN_PROGRESS') break;
+    }
+    if (sysStatus !== 'COMPLETED') throw new Error(`System export ${sysId} ended ${sysStatus || 'not in 180 s'}`);
+    opts.log(`backend connection ${backendId}, System export ${sysId} completed`);
+    const keySecrets = [...pem.split('\n').filter((l) => l.length >= 40 && !l.startsWith('-----')), String(privateJwk.d)];
 
     // 7. The API-key wall, on every authenticated route of the OpenAPI document, with real ids and valid bodies
     //    (so that without the wall each request would act).
@@ -77,12 +101,17 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
 
     // The tokens: every one the EHR issued during the run; the stored ones must be among them.
     const issued = [...stack.issuedTokens.access, ...stack.issuedTokens.refresh];
-    const needles = needlesForSecrets(issued);
+    const needles = needlesForSecrets([...issued, ...keySecrets]);
     const sealed = await checkSealedConnections(stack.db, stack.encryptionKey);
-    const storedKnown = sealed.openedWithKey.filter((t) => issued.includes(t)).length;
+    // What the key opens: tokens the EHR issued, and the private key (PEM, as sent, or its JWK).
+    const storedKnown = sealed.openedWithKey.filter((t) => issued.includes(t) || t === pem || t.includes(String(privateJwk.d))).length;
 
-    // The content: the connected patient's resources as the EHR serves them, and every patient's name.
-    const resources = RESOURCE_TYPES.flatMap((t) => stack.sandbox.admin.getResources(t, { patient: data.patientId }));
+    // The content: the connected patient's resources as the EHR serves them, the System export's types of every
+    // patient, and every patient's name.
+    const resources = [
+      ...RESOURCE_TYPES.flatMap((t) => stack.sandbox.admin.getResources(t, { patient: data.patientId })),
+      ...(['Patient', 'Communication', 'Task', 'CarePlan'] as const).flatMap((t) => stack.sandbox.admin.getResources(t)),
+    ];
     const probes = [...new Set([...contentProbes(resources), ...stack.sandbox.admin.listPatients().map((p) => p.name)])];
     const raw = await rawDatabaseText(stack.db);
     const probesInDb = probes.filter((p) => raw.text.includes(p)).length;
@@ -118,8 +147,8 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     checks.push({ name: 'at rest: no token in raw documents', ok: rawTokenLeaks.length === 0, detail: `${raw.documents} documents${rawTokenLeaks.length ? `; LEAKS ${rawTokenLeaks.join(', ')}` : ''}` });
     checks.push({
       name: 'at rest: sealed',
-      ok: sealed.problems.length === 0 && sealed.sealedFields >= 2 && storedKnown === sealed.openedWithKey.length,
-      detail: `${sealed.sealedFields} sealed fields open with the key only; ${storedKnown}/${sealed.openedWithKey.length} stored tokens among the ${issued.length} issued${sealed.problems.length ? `; ${sealed.problems.slice(0, 3).join(', ')}` : ''}`,
+      ok: sealed.problems.length === 0 && sealed.sealedFields >= 4 && storedKnown === sealed.openedWithKey.length,
+      detail: `${sealed.sealedFields} sealed fields open with the key only; ${storedKnown}/${sealed.openedWithKey.length} stored secrets among the ${issued.length} tokens issued and the private key${sealed.problems.length ? `; ${sealed.problems.slice(0, 3).join(', ')}` : ''}`,
     });
 
     for (const c of checks) opts.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
@@ -131,7 +160,7 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
       expected: '0 leaks',
       found: `${leaks} leaks`,
       notes: [
-        `tokens issued ${stack.issuedTokens.access.size} access + ${stack.issuedTokens.refresh.size} refresh`,
+        `tokens issued ${stack.issuedTokens.access.size} access + ${stack.issuedTokens.refresh.size} refresh, + ${keySecrets.length} private-key fragments`,
         `probes ${probes.length} (${probesInDb} found in the db)`,
         `sync ${data.syncTotal}, export ${data.exportResources} resources`,
         ...checks.map((c) => `${c.ok ? '' : 'FAILED '}${c.name}: ${c.detail}`),
