@@ -9,6 +9,7 @@
  * well-formed body) are never generated, so a 2xx is always a finding.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import { createApp } from '../../src/api/app';
 import { createLogger } from '../../src/logger';
@@ -65,6 +66,8 @@ export interface HostileRequest {
   path: string;
   headers: Record<string, string>;
   body?: Buffer;
+  /** Bytes written to the socket as they are (malformed HTTP that no client library would send). */
+  raw?: Buffer;
 }
 
 export interface Outcome {
@@ -446,6 +449,26 @@ export function hostileRequests(route: RouteInfo, fx: Fixtures, all: RouteInfo[]
       .map((trick) => mk('path-trick', { path: path + trick + qs(Object.entries(query)) })),
   );
 
+  // 3b. Malformed HTTP around the route (Node's parser refuses it before Express: it must still answer in the envelope).
+  const key = `X-API-Key: ${fx.apiKey}\r\n`;
+  push(
+    1,
+    fc
+      .constantFrom(
+        `${route.method} ${target} HTTP/1.1\r\nHost: x\r\n${key}X-Bad: a\u0001b\r\nConnection: close\r\n\r\n`,
+        `${route.method} ${target} HTTP/1.1\r\nHost: x\r\n${key}this line has no colon\r\nConnection: close\r\n\r\n`,
+        `${route.method} ${path}/\u0000/x HTTP/1.1\r\nHost: x\r\n${key}Connection: close\r\n\r\n`,
+        `${route.method} ${path}/a b HTTP/1.1\r\nHost: x\r\n${key}Connection: close\r\n\r\n`,
+        `${route.method} ${target} HTTP/9.9\r\nHost: x\r\n${key}Connection: close\r\n\r\n`,
+        `${route.method} ${target} HTTP/1.1\r\nHost: x\r\n${key}Content-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n`,
+        `${route.method} ${target} HTTP/1.1\r\nHost: x\r\n${key}Content-Length: abc\r\nConnection: close\r\n\r\n`,
+        `${route.method} ${target} HTTP/1.1\r\nHost: x\r\n${key}Content-Length: 2\r\nContent-Length: 3\r\nConnection: close\r\n\r\n{}`,
+        `${route.method} ${target} HTTP/1.1\r\nHost: x\r\n${key}X-Big: ${'b'.repeat(20_000)}\r\nConnection: close\r\n\r\n`,
+        `${route.method} ${target} HTTP/1.1\r\nHost: x\r\n${key}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`,
+      )
+      .map((raw) => ({ ...mk('malformed-http', {}), raw: Buffer.from(raw, 'latin1') })),
+  );
+
   // 4. A method the path does not have.
   const wrong = wrongMethods(path, all);
   if (wrong.length) push(1, fc.constantFrom(...wrong, 'PROPFIND', 'TRACE', 'FOO', 'CONNECT-ISH').map((method) => mk('wrong-method', { method, ...withBody(base ? json(base) : undefined) })));
@@ -555,9 +578,36 @@ export function generateHostile(routes: RouteInfo[], fx: Fixtures, perRoute: num
 
 // ---- sending and judging -----------------------------------------------------------------------------------------
 
+/** Writes raw bytes and reads the answer until the server closes the connection. */
+function sendRaw(url: URL, req: HostileRequest, timeoutMs: number): Promise<Outcome> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const finish = (error?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const text = Buffer.concat(chunks).toString('utf8');
+      const [head = '', ...rest] = text.split('\r\n\r\n');
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1];
+      if (!status) return resolve({ req, ms: Date.now() - t0, error: error ?? `no HTTP answer (${text.slice(0, 40)})` });
+      resolve({ req, ms: Date.now() - t0, status: Number(status), contentType: /\r\ncontent-type: *([^\r]*)/i.exec(head)?.[1] ?? '', text: rest.join('\r\n\r\n') });
+    };
+    const socket = connect({ host: url.hostname, port: Number(url.port) }, () => socket.write(req.raw!));
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => finish());
+    socket.on('close', () => finish());
+    socket.on('error', (err) => finish(err.message));
+    const timer = setTimeout(() => finish(`no answer within ${timeoutMs} ms`), timeoutMs);
+  });
+}
+
 /** Sends one request as is (raw target, raw body) and reads the answer; a hang ends at timeoutMs. */
 export function send(baseUrl: string, req: HostileRequest, timeoutMs = 15_000): Promise<Outcome> {
   const url = new URL(baseUrl);
+  if (req.raw) return sendRaw(url, req, timeoutMs);
   const t0 = Date.now();
   return new Promise((resolve) => {
     let settled = false;

@@ -63,7 +63,7 @@ it('answers ~100 seeded hostile requests per route with a 4xx and a message, and
   expect(await workflowCount()).toBe(workflowsBefore);
   // Every kind of defect was exercised.
   expect(new Set(requests.map((r) => r.kind))).toEqual(
-    new Set(['auth', 'path-param', 'unknown-id', 'path-trick', 'wrong-method', 'malformed-json', 'too-large', 'bad-charset', 'query-missing-or-operator', 'query-repeated', 'query-bad-value', 'query-impossible-date', 'body-bad-field', 'body-missing-field', 'body-extra-field', 'body-deep-nesting', 'body-just-under-limit', 'body-wrong-type', 'wrong-content-type', 'idempotency-key']),
+    new Set(['auth', 'path-param', 'unknown-id', 'path-trick', 'malformed-http', 'wrong-method', 'malformed-json', 'too-large', 'bad-charset', 'query-missing-or-operator', 'query-repeated', 'query-bad-value', 'query-impossible-date', 'body-bad-field', 'body-missing-field', 'body-extra-field', 'body-deep-nesting', 'body-just-under-limit', 'body-wrong-type', 'wrong-content-type', 'idempotency-key']),
   );
 });
 

@@ -33,6 +33,7 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     const after = await hashDb(stack.db);
     const workflowsAfter = (await listWorkflows(stack.client)).length;
     const alive = stack.alive();
+    const health = await got(`${stack.apiUrl}/health`, { throwHttpErrors: false, retry: { limit: 0 }, timeout: { request: 10_000 } }).then((r) => r.statusCode, (err: Error) => err.message);
     const apiLog = readFileSync(stack.logFiles.api, 'utf8');
     const unhandled = apiLog.split('\n').filter((l) => l.includes('"level":50') || l.includes('unhandled error')).length;
 
@@ -55,6 +56,7 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     if (changed.length) global.push(`DB CHANGED: ${changed.join(', ')}`);
     if (workflowsAfter !== workflowsBefore) global.push(`workflows ${workflowsBefore} → ${workflowsAfter}`);
     if (!alive.api || !alive.worker) global.push(`process died: api ${alive.api}, worker ${alive.worker}`);
+    if (health !== 200) global.push(`GET /health after the barrage: ${health}`);
     if (unhandled) global.push(`${unhandled} unhandled-error log lines`);
     // A global failure (the database changed, a workflow started, a process died) fails the whole barrage.
     const passedRuns = global.length ? 0 : passed;
