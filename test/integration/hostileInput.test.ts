@@ -103,3 +103,12 @@ it('refuses calendar days that do not exist in date filters instead of rolling t
   }
   for (const q of ['sent=2024-02-29', '_lastUpdated=ge2023-02-28', 'sent=lt2024-04-30T00:00:00Z']) expect([q, (await get(q)).statusCode]).toEqual([q, 200]);
 });
+
+it('refuses an enhanced sync whose since is in the future (it would advance the sync points past unsynced changes)', async () => {
+  const points = () => stack.services.db.collection('sync_points').find({}).sort({ _id: 1 }).toArray();
+  const before = await points();
+  expect(before.length).toBeGreaterThan(0);
+  const res = await stack.api.post('api/ehr/eclinicalworks/enhanced-sync', { json: { connectionId: fx.connectionId, since: '2999-01-01T00:00:00Z', waitMs: 0 } });
+  expect([res.statusCode, res.body.error?.message]).toEqual([400, expect.stringContaining('since: must not be in the future')]);
+  expect(await points()).toEqual(before);
+});
