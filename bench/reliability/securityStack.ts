@@ -15,7 +15,6 @@ import got from 'got';
 import { MongoClient, type Db } from 'mongodb';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startSandbox, type Sandbox } from '../../src/sandbox';
 import { TokenService as SandboxTokenService } from '../../src/sandbox/auth/tokens';
 
@@ -93,18 +92,9 @@ async function freePorts(n: number): Promise<number[]> {
   return out;
 }
 
-let runtimeInstalled = false;
-
 export async function startRelStack(opts: { label: string; workDir: string; logLevel: 'debug' | 'info'; log(line: string): void; sandboxPatients?: number }): Promise<RelStack> {
+  // No Runtime.install here: other scenarios of the suite run in this process and may install their own.
   recordSandboxTokens();
-  if (!runtimeInstalled) {
-    runtimeInstalled = true;
-    try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
-    } catch {
-      /* installed already */
-    }
-  }
   const issuedTokens = { access: new Set<string>(), refresh: new Set<string>() };
   tokenSinks.add(issuedTokens);
   const stamp = `${opts.label}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
