@@ -30,8 +30,10 @@ export interface RelStack {
   env: TestWorkflowEnvironment;
   client: Client;
   sandbox: Sandbox;
-  /** Every access and refresh token the sandbox issued since the stack started. */
-  issuedTokens: { access: Set<string>; refresh: Set<string> };
+  /** Every access and refresh token and authorization code the sandbox issued since the stack started. */
+  issuedTokens: TokenSink;
+  /** The sandbox client's secret (the service's ECLINICALWORKS_CLIENT_SECRET). */
+  clientSecret: string;
   logFiles: { worker: string; api: string };
   /** Whether the worker and the API processes are still running. */
   alive(): { worker: boolean; api: boolean };
@@ -41,13 +43,14 @@ export interface RelStack {
 }
 
 // Record the tokens the in-process sandbox issues (it keeps them only in private maps).
-const tokenSinks = new Set<{ access: Set<string>; refresh: Set<string> }>();
+type TokenSink = { access: Set<string>; refresh: Set<string>; codes: Set<string> };
+const tokenSinks = new Set<TokenSink>();
 let patched = false;
 
 /** From now on, every access and refresh token an in-process sandbox issues is added to the returned sets. */
-export function recordIssuedTokens(): { access: Set<string>; refresh: Set<string>; stop(): void } {
+export function recordIssuedTokens(): TokenSink & { stop(): void } {
   recordSandboxTokens();
-  const sink = { access: new Set<string>(), refresh: new Set<string>() };
+  const sink = { access: new Set<string>(), refresh: new Set<string>(), codes: new Set<string>() };
   tokenSinks.add(sink);
   return { ...sink, stop: () => void tokenSinks.delete(sink) };
 }
@@ -58,9 +61,16 @@ function recordSandboxTokens(): void {
   const proto = SandboxTokenService.prototype as unknown as {
     issueAccess: (...a: unknown[]) => { token: string };
     issueRefresh: (...a: unknown[]) => string;
+    createCode: (...a: unknown[]) => string;
   };
   const issueAccess = proto.issueAccess;
   const issueRefresh = proto.issueRefresh;
+  const createCode = proto.createCode;
+  proto.createCode = function (this: unknown, ...a: unknown[]) {
+    const out = createCode.apply(this, a);
+    for (const s of tokenSinks) s.codes.add(out);
+    return out;
+  };
   proto.issueAccess = function (this: unknown, ...a: unknown[]) {
     const out = issueAccess.apply(this, a);
     for (const s of tokenSinks) s.access.add(out.token);
@@ -95,7 +105,7 @@ async function freePorts(n: number): Promise<number[]> {
 export async function startRelStack(opts: { label: string; workDir: string; logLevel: 'debug' | 'info'; log(line: string): void; sandboxPatients?: number }): Promise<RelStack> {
   // No Runtime.install here: other scenarios of the suite run in this process and may install their own.
   recordSandboxTokens();
-  const issuedTokens = { access: new Set<string>(), refresh: new Set<string>() };
+  const issuedTokens: TokenSink = { access: new Set<string>(), refresh: new Set<string>(), codes: new Set<string>() };
   tokenSinks.add(issuedTokens);
   const stamp = `${opts.label}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const dir = path.join(opts.workDir, stamp);
@@ -173,6 +183,7 @@ export async function startRelStack(opts: { label: string; workDir: string; logL
       client: env.client,
       sandbox,
       issuedTokens,
+      clientSecret: 'ehr-sync-local-secret',
       logFiles,
       stopServices: async () => {
         await stopService(api);

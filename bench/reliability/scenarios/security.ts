@@ -1,14 +1,19 @@
 /**
  * security: after a full run with the worker and the API logging at debug level (LOG_LEVEL=debug,
- * DEBUG=eclinicalworks:*) into files — a patient connected through SMART, an enhanced sync, the access token expired
- * so the worker refreshes it (rotation), a bulk export, capabilities and stored-resource reads — checks that:
+ * DEBUG=eclinicalworks:*, the worker's Temporal SDK and core logs at DEBUG) into files — a patient connected through
+ * SMART, an enhanced sync, the access token expired so the worker refreshes it (rotation), a Patient bulk export,
+ * capabilities and stored-resource reads, a backend-services connection and a System export — checks that:
  *  1-2. no workflow history of the namespace (payloads decoded to text, memos, search attributes) holds any access
  *       or refresh token the EHR issued, nor the patient's content (names, birth date, identifiers, free text);
  *  3-4. neither do the worker's and the API's logs;
  *  5.   no raw database document holds a token (they are sealed);
  *  6.   every sealed secret opens with the key, and not with a wrong key or another record's context;
  *  7.   every authenticated route refuses a request without the API key, with a wrong one and with a wrong bearer
- *       (401 with a message), and these refused requests change nothing.
+ *       (401 with a message), and these refused requests change nothing;
+ *  8.   no GET answer of the API shows a secret.
+ * The secrets looked for: every access and refresh token and authorization code the EHR issued, the backend
+ * connection's private key, the client secret, the API key and the encryption key (each whole and its first 24
+ * characters). The content: the connected patient's resources, the System export's types of every patient, names.
  * Positive controls make the scans meaningful: the stored tokens (decrypted with the key) are among those recorded,
  * the history text holds the connection id, the logs hold debug lines, and the probes are found in the database.
  */
@@ -101,7 +106,10 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
 
     // The tokens: every one the EHR issued during the run; the stored ones must be among them.
     const issued = [...stack.issuedTokens.access, ...stack.issuedTokens.refresh];
-    const needles = needlesForSecrets([...issued, ...keySecrets]);
+    // Also the other secrets of the run: authorization codes, the private key, the client secret, the API key and
+    // the encryption key.
+    const otherSecrets = [...stack.issuedTokens.codes, ...keySecrets, stack.clientSecret, stack.apiKey, stack.encryptionKey.toString('base64')];
+    const needles = needlesForSecrets([...issued, ...otherSecrets]);
     const sealed = await checkSealedConnections(stack.db, stack.encryptionKey);
     // What the key opens: tokens the EHR issued, and the private key (PEM, as sent, or its JWK).
     const storedKnown = sealed.openedWithKey.filter((t) => issued.includes(t) || t === pem || t.includes(String(privateJwk.d))).length;
@@ -116,15 +124,32 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     const raw = await rawDatabaseText(stack.db);
     const probesInDb = probes.filter((p) => raw.text.includes(p)).length;
 
+    // 8. The API's answers: every GET route of the document, with the key and real ids, shows no secret.
+    const answers: string[] = [];
+    for (const r of routes.concat(routesFromOpenApi(doc).filter((x) => !x.authenticated)).filter((x) => x.method === 'GET')) {
+      for (const conn of [data.connectionId, backendId]) {
+        const path = r.template.replace(/\{([^}]+)\}/g, (_m, p: string) =>
+          p === 'provider' ? 'eclinicalworks' : p === 'connectionId' ? conn : p === 'resourceType' ? 'Communication' : p === 'jobId' ? (r.template.includes('bulk-export') ? (conn === backendId ? sysId : data.exportJobId) : data.syncJobId) : 'x',
+        );
+        const query = r.query.filter((q) => q.required).map((q) => `${q.name}=${q.name === 'connectionId' ? conn : 'x'}`);
+        const res = await api.get(`${path.slice(1)}${query.length ? `?${query.join('&')}` : ''}`);
+        answers.push(`${res.statusCode} ${res.body}`);
+      }
+    }
+    const answerText = answers.join('\n');
+    const answerLeaks = findLeaks(answerText, needlesForSecrets([...issued, ...keySecrets, stack.clientSecret, stack.encryptionKey.toString('base64')]));
+    const answersOk = answers.filter((a) => a.startsWith('200 ')).length;
+    checks.push({ name: 'API answers: no secret', ok: answerLeaks.length === 0 && answersOk >= answers.length / 2, detail: `${answers.length} GET answers (${answersOk} × 200, ${(answerText.length / 1024).toFixed(0)} KB)${answerLeaks.length ? `; LEAKS ${answerLeaks.join(', ')}` : ''}` });
+
     // 1-2. Workflow histories.
     const hist = await scanHistories(stack.client);
     const histTokenLeaks = findLeaks(hist.text, needles);
     const histContentLeaks = findLeaks(hist.text, probes);
     const histControl = hist.text.includes(data.connectionId);
     checks.push({
-      name: 'history: no token',
+      name: 'history: no secret',
       ok: histTokenLeaks.length === 0 && histControl && hist.workflows >= 3,
-      detail: `${hist.workflows} histories, ${hist.events} events, ${(hist.payloadBytes / 1024).toFixed(0)} KB decoded; ${needles.length} token needles${histTokenLeaks.length ? `; LEAKS ${histTokenLeaks.join(', ')}` : ''}${histControl ? '' : '; control failed (connection id not seen)'}`,
+      detail: `${hist.workflows} histories, ${hist.events} events, ${(hist.payloadBytes / 1024).toFixed(0)} KB decoded; ${needles.length} secret needles${histTokenLeaks.length ? `; LEAKS ${histTokenLeaks.join(', ')}` : ''}${histControl ? '' : '; control failed (connection id not seen)'}`,
     });
     checks.push({ name: 'history: no content', ok: histContentLeaks.length === 0, detail: `${probes.length} probes${histContentLeaks.length ? `; LEAKS ${histContentLeaks.length} (e.g. ${histContentLeaks.slice(0, 3).join(', ')})` : ''}` });
 
@@ -136,7 +161,7 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     const logTokenLeaks = findLeaks(logText, needles);
     const logContentLeaks = findLeaks(logText, probes);
     checks.push({
-      name: 'logs: no token',
+      name: 'logs: no secret',
       ok: logTokenLeaks.length === 0 && debugLines > 0,
       detail: `${logLines} log lines (${debugLines} debug)${logTokenLeaks.length ? `; LEAKS ${logTokenLeaks.join(', ')}` : ''}${debugLines ? '' : '; control failed (no debug line)'}`,
     });
@@ -144,7 +169,7 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
 
     // 5-6. At rest.
     const rawTokenLeaks = findLeaks(raw.text, needles);
-    checks.push({ name: 'at rest: no token in raw documents', ok: rawTokenLeaks.length === 0, detail: `${raw.documents} documents${rawTokenLeaks.length ? `; LEAKS ${rawTokenLeaks.join(', ')}` : ''}` });
+    checks.push({ name: 'at rest: no secret in raw documents', ok: rawTokenLeaks.length === 0, detail: `${raw.documents} documents${rawTokenLeaks.length ? `; LEAKS ${rawTokenLeaks.join(', ')}` : ''}` });
     checks.push({
       name: 'at rest: sealed',
       ok: sealed.problems.length === 0 && sealed.sealedFields >= 4 && storedKnown === sealed.openedWithKey.length,
@@ -160,7 +185,7 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
       expected: '0 leaks',
       found: `${leaks} leaks`,
       notes: [
-        `tokens issued ${stack.issuedTokens.access.size} access + ${stack.issuedTokens.refresh.size} refresh, + ${keySecrets.length} private-key fragments`,
+        `secrets looked for: ${stack.issuedTokens.access.size} access + ${stack.issuedTokens.refresh.size} refresh tokens, ${stack.issuedTokens.codes.size} authorization codes, ${keySecrets.length} private-key fragments, the client secret, the API key, the encryption key (${needles.length} needles with 24-character prefixes)`,
         `probes ${probes.length} (${probesInDb} found in the db)`,
         `sync ${data.syncTotal}, export ${data.exportResources} resources`,
         ...checks.map((c) => `${c.ok ? '' : 'FAILED '}${c.name}: ${c.detail}`),
