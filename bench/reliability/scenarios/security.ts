@@ -15,7 +15,7 @@
  * connection's private key, the client secret, the API key and the encryption key (each whole and its first 24
  * characters). The content: the connected patient's resources, the System export's types of every patient, names.
  * Positive controls make the scans meaningful: the stored tokens (decrypted with the key) are among those recorded,
- * the history text holds the connection id, the logs hold debug lines, and the probes are found in the database.
+ * the history text holds a decoded payload (the sync input), the logs hold debug lines, and the probes are found in the database.
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -145,11 +145,12 @@ async function run(opts: SuiteOptions): Promise<ScenarioResult> {
     const hist = await scanHistories(stack.client);
     const histTokenLeaks = findLeaks(hist.text, needles);
     const histContentLeaks = findLeaks(hist.text, probes);
-    const histControl = hist.text.includes(data.connectionId);
+    // Control: the sync's input is only in a payload's bytes (not in ids or names), so the decoding works.
+    const histControl = hist.text.includes('"includeStandard":true');
     checks.push({
       name: 'history: no secret',
       ok: histTokenLeaks.length === 0 && histControl && hist.workflows >= 3,
-      detail: `${hist.workflows} histories, ${hist.events} events, ${(hist.payloadBytes / 1024).toFixed(0)} KB decoded; ${needles.length} secret needles${histTokenLeaks.length ? `; LEAKS ${histTokenLeaks.join(', ')}` : ''}${histControl ? '' : '; control failed (connection id not seen)'}`,
+      detail: `${hist.workflows} histories, ${hist.events} events, ${(hist.payloadBytes / 1024).toFixed(0)} KB decoded; ${needles.length} secret needles${histTokenLeaks.length ? `; LEAKS ${histTokenLeaks.join(', ')}` : ''}${histControl ? '' : '; control failed (no decoded payload seen)'}`,
     });
     checks.push({ name: 'history: no content', ok: histContentLeaks.length === 0, detail: `${probes.length} probes${histContentLeaks.length ? `; LEAKS ${histContentLeaks.length} (e.g. ${histContentLeaks.slice(0, 3).join(', ')})` : ''}` });
 
