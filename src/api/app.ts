@@ -1,9 +1,11 @@
+import { STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import express, { type Express } from 'express';
 import type { Services } from '../services';
 import type { Logger } from '../logger';
 import { requireApiKey } from './apiKey';
 import { errorHandler, notFound } from './errorHandler';
-import { ok } from './envelope';
+import { fail, ok } from './envelope';
 import { openApiDocument } from './openapi';
 import { observeRequests } from './requestLog';
 import { ApiMetrics } from '../metrics/api';
@@ -35,6 +37,14 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   app.use(observeRequests({ logger, metrics }));
   app.set('query parser', 'simple'); // flat string values only: no nested objects for operator injection
   app.use(express.json({ limit: '256kb', strict: true, type: ['application/json', 'application/*+json'] }));
+  // A body the JSON parser did not read (text, a form, no content type) is refused, not ignored: a route whose fields
+  // are all optional (authorize) would otherwise act on it as if it were `{}`.
+  app.use((req, res, next) => {
+    const length = req.headers['content-length'];
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) > 0);
+    if (req.body === undefined && hasBody) return fail(res, 415, 'UNSUPPORTED_MEDIA_TYPE', 'The request body must be JSON: send it with Content-Type: application/json.');
+    next();
+  });
 
   app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
   // Before the API-key wall: scrapers send METRICS_TOKEN as a bearer token (API keys work too); see README.
@@ -59,4 +69,22 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Express sees them (an unknown method, a request line or headers over
+ * the 16 KB limit, malformed syntax) are answered in the envelope too, instead of a bare status line.
+ */
+export function answerClientErrors(server: Server): Server {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const message = status === 431 ? 'The request line or headers are too large (16 KB at most).' : status === 408 ? 'The request took too long to arrive.' : 'The request is not valid HTTP.';
+    const body = JSON.stringify({ success: false, error: { code: status === 400 ? 'BAD_REQUEST' : status === 431 ? 'HEADERS_TOO_LARGE' : 'REQUEST_TIMEOUT', message } });
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+  return server;
 }

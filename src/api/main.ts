@@ -3,7 +3,7 @@ import { loadApiConfig } from '../config';
 import { createLogger } from '../logger';
 import { createServices } from '../services';
 import { registerSearchAttributes } from '../temporal/registerSearchAttributes';
-import { createApp } from './app';
+import { answerClientErrors, createApp } from './app';
 import { WorkflowGateway } from './workflowGateway';
 
 async function main(): Promise<void> {
@@ -16,9 +16,11 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const workflows = new WorkflowGateway(client, config.TEMPORAL_TASK_QUEUE, config.API_WORKFLOW_WAIT_MS);
   const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger });
-  const server = app.listen(config.API_PORT, config.API_HOST, () => {
-    logger.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
-  });
+  const server = answerClientErrors(
+    app.listen(config.API_PORT, config.API_HOST, () => {
+      logger.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
+    }),
+  );
   const shutdown = async () => {
     server.close();
     await connection.close();

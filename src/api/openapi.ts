@@ -58,6 +58,7 @@ export function openApiDocument(): Json {
       '/api/ehr/callback': { get: { security: [], summary: 'OAuth redirect target: exchanges the code, stores the connection', parameters: query(CallbackQuerySchema), responses: responses('201') } },
       '/api/ehr/{provider}/connections/backend': { post: { summary: 'SMART Backend Services connection', parameters: p(), requestBody: body(BackendConnectionBodySchema), responses: responses('201') } },
       '/api/ehr/connections': { get: { summary: 'List connections (never tokens)', responses: responses('200') } },
+      '/api/ehr/{provider}/connections': { get: { summary: "List a provider's connections (never tokens)", parameters: p(), responses: responses('200') } },
       '/api/ehr/connections/{connectionId}': {
         get: { summary: 'Read a connection', parameters: path('connectionId'), responses: responses('200') },
         delete: { summary: 'Delete a connection', parameters: path('connectionId'), responses: responses('200') },

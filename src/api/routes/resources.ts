@@ -32,7 +32,13 @@ const OPS = { eq: '$eq', ge: '$gte', gt: '$gt', le: '$lte', lt: '$lt' } as const
 function dateFilter(value: string): { op: (typeof OPS)[keyof typeof OPS]; iso: string } {
   const m = /^(eq|ge|gt|le|lt)?(.*)$/.exec(value)!;
   const t = Date.parse(m[2] as string);
-  if (!Number.isFinite(t)) throw new BadRequestError(`"${value}" is not a valid date.`);
+  // Date.parse rolls impossible days over (2024-02-30 → March 1): the calendar day must exist as written.
+  const [y, mo, d] = (m[2] as string).slice(0, 10).split('-').map(Number) as [number, number, number];
+  const day = new Date(0);
+  day.setUTCFullYear(y, mo - 1, d);
+  if (!Number.isFinite(t) || day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) {
+    throw new BadRequestError(`"${value}" is not a valid date.`);
+  }
   return { op: OPS[(m[1] ?? 'eq') as keyof typeof OPS], iso: new Date(t).toISOString() };
 }
 

@@ -28,7 +28,10 @@ export const EnhancedSyncBodySchema = z.strictObject({
   heartbeatTimeoutSeconds: z.number().int().min(2).max(600).optional(),
 }).refine((b) => b.includeStandard || b.includeEnhanced || (b.resourceTypes ?? []).some((t) => (STANDARD_RESOURCE_TYPES as readonly string[]).includes(t)), {
   message: 'Nothing to sync: set includeStandard or includeEnhanced, or list standard resourceTypes',
-});
+})
+  // A future `since` fetches nothing, yet each type's sync point would advance to now: the next incremental sync
+  // would then skip every change made until now.
+  .refine((b) => !b.since || Date.parse(b.since) <= Date.now() + 60_000, { path: ['since'], message: 'must not be in the future' });
 
 const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'Idempotency-Key must be 8-64 letters, digits, dash or underscore');
 // Runs started by a sync schedule are named by Temporal `<prefix>-<nominal time>`, e.g. …-scheduled-2026-01-01T10:00:00Z.
