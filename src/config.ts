@@ -65,6 +65,11 @@ export const WorkerEnvSchema = z.object({
    * the worker's /metrics is open without it (it listens on loopback by default). Empty = unset.
    */
   METRICS_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16, 'must be at least 16 characters').optional()),
+  /**
+   * Level of the Temporal core's (Rust) log lines that the worker forwards into its JSON log (the SDK's own
+   * TypeScript lines follow LOG_LEVEL). DEBUG is verbose; for diagnosing connection or polling problems.
+   */
+  TEMPORAL_CORE_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('WARN'),
   /** The worker's own /metrics listener (FHIR, write and job metrics live in the worker). 0 = off. */
   WORKER_METRICS_PORT: port(9464),
   WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),

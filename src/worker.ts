@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   // The SDK's own logs (and the Rust core's, forwarded) as the same JSON lines; must precede any connection.
   Runtime.install({
     logger: new PinoSdkLogger(logger.child({ component: 'temporal' })),
-    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+    telemetryOptions: { logging: { filter: { core: config.TEMPORAL_CORE_LOG_LEVEL, other: 'ERROR' }, forward: {} } },
   });
   const metrics = new WorkerMetrics();
   const services = await createServices(config, { fhirObserver: combineObservers(metrics.fhirObserver, fhirLogObserver(logger)) });

@@ -149,6 +149,8 @@ export async function startRelStack(opts: { label: string; workDir: string; logL
       HOME: process.env.HOME,
       NODE_ENV: 'production',
       LOG_LEVEL: opts.logLevel,
+      // The worker forwards the Temporal core's lines into its own JSON log: at debug, scan those too.
+      ...(opts.logLevel === 'debug' ? { TEMPORAL_CORE_LOG_LEVEL: 'DEBUG' } : {}),
       DEBUG: opts.logLevel === 'debug' ? 'eclinicalworks:*' : '',
       DEBUG_COLORS: 'no',
       API_KEYS: apiKey,
@@ -166,7 +168,7 @@ export async function startRelStack(opts: { label: string; workDir: string; logL
       API_WORKFLOW_WAIT_MS: '20000',
     };
     const logFiles = { worker: path.join(dir, 'worker.log'), api: path.join(dir, 'api.log') };
-    const worker = spawnService('worker', path.join(ROOT, 'src', 'worker.ts'), serviceEnv, logFiles.worker, opts.logLevel === 'debug' ? [path.join(__dirname, 'securityDebugRuntime.cjs')] : []);
+    const worker = spawnService('worker', path.join(ROOT, 'src', 'worker.ts'), serviceEnv, logFiles.worker);
     cleanups.push(() => stopService(worker));
     const api = spawnService('api', path.join(ROOT, 'src', 'api', 'main.ts'), serviceEnv, logFiles.api);
     cleanups.push(() => stopService(api));
@@ -205,9 +207,9 @@ interface Service {
   stopped?: Promise<void>;
 }
 
-function spawnService(name: string, entry: string, env: NodeJS.ProcessEnv, logFile: string, preload: string[] = []): Service {
+function spawnService(name: string, entry: string, env: NodeJS.ProcessEnv, logFile: string): Service {
   const out = createWriteStream(logFile);
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((p) => ['--import', p]), entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.pipe(out, { end: false });
   proc.stderr!.pipe(out, { end: false });
   return { name, proc, out };

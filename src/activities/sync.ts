@@ -31,7 +31,16 @@ export interface SyncRequest {
 }
 
 export interface SyncPlan {
-  types: Array<{ resourceType: string; category: 'standard' | 'enhanced'; since?: string }>;
+  types: Array<{
+    resourceType: string;
+    category: 'standard' | 'enhanced';
+    since?: string;
+    /**
+     * False when an explicit `since` is later than the type's sync point: moving the point to this run's start
+     * would skip the changes between the two for every later incremental run, so the point stays.
+     */
+    advancesSyncPoint?: boolean;
+  }>;
 }
 
 export interface TypeSyncResult extends WriteCounts {
@@ -96,8 +105,10 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         [enhanced, 'enhanced'],
       ] as const) {
         for (const resourceType of set) {
-          const since = input.since ?? (await syncPoints.get(connection._id, resourceType));
-          types.push({ resourceType, category, since });
+          const point = await syncPoints.get(connection._id, resourceType);
+          const since = input.since ?? point;
+          const leavesGap = Boolean(input.since && point && Date.parse(input.since) > Date.parse(point));
+          types.push({ resourceType, category, since, ...(leavesGap ? { advancesSyncPoint: false } : {}) });
         }
       }
       const plan: SyncPlan = { types };
@@ -110,7 +121,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
      * Pages through one type's search for the connection (`_lastUpdated=ge<since>`, `next` links), writing each
      * page idempotently. Heartbeats the next link with the running counts and resumes from it after a crash.
      */
-    async syncResourceType(input: { jobId: string; connectionId: string; resourceType: string; category: 'standard' | 'enhanced'; since?: string; pageSize?: number }): Promise<TypeSyncResult> {
+    async syncResourceType(input: { jobId: string; connectionId: string; resourceType: string; category: 'standard' | 'enhanced'; since?: string; pageSize?: number; advancesSyncPoint?: boolean }): Promise<TypeSyncResult> {
       const ctx = Context.current();
       const connection = await connections.get(input.connectionId);
       const saved = ctx.info.heartbeatDetails as PagingCheckpoint | undefined;
@@ -136,7 +147,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         ctx.heartbeat(checkpoint);
         await jobs.recordProgress(input.jobId, input.resourceType, { fetched: checkpoint.fetched, pages: checkpoint.pages, done: !next });
       }
-      await syncPoints.advance(connection._id, input.resourceType, checkpoint.startedAt, input.jobId);
+      if (input.advancesSyncPoint !== false) await syncPoints.advance(connection._id, input.resourceType, checkpoint.startedAt, input.jobId);
       activityLog().info({ fetched: checkpoint.fetched, pages: checkpoint.pages, ...checkpoint.counts, resumed }, 'resource type synced');
       return {
         resourceType: input.resourceType,

@@ -63,7 +63,7 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
       for (let t = queue.shift(); t; t = queue.shift()) {
         progress.types[t.resourceType] = 'running';
         try {
-          const r = await paging.syncResourceType({ jobId, connectionId: input.connectionId, resourceType: t.resourceType, category: t.category, since: t.since, pageSize: input.pageSize });
+          const r = await paging.syncResourceType({ jobId, connectionId: input.connectionId, resourceType: t.resourceType, category: t.category, since: t.since, pageSize: input.pageSize, advancesSyncPoint: t.advancesSyncPoint });
           results.push(r);
           progress.types[t.resourceType] = 'done';
           progress.finished[t.resourceType] = { fetched: r.fetched };

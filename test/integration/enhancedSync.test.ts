@@ -85,6 +85,22 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     expect(stored?.resource).toEqual(changed);
   });
 
+  it('keeps the sync point when an explicit since is later than it, so the next incremental run misses nothing', async () => {
+    const conn = await connectPatient(stack);
+    const body = { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: false, resourceTypes: ['Observation'] };
+    expect((await sync(stack, body)).statusCode).toBe(200);
+    const obs = stack.sandbox.admin.getResources('Observation', { patient: conn.patientId })[0]!;
+    const changed = stack.sandbox.admin.updateResource('Observation', obs.id as string, { status: 'corrected' });
+    await new Promise((r) => setTimeout(r, 20));
+    // A sync from "now" does not see the change, and must not move the point past it.
+    const later = (await sync(stack, { ...body, since: new Date().toISOString() })).body.data!;
+    expect(later.written.updated).toBe(0);
+    const incremental = (await sync(stack, body)).body.data!;
+    expect(incremental.written).toMatchObject({ inserted: 0, updated: 1 });
+    const stored = await stack.services.resources.col.findOne({ connectionId: conn.connectionId, resourceType: 'Observation', id: obs.id as string });
+    expect(stored?.resource).toEqual(changed);
+  });
+
   it('never lets an older copy overwrite a newer stored version', async () => {
     const conn = await connectPatient(stack);
     const cond = stack.sandbox.admin.getResources('Condition', { patient: conn.patientId })[0]!;
