@@ -132,9 +132,15 @@ export function routesOfExpressApp(app: unknown): { method: string; template: st
 
 /** The routes of the API's Express app, built in this process with stand-ins for its dependencies (nothing runs). */
 export function apiRoutesRegistered(): { method: string; template: string }[] {
-  const stub = (): unknown =>
-    new Proxy(function () {}, { get: (_t, p) => (p === 'then' || typeof p === 'symbol' ? undefined : stub()), apply: () => stub(), construct: () => stub() as object });
-  const app = createApp({ services: stub() as never, workflows: stub() as never, apiKeys: ['route-listing-key-0000'], logger: createLogger('silent') });
+  // Every property is another stand-in, except the given plain values (the app reads some config at build time).
+  const stub = (values: Record<string | symbol, unknown> = {}): unknown =>
+    new Proxy(function () {}, {
+      get: (_t, p) => (p in values ? values[p] : p === 'then' || typeof p === 'symbol' ? undefined : stub()),
+      apply: () => stub(),
+      construct: () => stub() as object,
+    });
+  const services = stub({ config: { METRICS_TOKEN: undefined, API_WORKFLOW_WAIT_MS: 0, SYNC_SCHEDULE_MIN_INTERVAL_SECONDS: 300 } });
+  const app = createApp({ services: services as never, workflows: stub() as never, apiKeys: ['route-listing-key-0000'], logger: createLogger('silent') });
   return routesOfExpressApp(app);
 }
 

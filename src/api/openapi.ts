@@ -92,6 +92,7 @@ export function openApiDocument(): Json {
       '/api/ehr/{provider}/resources': { get: { summary: 'Stored resources per type for a connection, from MongoDB', parameters: [...p(), ...query(StoredCountsQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/resources/{resourceType}': { get: { summary: 'Stored resources, from MongoDB, paged', parameters: [...path('provider', 'resourceType'), ...query(StoredResourcesQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/rate-limit': { get: { summary: 'Shared rate-limit budget per quota', parameters: p(), responses: responses('200') } },
+      '/metrics': { get: { summary: 'Prometheus metrics (text format 0.0.4): Bearer METRICS_TOKEN or an API key', responses: { '200': { description: 'Prometheus text', content: { 'text/plain': { schema: { type: 'string' } } } }, '401': { ...envelope(), description: 'Missing or wrong credential' } } } },
       '/api/openapi.json': { get: { security: [], summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
     },
   };

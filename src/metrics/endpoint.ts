@@ -5,6 +5,11 @@ import type { RequestHandler } from 'express';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logger';
 
+const UNAUTHORIZED = {
+  success: false,
+  error: { code: 'UNAUTHORIZED', message: 'Metrics need a credential: send Authorization: Bearer <METRICS_TOKEN> (or an API key on the API).' },
+};
+
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
@@ -37,7 +42,8 @@ async function render(registry: Registry): Promise<{ status: number; type: strin
 export function metricsRoute(registry: Registry, allowed: (req: IncomingMessage) => boolean): RequestHandler {
   return async (req, res) => {
     if (!allowed(req)) {
-      res.set('WWW-Authenticate', 'Bearer realm="metrics"').status(401).type('text/plain').send('metrics: send Authorization: Bearer <METRICS_TOKEN>\n');
+      // The API's error envelope, like every other refusal of the API (scrapers only read the status).
+      res.set('WWW-Authenticate', 'Bearer realm="metrics"').status(401).json(UNAUTHORIZED);
       return;
     }
     const out = await render(registry);
@@ -85,7 +91,7 @@ export async function startMetricsServer(opts: { registry: Registry; host: strin
       return;
     }
     if (!allowed(req)) {
-      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="metrics"' }).end('metrics: send Authorization: Bearer <METRICS_TOKEN>\n');
+      res.writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer realm="metrics"' }).end(JSON.stringify(UNAUTHORIZED));
       return;
     }
     void render(opts.registry).then((out) => res.writeHead(out.status, { 'content-type': out.type }).end(out.body));
