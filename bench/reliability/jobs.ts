@@ -84,13 +84,17 @@ export async function runJob(infra: SuiteInfra, spec: JobSpec): Promise<RunOutco
     const started = Date.now();
     let kickedOffAt: number | undefined;
     const storedCount = () => run.services.resources.count({ connectionId }).catch(() => -1);
+    // Where the job is when a disruption fires: the sandbox's counters are read first (instantly), then the store.
     const phase = async (): Promise<string> => {
+      const pages = requests('search');
+      const files = requests('bulk-file');
+      const kickedOff = infra.sandbox.admin.listExportJobs().length > exportJobsBefore;
       const stored = await storedCount();
       const s = stored < 0 ? '?' : String(stored);
-      if (spec.kind === 'sync') return requests('search') > 0 ? `paging(page ${requests('search')}, ${s} stored)` : 'planning';
-      if (infra.sandbox.admin.listExportJobs().length === exportJobsBefore) return 'kickoff';
-      if (requests('bulk-file') === 0) return 'polling';
-      return stored >= spec.expectedCount ? `finishing(${s} stored)` : `downloading(file ${requests('bulk-file')}, ${s} stored)`;
+      if (spec.kind === 'sync') return pages > 0 ? `paging(page ${pages}, ${s} stored)` : 'planning';
+      if (!kickedOff) return 'kickoff';
+      if (files === 0) return 'polling';
+      return stored >= spec.expectedCount ? `finishing(${s} stored)` : `downloading(file ${files}, ${s} stored)`;
     };
 
     const path = spec.kind === 'export' ? `api/ehr/${PROVIDER}/bulk-export` : `api/ehr/${PROVIDER}/enhanced-sync`;

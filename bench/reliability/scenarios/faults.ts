@@ -108,7 +108,7 @@ export function exportKillPlan(rand: () => number, run: number, files: number): 
   return phases.map((p, k) => {
     const at: Trigger =
       p === 'kickoff'
-        ? { kind: 'afterStart', ms: rint(rand, 0, 1200) }
+        ? { kind: 'afterStart', ms: rint(rand, 0, 500) }
         : p === 'polling'
           ? { kind: 'afterKickoff', ms: rint(rand, 0, 2500) }
           : { kind: 'request', of: 'bulk-file', n: fileNumbers[k] as number, ms: rint(rand, 0, 500) };
@@ -218,13 +218,24 @@ async function restartScenario(opts: SuiteOptions, id: 'restart-temporal' | 'res
 
 /**
  * 10% 5xx on every FHIR request kind (searches, kick-off, status, files), 2% of answers cut off mid-body, 429 storms
- * (the next 25 requests) at a few seeded points, short-lived access tokens plus forced expiry mid-run.
+ * (2-4 s of nothing but 429) at seeded points, access tokens that live 20 s plus a forced expiry mid-run.
  */
 async function faultScenario(opts: SuiteOptions, id: 'faults-export' | 'faults-sync', kind: Kind): Promise<ScenarioResult> {
   const d = await dataset(opts, kind);
   const rand = prng(deriveSeed(opts.seed, id));
   const admin = d.infra.sandbox.admin;
-  const storm = (at: Trigger): Disruption => ({ at, label: '429-storm', act: async () => void admin.setFaults({ storm429: 25, storm429RetryAfterSeconds: 1 }) });
+  // A storm is every request answered 429 (Retry-After: 1) for a few seconds, then it stops by itself.
+  const storm = (at: Trigger): Disruption => {
+    const ms = rint(rand, 2000, 4000);
+    return {
+      at,
+      label: `429-storm-${(ms / 1000).toFixed(1)}s`,
+      act: async () => {
+        admin.setFaults({ storm429: 1_000_000, storm429RetryAfterSeconds: 1 });
+        setTimeout(() => admin.setFaults({ storm429: 0 }), ms).unref();
+      },
+    };
+  };
   const expire = (at: Trigger): Disruption => ({ at, label: 'tokens-expired', act: async () => void admin.expireAccessTokens() });
   const of = kind === 'export' ? 'bulk-file' : 'search';
   const points = Array.from({ length: 3 }, () => rint(rand, 1, Math.max(1, Math.floor(d.steps * 0.8)))).sort((a, b) => a - b);
