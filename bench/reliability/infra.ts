@@ -15,7 +15,7 @@
  * Every child process is registered and SIGKILLed when the suite exits or is interrupted (no orphans).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -32,6 +32,9 @@ import { WorkflowGateway } from '../../src/api/workflowGateway';
 import { createLogger } from '../../src/logger';
 import { createServices, type Services } from '../../src/services';
 import { RESOURCE_TYPES, type Sandbox } from '../../src/sandbox';
+import { finishSnapshot, resourceHash, type Snapshot } from './snapshot';
+
+export { canonicalJson, compareSnapshots, deriveSeed, prng, type Snapshot } from './snapshot';
 import { EHR_SEARCH_ATTRIBUTES } from '../../src/temporal/searchAttributes';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -544,51 +547,6 @@ export async function connectPatient(run: RunEnv, patientId: string): Promise<st
 
 // ---- snapshots -----------------------------------------------------------------------------------------
 
-export interface Snapshot {
-  /** Stored documents. */
-  count: number;
-  /** Documents whose (type, id) was seen before, or whose key fields disagree with the resource. */
-  duplicates: number;
-  firstDuplicate?: string;
-  /** sha256 over the sorted per-resource hashes of (type, id, canonical JSON of the resource). */
-  hash: string;
-  /** type/id → content hash. */
-  byKey: Map<string, string>;
-}
-
-/** JSON with object keys sorted, so that key order does not change the hash. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-function resourceHash(type: string, id: string, resource: unknown): string {
-  return createHash('sha256').update(`${type}/${id}\n${canonicalJson(resource)}`).digest('hex');
-}
-
-function finish(entries: Array<{ key: string; hash: string }>): Snapshot {
-  const byKey = new Map<string, string>();
-  let duplicates = 0;
-  let firstDuplicate: string | undefined;
-  for (const e of entries) {
-    if (byKey.has(e.key)) {
-      duplicates++;
-      firstDuplicate ??= e.key;
-      continue;
-    }
-    byKey.set(e.key, e.hash);
-  }
-  const h = createHash('sha256');
-  for (const k of [...byKey.keys()].sort()) h.update(`${k} ${byKey.get(k)}\n`);
-  return { count: entries.length, duplicates, firstDuplicate, hash: h.digest('hex'), byKey };
-}
-
 /**
  * What the store holds for one connection: only the FHIR resources count (not _id, connectionId, jobId,
  * storedAt, versionNum...). A document whose `_id`/`id`/`resourceType` disagree with its resource counts as a
@@ -603,7 +561,7 @@ export async function storeSnapshot(services: Services, connectionId: string): P
     if (r?.resourceType !== d.resourceType || r?.id !== d.id || d._id !== `${connectionId}/${d.resourceType}/${d.id}`) inconsistent++;
     entries.push({ key: `${r?.resourceType}/${r?.id}`, hash: resourceHash(String(r?.resourceType), String(r?.id), r) });
   }
-  const snap = finish(entries);
+  const snap = finishSnapshot(entries);
   snap.duplicates += inconsistent;
   return snap;
 }
@@ -615,50 +573,7 @@ export function sandboxSnapshot(sandbox: Sandbox, patientId?: string): Snapshot 
     const list = type === 'Patient' ? sandbox.admin.getResources('Patient').filter((p) => !patientId || p.id === patientId) : sandbox.admin.getResources(type, patientId ? { patient: patientId } : {});
     for (const r of list) entries.push({ key: `${type}/${r.id}`, hash: resourceHash(type, String(r.id), r) });
   }
-  return finish(entries);
-}
-
-/** Undefined when equal; else what differed: counts, duplicates, missing/extra/changed keys and the first of each. */
-export function compareSnapshots(expected: Snapshot, found: Snapshot): string | undefined {
-  const problems: string[] = [];
-  if (found.duplicates > 0) problems.push(`${found.duplicates} duplicate(s), first ${found.firstDuplicate}`);
-  if (found.count !== expected.count) problems.push(`count ${found.count} ≠ ${expected.count}`);
-  if (found.hash !== expected.hash) {
-    const missing: string[] = [];
-    const changed: string[] = [];
-    const extra: string[] = [];
-    for (const [k, h] of expected.byKey) {
-      const f = found.byKey.get(k);
-      if (f === undefined) missing.push(k);
-      else if (f !== h) changed.push(k);
-    }
-    for (const k of found.byKey.keys()) if (!expected.byKey.has(k)) extra.push(k);
-    const first = (l: string[]) => l.sort()[0];
-    if (missing.length) problems.push(`${missing.length} missing, first ${first(missing)}`);
-    if (extra.length) problems.push(`${extra.length} extra, first ${first(extra)}`);
-    if (changed.length) problems.push(`${changed.length} with other content, first ${first(changed)}`);
-    if (!missing.length && !extra.length && !changed.length) problems.push('hash differs');
-  }
-  return problems.length ? problems.join('; ') : undefined;
-}
-
-// ---- seeded randomness ---------------------------------------------------------------------------------
-
-/** mulberry32: a small, fast PRNG; the same seed gives the same sequence. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A per-scenario, per-run seed derived from the suite's seed. */
-export function deriveSeed(seed: number, ...parts: Array<string | number>): number {
-  return createHash('sha256').update([seed, ...parts].join(':')).digest().readUInt32BE(0);
+  return finishSnapshot(entries);
 }
 
 // ---- small helpers -----------------------------------------------------------------------------------------
