@@ -38,6 +38,8 @@ export interface RunOutcome {
   status?: string;
   /** Requests the sandbox received during the job, by kind (for seeded plans: how many files / pages there are). */
   requests?: { 'bulk-file': number; search: number };
+  /** Set-up (database, API, worker, connection), comparison and tear-down times, for the log. */
+  overhead?: string;
 }
 
 export function describeTrigger(t: Trigger): string {
@@ -74,7 +76,23 @@ export async function runJob(infra: SuiteInfra, spec: JobSpec): Promise<RunOutco
   const t0 = Date.now();
   const fired: string[] = [];
   const run = await startRun(infra, spec.label, { supervise: spec.supervise });
+  const tWorker = Date.now();
+  let outcome: RunOutcome | undefined;
   try {
+    outcome = await drive(infra, spec, run, fired);
+    return outcome;
+  } catch (err) {
+    outcome = { ok: false, problem: `error: ${(err as Error).message.slice(0, 200)}`, ms: Date.now() - t0, fired, workerSelfExits: run.worker.selfExits };
+    return outcome;
+  } finally {
+    const tClose = Date.now();
+    await run.close();
+    if (outcome) outcome.overhead = `${outcome.overhead ? `${outcome.overhead}, ` : ''}set-up ${seconds(tWorker - t0)} (worker ready), total ${seconds(Date.now() - t0)}, close ${seconds(Date.now() - tClose)}`;
+  }
+}
+
+async function drive(infra: SuiteInfra, spec: JobSpec, run: RunEnv, fired: string[]): Promise<RunOutcome> {
+  {
     const connectionId = spec.kind === 'export' ? await connectBackend(run, infra.sandbox) : await connectPatient(run, spec.patientId as string);
     await spec.beforeStart?.(run);
     const exportJobsBefore = infra.sandbox.admin.listExportJobs().length;
@@ -172,13 +190,10 @@ export async function runJob(infra: SuiteInfra, spec: JobSpec): Promise<RunOutco
       };
     }
     await sleep(300); // a write a killed worker had sent may still land
+    const tCheck = Date.now();
     const snapshot = await storeSnapshot(run.services, connectionId);
     const problem = spec.expected ? compareSnapshots(spec.expected, snapshot) : snapshot.duplicates ? `${snapshot.duplicates} duplicate(s), first ${snapshot.firstDuplicate}` : undefined;
-    return { ok: !problem, problem, snapshot, ms: jobMs, fired, workerSelfExits: run.worker.selfExits, status: f.status, requests: { 'bulk-file': requests('bulk-file'), search: requests('search') } };
-  } catch (err) {
-    return { ok: false, problem: `error: ${(err as Error).message.slice(0, 200)}`, ms: Date.now() - t0, fired, workerSelfExits: run.worker.selfExits };
-  } finally {
-    await run.close();
+    return { ok: !problem, problem, snapshot, ms: jobMs, fired, workerSelfExits: run.worker.selfExits, status: f.status, requests: { 'bulk-file': requests('bulk-file'), search: requests('search') }, overhead: `check ${seconds(Date.now() - tCheck)}` };
   }
 }
 

@@ -22,8 +22,8 @@ type Kind = 'export' | 'sync';
 
 function sandboxData(kind: Kind, quick: boolean, seed: number): Partial<SandboxOptions> {
   if (kind === 'export') {
-    // Full: 250 patients + 250 × 8 of each of 11 clinical types = 22,250 resources in 23 files.
-    return { seed, patients: quick ? 120 : 250, resourcesPerPatient: quick ? 5 : 8, export: { durationMs: 3000, maxResourcesPerFile: quick ? 300 : 1000 } };
+    // Full: 200 patients + 200 × 8 of each of 11 clinical types = 17,800 resources in 23 files.
+    return { seed, patients: quick ? 120 : 200, resourcesPerPatient: quick ? 5 : 8, export: { durationMs: 3000, maxResourcesPerFile: quick ? 300 : 1000 } };
   }
   // One patient's compartment: 1 + 11 × 300 = 3,301 resources, 34 search pages of 100 at the provider's 7 requests/s.
   return { seed, patients: 3, resourcesPerPatient: quick ? 150 : 300 };
@@ -52,7 +52,7 @@ async function dataset(opts: SuiteOptions, kind: Kind): Promise<Dataset> {
       const infra: SuiteInfra = { ...servers, sandbox };
       const fromSandbox = sandboxSnapshot(sandbox, kind === 'sync' ? SYNC_PATIENT : undefined);
       const clean = await runJob(infra, { kind, label: `clean-${kind}`, expected: fromSandbox, expectedCount: fromSandbox.count, patientId: SYNC_PATIENT });
-      opts.log(`clean ${kind}: ${clean.ok ? 'ok' : `FAILED ${clean.problem}`}, ${clean.snapshot?.count ?? '-'} resources, ${seconds(clean.ms)}, requests ${JSON.stringify(clean.requests)}`);
+      opts.log(`clean ${kind}: ${clean.ok ? 'ok' : `FAILED ${clean.problem}`}, ${clean.snapshot?.count ?? '-'} resources, ${seconds(clean.ms)}, requests ${JSON.stringify(clean.requests)} [${clean.overhead ?? ''}]`);
       const steps = Math.max(1, (kind === 'export' ? clean.requests?.['bulk-file'] : clean.requests?.search) ?? 1);
       return { kind, infra, clean, reference: clean.snapshot ?? fromSandbox, steps };
     })();
@@ -135,7 +135,7 @@ async function killScenario(opts: SuiteOptions, id: string, kind: Kind): Promise
     const plan = (kind === 'export' ? exportKillPlan : syncKillPlan)(prng(deriveSeed(opts.seed, id, i)), i, d.steps);
     opts.log(`run ${i + 1}/${KILL_RUNS}: ${plan.map((x) => `${x.label}@${describeTrigger(x.at)}`).join(', ')}`);
     const o = await runJob(d.infra, { kind, label: `${id}-${i + 1}`, expected: d.reference, expectedCount: d.reference.count, disruptions: plan, patientId: SYNC_PATIENT });
-    opts.log(describe(i + 1, o));
+    opts.log(`${describe(i + 1, o)} [${o.overhead ?? ''}]`);
     outcomes.push(o);
     lines.push(describe(i + 1, o));
   }
@@ -202,7 +202,7 @@ async function restartScenario(opts: SuiteOptions, id: 'restart-temporal' | 'res
       o.ok = false;
       o.problem = `${o.problem ? `${o.problem}; ` : ''}the worker exited during the database outage`;
     }
-    opts.log(describe(i + 1, o));
+    opts.log(`${describe(i + 1, o)} [${o.overhead ?? ''}]`);
     outcomes.push(o);
     lines.push(`${r.d.kind} ${describe(i + 1, o)}`);
     await serversUp(r.d.infra);
@@ -294,7 +294,7 @@ async function faultScenario(opts: SuiteOptions, id: 'faults-export' | 'faults-s
       o.problem = `${o.problem ? `${o.problem}; ` : ''}a fault kind was never injected`;
     }
     const line = `${describe(i + 1, o)}, server sent ${injected} × 5xx, ${tooMany} × 429, cut ${dropped} answers`;
-    opts.log(line);
+    opts.log(`${line} [${o.overhead ?? ''}]`);
     lines.push(line);
     outcomes.push(o);
   }
