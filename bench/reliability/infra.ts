@@ -432,7 +432,7 @@ export interface RunEnv {
 
 /**
  * A fresh database, the product's services on it, the API (in this process, port 0) and a worker process, on a
- * task queue of their own. `providersJson` may override the provider (e.g. its rate limit).
+ * task queue of their own.
  */
 export async function startRun(infra: SuiteInfra, label: string, opts: { supervise?: boolean; workerEnv?: Record<string, string> } = {}): Promise<RunEnv> {
   const dbName = `rel_${label.replace(/[^A-Za-z0-9_]/g, '_')}_${randomBytes(3).toString('hex')}`;
