@@ -207,7 +207,10 @@ async function restartScenario(opts: SuiteOptions, id: 'restart-temporal' | 'res
     lines.push(`${r.d.kind} ${describe(i + 1, o)}`);
     await serversUp(r.d.infra);
   }
-  if (id === 'restart-temporal') lines.push('worker supervised: restarted 1 s after it exits by itself, as docker-compose restart: unless-stopped');
+  if (id === 'restart-temporal') {
+    const exits = outcomes.reduce((n, o) => n + o.workerSelfExits, 0);
+    lines.push(`workers supervised (restarted 1 s after exiting by themselves, as docker-compose restart: unless-stopped): ${exits ? `${exits} exit(s), restarted` : 'none exited, no restart needed'}`);
+  }
   else if (crashes) lines.push(`${crashes} run(s) failed: the worker exited during the database outage`);
   const what = id === 'restart-temporal' ? 'Temporal dev server stopped and started again (same SQLite file) mid-export and mid-sync' : 'FerretDB SIGKILLed and started again (same SQLite folder) mid-export and mid-sync';
   // Two kinds of reference: the row shows the export's count (2 runs) and the sync's (1 run).
