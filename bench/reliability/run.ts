@@ -7,6 +7,7 @@
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Scenario, ScenarioResult, SuiteOptions } from './types';
+import { killAllChildren } from './infra';
 
 function parseArgs(argv: string[]): { seed: number; quick: boolean; only?: string[] } {
   const out: { seed: number; quick: boolean; only?: string[] } = { seed: 20261130, quick: false };
@@ -70,7 +71,14 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack ?? err}\n`);
-  process.exit(1);
-});
+main()
+  .catch((err) => {
+    process.stderr.write(`${(err as Error).stack ?? err}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    // Scenarios stop what they start; this is the safety net (servers or workers left by a failed scenario), and
+    // the exit does not wait for handles a scenario may have left open.
+    killAllChildren();
+    process.exit();
+  });
