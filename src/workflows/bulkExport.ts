@@ -128,7 +128,11 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
   const downloads = proxyActivities<Activities>({
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: opts.downloadHeartbeatTimeoutSeconds * 1000,
-    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },
+    // File requests are not retried inside the activity, so a 429 period on the file server is ridden out here:
+    // 30 attempts at up to 2 minutes apart is about 50 minutes (10 attempts, ~8 minutes, failed exports under a
+    // long storm in the reliability suite). A retry resumes from the heartbeated line, and the shared limiter
+    // holds its request until the server's Retry-After has passed.
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 30 },
   });
 
   const scope = new CancellationScope();
