@@ -1,5 +1,6 @@
 import { createCapabilitiesActivities, type CapabilitiesDeps } from './capabilities';
 import { withFailureTranslation } from './failures';
+import { withKeepalive } from './keepalive';
 import { createSyncActivities, type SyncDeps } from './sync';
 import { createBulkExportActivities, type BulkExportDeps } from './bulkExport';
 import { safeActivityMetrics, withActivityLogging } from './observe';
@@ -22,11 +23,17 @@ export type ActivityDeps = CapabilitiesDeps & SyncDeps & BulkExportDeps & Observ
 export function createActivities(deps: ActivityDeps) {
   const observed = { ...deps, metrics: safeActivityMetrics(deps.metrics ?? noActivityMetrics) };
   return withActivityLogging(
-    withFailureTranslation({
-      ...createCapabilitiesActivities(observed),
-      ...createSyncActivities(observed),
-      ...createBulkExportActivities(observed),
-    }),
+    withFailureTranslation(
+      withKeepalive(
+        {
+          ...createCapabilitiesActivities(observed),
+          ...createSyncActivities(observed),
+          ...createBulkExportActivities(observed),
+        },
+        // Every step except the two that heartbeat their own checkpoints (syncResourceType, downloadBulkFile).
+        ['getCapabilities', 'planSync', 'completeSyncJob', 'prepareBulkExport', 'kickOffBulkExport', 'checkBulkExportStatus', 'cancelBulkExportOnServer', 'finishBulkExport'],
+      ),
+    ),
     deps.logger ?? createLogger('silent'),
   );
 }

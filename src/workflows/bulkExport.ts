@@ -11,6 +11,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
 import type { BulkExportRequest, FileKind, FileResult, ManifestSummary } from '../activities/bulkExport';
@@ -19,6 +20,7 @@ import { DEFAULT_BULK_EXPORT_OPTIONS, describeSeconds, type BulkExportOptions } 
 // One FHIR call or one bookkeeping write each: quick, retried briefly (kick-off 4xx are non-retryable failures).
 const short = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
 

@@ -1,10 +1,12 @@
 import { isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities, CapabilitiesSummary } from '../activities';
 import { recordJobStatus } from './jobStatus';
+import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 
 // Short, single-request activities: fail fast and retry a few times (network blips, 5xx).
 const { getCapabilities } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '20 seconds', maximumAttempts: 5 },
 });
 

@@ -1,5 +1,6 @@
 import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
 import type { SyncRequest, TypeSyncResult } from '../activities/sync';
@@ -7,6 +8,7 @@ import type { SyncRequest, TypeSyncResult } from '../activities/sync';
 // Bookkeeping calls: quick, retried briefly.
 const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
 
