@@ -76,17 +76,8 @@ export function compareSnapshots(expected: Snapshot, found: Snapshot): string | 
 
 // ---- seeded randomness ---------------------------------------------------------------------------------
 
-/** mulberry32: a small, fast PRNG; the same seed gives the same sequence. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the sandbox's own seeded PRNG: the same seed gives the same sequence. */
+export { mulberry32 as prng } from '../../src/sandbox/util/prng';
 
 /** A per-scenario, per-run seed derived from the suite's seed. */
 export function deriveSeed(seed: number, ...parts: Array<string | number>): number {
