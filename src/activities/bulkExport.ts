@@ -464,6 +464,9 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       }
       const finish = () =>
         jobs.finish(input.jobId, input.status, {
+          // The finishing run, recorded: a step of this run still running when the run was cancelled (the
+          // workflow does not wait for it) then cannot re-open the job with a late startRun.
+          runId: workflowRunId(),
           ...(input.result ? { 'details.result': input.result } : {}),
           ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
         });

@@ -164,6 +164,9 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
     async completeSyncJob(input: { jobId: string; status: 'COMPLETED' | 'FAILED' | 'CANCELLED'; result?: Record<string, unknown>; errorMessage?: string }): Promise<void> {
       const finish = () =>
         jobs.finish(input.jobId, input.status, {
+          // The finishing run, recorded: a step of this run still running when the run was cancelled (the
+          // workflow does not wait for it) then cannot re-open the job with a late startRun.
+          runId: workflowRunId(),
           ...(input.result ? { 'details.result': input.result } : {}),
           ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
         });
