@@ -1,4 +1,5 @@
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -21,6 +22,9 @@ import { DEFAULT_BULK_EXPORT_OPTIONS, describeSeconds, type BulkExportOptions } 
 const short = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
+  // On cancel, wait for a running step to end: prepare and finish both write the job document, and a kick-off in
+  // flight records its status URL, so the export can then be cancelled on the server rather than left running.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
 

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
@@ -9,6 +9,9 @@ import type { SyncRequest, TypeSyncResult } from '../activities/sync';
 const bookkeeping = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
+  // On cancel, wait for a running planSync to end before recording CANCELLED: both write the job document, and a
+  // late write of the cancelled step would otherwise land after (or, on FerretDB, interleave with) the outcome.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
 
