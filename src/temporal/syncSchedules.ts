@@ -5,7 +5,7 @@ import { AppError, BadRequestError, NotFoundError } from '../errors';
 import type { JobStore } from '../store/jobs';
 import type { SyncScheduleStore } from '../store/syncSchedules';
 import type { EnhancedSyncInput } from '../workflows/enhancedSync';
-import { EHR_CONNECTION_ID, EHR_PROVIDER, jobSearchAttributes } from './searchAttributes';
+import { EHR_CONNECTION_ID, EHR_PROVIDER, jobMemo, jobSearchAttributes } from './searchAttributes';
 
 /** At most this many schedules per connection: they are cheap, but each run spends the shared FHIR budget. */
 export const MAX_SCHEDULES_PER_CONNECTION = 10;
@@ -25,7 +25,12 @@ export function intervalSeconds(every: string): number {
 }
 
 export function syncScheduleId(connectionId: string, name: string): string {
-  return `sync-schedule-${connectionId}-${name}`;
+  return `${syncScheduleIdPrefix(connectionId)}${name}`;
+}
+
+/** Every schedule id of a connection starts with this (the connection owns exactly those schedules). */
+function syncScheduleIdPrefix(connectionId: string): string {
+  return `sync-schedule-${connectionId}-`;
 }
 
 /**
@@ -115,7 +120,8 @@ export class SyncScheduleService {
           workflowId: scheduledJobIdPrefix(connectionId, name),
           taskQueue: this.taskQueue,
           args: [workflowInput],
-          memo: { provider, connectionId, jobType: 'enhanced-sync', scheduleId },
+          // The same memo shape as every other job (request included), plus the schedule that started it.
+          memo: { ...jobMemo({ provider, connectionId, jobType: 'enhanced-sync', request: { ...input.request } }), scheduleId },
           typedSearchAttributes: jobSearchAttributes({ provider, connectionId, jobType: 'enhanced-sync' }),
         },
         policies: {
@@ -242,7 +248,7 @@ export class SyncScheduleService {
     // the listing is eventually consistent (hence the records) and a server may not offer the query.
     try {
       for await (const s of this.client.schedule.list({ query: `${EHR_CONNECTION_ID.name} = "${connectionId}"` })) {
-        if (s.scheduleId.startsWith(`sync-schedule-${connectionId}-`)) ids.add(s.scheduleId);
+        if (s.scheduleId.startsWith(syncScheduleIdPrefix(connectionId))) ids.add(s.scheduleId);
       }
     } catch {
       /* the records above are the index this relies on */
@@ -268,7 +274,7 @@ export class SyncScheduleService {
   /** The schedule, if it exists and belongs to this provider and connection; 404 otherwise. */
   private async describe(provider: string, connectionId: string, scheduleId: string): Promise<{ handle: ScheduleHandle; description: ScheduleDescription }> {
     const notFound = () => new NotFoundError('SCHEDULE_NOT_FOUND', `Sync schedule "${scheduleId}" does not exist for connection ${connectionId}.`);
-    if (!scheduleId.startsWith(`sync-schedule-${connectionId}-`)) throw notFound();
+    if (!scheduleId.startsWith(syncScheduleIdPrefix(connectionId))) throw notFound();
     const handle = this.client.schedule.getHandle(scheduleId);
     let description: ScheduleDescription;
     try {

@@ -1,18 +1,13 @@
-import { connectMongo, ensureIndexes } from '../../src/store/mongo';
 import { JobStore } from '../../src/store/jobs';
-import { mongoUri, testDbName } from '../support/paths';
+import { freshDb } from '../support/freshDb';
 
 describe('JobStore runs against the MongoDB-compatible server', () => {
   let close: () => Promise<void> = async () => undefined;
   let jobs: JobStore;
 
   beforeAll(async () => {
-    const { client, db } = await connectMongo(mongoUri(), testDbName());
-    close = async () => {
-      await db.dropDatabase();
-      await client.close();
-    };
-    await ensureIndexes(db);
+    const { db, drop } = await freshDb();
+    close = drop;
     jobs = new JobStore(db);
   });
   afterAll(() => close());

@@ -1,6 +1,5 @@
-import { connectMongo, ensureIndexes } from '../../src/store/mongo';
 import { ResourceStore, type FhirResource } from '../../src/store/resources';
-import { mongoUri, testDbName } from '../support/paths';
+import { freshDb } from '../support/freshDb';
 
 const obs = (id: string, version: number, lastUpdated: string, value: number): FhirResource => ({
   resourceType: 'Observation',
@@ -15,12 +14,8 @@ describe('ResourceStore against the MongoDB-compatible server', () => {
   let store: ResourceStore;
 
   beforeAll(async () => {
-    const { client, db } = await connectMongo(mongoUri(), testDbName());
-    close = async () => {
-      await db.dropDatabase();
-      await client.close();
-    };
-    await ensureIndexes(db);
+    const { db, drop } = await freshDb();
+    close = drop;
     store = new ResourceStore(db);
   });
   afterAll(() => close());
@@ -61,9 +56,8 @@ describe('ResourceStore against the MongoDB-compatible server', () => {
 
 describe('ResourceStore under concurrent writers', () => {
   it('ends with the newest version of each resource, once, whatever the interleaving', async () => {
-    const { client, db } = await connectMongo(mongoUri(), testDbName());
+    const { db, drop } = await freshDb();
     try {
-      await ensureIndexes(db);
       const store = new ResourceStore(db);
       const ids = Array.from({ length: 40 }, (_, i) => `r${i}`);
       const batches = [1, 2, 3, 4, 5].map((v) => ids.map((id) => obs(id, v, `2024-01-0${v}T00:00:00Z`, v)));
@@ -72,8 +66,7 @@ describe('ResourceStore under concurrent writers', () => {
       const versions = await store.col.distinct('versionNum', { connectionId: 'cc' });
       expect(versions).toEqual([5]);
     } finally {
-      await db.dropDatabase();
-      await client.close();
+      await drop();
     }
   });
 });
