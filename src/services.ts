@@ -11,6 +11,7 @@ import { SmartAuth } from './auth/smartAuth';
 import { TokenService } from './auth/tokens';
 import { ProviderRegistry } from './providers/registry';
 import { connectMongo, ensureIndexes } from './store/mongo';
+import { verifyIndexedHotPaths } from './store/indexCheck';
 import { ConnectionStore } from './store/connections';
 import { OAuthStateStore } from './store/oauthStates';
 import { ResourceStore } from './store/resources';
@@ -47,6 +48,11 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
   const registry = ProviderRegistry.fromConfig(config);
   const { client: mongo, db } = await connectMongo(config.MONGODB_URI, config.MONGODB_DB);
   await ensureIndexes(db);
+  // Refuse to run on a database that would scan whole collections (see src/store/indexCheck.ts).
+  await verifyIndexedHotPaths(db).catch(async (err: unknown) => {
+    await mongo.close().catch(() => undefined);
+    throw err;
+  });
   const box = new SecretBox(config.ENCRYPTION_KEY);
   const http = createHttpClient();
   const discovery = new SmartDiscovery(http);

@@ -70,7 +70,7 @@ export interface MongoRateLimiterOptions {
   maxWaitMs?: number;
 }
 
-export const SLOTS_COLLECTION = 'rate_limit_slots';
+export const SLOTS_COLLECTION = COLLECTIONS.rateLimitSlots;
 
 interface BlockDoc {
   _id: string;

@@ -44,7 +44,7 @@ export class JobStore {
 
   constructor(db: Db) {
     this.col = db.collection<JobDoc>(COLLECTIONS.jobs);
-    this.progressCol = db.collection<JobProgressDoc>('job_progress');
+    this.progressCol = db.collection<JobProgressDoc>(COLLECTIONS.jobProgress);
   }
 
   /**

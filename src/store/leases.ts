@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
+import { COLLECTIONS } from './mongo';
 
 interface LeaseDoc {
   _id: string;
@@ -16,7 +17,7 @@ export class LeaseStore {
   private readonly col: Collection<LeaseDoc>;
 
   constructor(db: Db) {
-    this.col = db.collection<LeaseDoc>('leases');
+    this.col = db.collection<LeaseDoc>(COLLECTIONS.leases);
   }
 
   /** Returns an owner token when the lease was taken, null when someone else holds it. */

@@ -31,22 +31,47 @@ export const COLLECTIONS = {
   oauthStates: 'oauth_states',
   resources: 'resources',
   jobs: 'jobs',
+  jobProgress: 'job_progress',
   syncPoints: 'sync_points',
   rateLimits: 'rate_limits',
+  rateLimitSlots: 'rate_limit_slots',
+  leases: 'leases',
   syncSchedules: 'sync_schedules',
 } as const;
 
-/** Creates the collections' indexes; safe to run at every start (createIndex is idempotent). */
+/**
+ * Every secondary index the service's queries need, declared through the driver so that MongoDB and the embedded
+ * FerretDB build the same ones. Each hot-path query shape in src/store/indexCheck.ts must be served by one of these
+ * (or by the _id index); the start-up check refuses a database where it is not.
+ */
+export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 | -1>; unique?: boolean }> = [
+  { collection: COLLECTIONS.connections, key: { provider: 1, createdAt: -1 } },
+  // No TTL index: FerretDB 1.x does not implement expireAfterSeconds. OAuthStateStore purges expired states.
+  { collection: COLLECTIONS.oauthStates, key: { expiresAt: 1 } },
+  // One document per (connection, type, id). _id is derived from the same triple, this index serves queries.
+  { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, id: 1 }, unique: true },
+  { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, patientId: 1, lastUpdated: -1 } },
+  { collection: COLLECTIONS.jobs, key: { connectionId: 1, type: 1, createdAt: -1 } },
+  // Job counts by type and status (/metrics) without reading every job.
+  { collection: COLLECTIONS.jobs, key: { type: 1, status: 1 } },
+  { collection: COLLECTIONS.jobProgress, key: { jobId: 1 } },
+  { collection: COLLECTIONS.syncPoints, key: { connectionId: 1, resourceType: 1 }, unique: true },
+  { collection: COLLECTIONS.rateLimitSlots, key: { q: 1, k: 1 } },
+  { collection: COLLECTIONS.syncSchedules, key: { connectionId: 1 } },
+];
+
+/** Collections that are only ever read by _id: created up front so that their _id index exists from the start. */
+const ID_ONLY_COLLECTIONS = [COLLECTIONS.rateLimits, COLLECTIONS.leases];
+
+/** Creates the collections and their indexes; safe to run at every start (createIndex is idempotent). */
 export async function ensureIndexes(db: Db): Promise<void> {
-  await Promise.all([
-    db.collection(COLLECTIONS.connections).createIndex({ provider: 1, createdAt: -1 }),
-    // No TTL index: FerretDB 1.x does not implement expireAfterSeconds. OAuthStateStore purges expired states.
-    db.collection(COLLECTIONS.oauthStates).createIndex({ expiresAt: 1 }),
-    // One document per (connection, type, id). _id is derived from the same triple, this index serves queries.
-    db.collection(COLLECTIONS.resources).createIndex({ connectionId: 1, resourceType: 1, id: 1 }, { unique: true }),
-    db.collection(COLLECTIONS.resources).createIndex({ connectionId: 1, resourceType: 1, patientId: 1, lastUpdated: -1 }),
-    db.collection(COLLECTIONS.jobs).createIndex({ connectionId: 1, type: 1, createdAt: -1 }),
-    db.collection(COLLECTIONS.syncPoints).createIndex({ connectionId: 1, resourceType: 1 }, { unique: true }),
-    db.collection(COLLECTIONS.syncSchedules).createIndex({ connectionId: 1 }),
-  ]);
+  const existing = new Set((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
+  await Promise.all(
+    ID_ONLY_COLLECTIONS.filter((name) => !existing.has(name)).map((name) =>
+      db.createCollection(name).catch((err: { code?: number }) => {
+        if (err?.code !== 48) throw err; // NamespaceExists: another process created it first
+      }),
+    ),
+  );
+  await Promise.all(INDEXES.map((ix) => db.collection(ix.collection).createIndex(ix.key, ix.unique ? { unique: true } : {})));
 }

@@ -1,4 +1,4 @@
-import type { AnyBulkWriteOperation, Collection, Db, MongoBulkWriteError } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
 import { COLLECTIONS } from './mongo';
 
 /** A FHIR resource as received: only the fields the store relies on are typed. */
@@ -90,42 +90,66 @@ export class ResourceStore {
     }
     if (candidates.size === 0) return counts;
 
-    // Fast path for new resources (first loads, export files): one insertMany, no read. Inserting a unique _id is
-    // atomic even on FerretDB, and on FerretDB it is far cheaper than conditional upserts (measured: ~100 ms vs
-    // ~40 s per 1000). Any duplicate key (already stored, or a racing writer) sends the whole batch down the careful
-    // path below; what the failed insert did store is then counted as inserted, not unchanged.
-    let preInserted = 0;
-    try {
-      await this.col.insertMany([...candidates.values()].map((c) => newDoc(c, connectionId, jobId, now)), { ordered: false });
-      counts.inserted += candidates.size;
-      return counts;
-    } catch (err) {
-      if (!isDuplicateKeyError(err)) throw err;
-      preInserted = Math.max(0, Math.min(candidates.size, (err as MongoBulkWriteError).insertedCount ?? 0));
+    // One indexed read of the stored versions first: what is stored at the same or a newer version is skipped, so
+    // a re-run (the common case of a re-sync or a re-export) costs this read and nothing else.
+    const stored = await this.storedVersions([...candidates.keys()]);
+    const fresh: Candidate[] = [];
+    const newer: Candidate[] = [];
+    for (const c of candidates.values()) {
+      const current = stored.get(c._id);
+      if (!current) fresh.push(c);
+      else if (isNewer(c, current)) newer.push(c);
+      else counts.unchanged++;
     }
 
-    // Skip what is already stored at the same or a newer version: the common case of a re-run costs one read.
-    const stored = await this.col
-      .find({ _id: { $in: [...candidates.keys()] } }, { projection: { lastUpdated: 1, versionNum: 1 } })
-      .toArray();
-    const storedById = new Map(stored.map((d) => [d._id, d]));
-    const toWrite: Candidate[] = [];
-    for (const c of candidates.values()) {
-      const current = storedById.get(c._id);
-      if (current && !isNewer(c, current)) {
-        counts.unchanged++;
-        continue;
-      }
-      if (current) counts.updated++;
-      else counts.inserted++;
-      toWrite.push(c);
+    // New resources go in with one insertMany (a unique-_id insert is atomic on every backend). A duplicate key here
+    // means a racing writer stored the same resource since the read: those go down the careful path below.
+    if (fresh.length > 0) {
+      const raced = await this.insertNew(fresh, connectionId, jobId, now);
+      counts.inserted += fresh.length - raced.length;
+      newer.push(...raced);
     }
-    await this.writeVerified(toWrite, (c) => upsertOp(c, connectionId, jobId, now));
-    // The fast path's partial insert was read back as "stored, same version": those were inserts of this call.
-    const moved = Math.min(preInserted, counts.unchanged);
-    counts.unchanged -= moved;
-    counts.inserted += moved;
+    if (newer.length === 0) return counts;
+
+    // Conditional upserts for the rest; a raced candidate whose stored copy turns out to be the same or newer
+    // is "unchanged", the others count as updated (they replace an older stored version).
+    const before = await this.storedVersions(newer.map((c) => c._id));
+    for (const c of newer) {
+      const current = before.get(c._id);
+      if (current && !isNewer(c, current)) counts.unchanged++;
+      else if (current) counts.updated++;
+      else counts.inserted++;
+    }
+    await this.writeVerified(
+      newer.filter((c) => {
+        const current = before.get(c._id);
+        return !current || isNewer(c, current);
+      }),
+      (c) => upsertOp(c, connectionId, jobId, now),
+    );
     return counts;
+  }
+
+  /** The stored version of each of these keys (one indexed $in read, only the version fields projected). */
+  private async storedVersions(ids: string[]): Promise<Map<string, { lastUpdated: Date; versionNum: number }>> {
+    const stored = await this.col.find({ _id: { $in: ids } }, { projection: { lastUpdated: 1, versionNum: 1 } }).toArray();
+    return new Map(stored.map((d) => [d._id, d]));
+  }
+
+  /** Inserts new resources unordered; returns the candidates refused with a duplicate key (stored meanwhile). */
+  private async insertNew(fresh: Candidate[], connectionId: string, jobId: string | undefined, now: Date): Promise<Candidate[]> {
+    try {
+      await this.col.insertMany(
+        fresh.map((c) => newDoc(c, connectionId, jobId, now)),
+        { ordered: false },
+      );
+      return [];
+    } catch (err) {
+      if (!isDuplicateKeyError(err)) throw err;
+      const failed = new Set(writeErrorsOf(err).map((w) => w.index));
+      // Without per-write errors we cannot tell which went in: treat all as raced (the careful path is exact).
+      return failed.size > 0 ? fresh.filter((_, i) => failed.has(i)) : fresh;
+    }
   }
 
   /**
@@ -227,10 +251,14 @@ function upsertOp(c: Candidate, connectionId: string, jobId: string | undefined,
   };
 }
 
+function writeErrorsOf(err: unknown): Array<{ code?: number; index: number }> {
+  const w = (err as { writeErrors?: unknown })?.writeErrors;
+  return (w ? (Array.isArray(w) ? w : [w]) : []) as Array<{ code?: number; index: number }>;
+}
+
 function isDuplicateKeyError(err: unknown): boolean {
-  const e = err as MongoBulkWriteError & { code?: number };
-  if (e?.code === DUPLICATE_KEY) return true;
-  const writeErrors = e?.writeErrors ? (Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors]) : [];
+  if ((err as { code?: number })?.code === DUPLICATE_KEY && writeErrorsOf(err).length === 0) return true;
+  const writeErrors = writeErrorsOf(err);
   return writeErrors.length > 0 && writeErrors.every((w) => w.code === DUPLICATE_KEY);
 }
 

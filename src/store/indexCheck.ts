@@ -1,0 +1,133 @@
+import type { Db, Document } from 'mongodb';
+import { AppError } from '../errors';
+import { COLLECTIONS } from './mongo';
+
+/**
+ * Start-up check that the database answers every hot-path query through an index.
+ *
+ * Why: an embedded FerretDB built without ehr-sync's pushdown patch (scripts/ferretdb/), or a database where an
+ * index is missing, still answers every query correctly, only by scanning the whole collection: re-syncs then run
+ * at a few resources per second and nothing says why. So the worker and the API ask the database for the plan of
+ * each shape below (explain, which runs nothing) and refuse to start on a full scan, naming the query.
+ */
+export interface HotPath {
+  /** What the service does with this query shape. */
+  name: string;
+  collection: string;
+  filter: Document;
+}
+
+const X = '~ehr-sync-index-probe~'; // explain only plans the query: nothing is read or written
+
+export const HOT_PATHS: readonly HotPath[] = [
+  { name: 'resource lookup by _id', collection: COLLECTIONS.resources, filter: { _id: X } },
+  { name: 'stored versions of a batch ($in on _id)', collection: COLLECTIONS.resources, filter: { _id: { $in: [X, `${X}2`] } } },
+  {
+    name: 'conditional upsert of a resource',
+    collection: COLLECTIONS.resources,
+    filter: { _id: X, $or: [{ lastUpdated: { $lt: new Date(0) } }, { lastUpdated: new Date(0), versionNum: { $lt: 1 } }] },
+  },
+  { name: 'stored resources of a connection', collection: COLLECTIONS.resources, filter: { connectionId: X } },
+  { name: 'stored resources by connection and type', collection: COLLECTIONS.resources, filter: { connectionId: X, resourceType: 'Observation' } },
+  {
+    name: 'stored resources by connection, type, patient and date',
+    collection: COLLECTIONS.resources,
+    filter: { connectionId: X, resourceType: 'Observation', patientId: X, lastUpdated: { $gte: new Date(0) } },
+  },
+  { name: 'job by id', collection: COLLECTIONS.jobs, filter: { _id: X } },
+  { name: 'jobs of a connection', collection: COLLECTIONS.jobs, filter: { connectionId: X, type: 'enhanced-sync' } },
+  { name: 'job counts by type and status', collection: COLLECTIONS.jobs, filter: { type: 'enhanced-sync', status: 'IN_PROGRESS' } },
+  { name: 'progress of a job', collection: COLLECTIONS.jobProgress, filter: { jobId: X } },
+  { name: 'progress write of a step', collection: COLLECTIONS.jobProgress, filter: { _id: X } },
+  { name: 'sync point advance', collection: COLLECTIONS.syncPoints, filter: { _id: X, since: { $lt: X } } },
+  { name: 'rate-limit slots of a quota window', collection: COLLECTIONS.rateLimitSlots, filter: { q: X, k: 1 } },
+  { name: 'rate-limit slots ahead of now', collection: COLLECTIONS.rateLimitSlots, filter: { q: X, k: { $gte: 1 } } },
+  { name: 'rate-limit blocks', collection: COLLECTIONS.rateLimits, filter: { _id: { $in: [X, `${X}2`] } } },
+  { name: 'lease take-over', collection: COLLECTIONS.leases, filter: { _id: X, until: { $lt: new Date(0) } } },
+  { name: 'connection by id', collection: COLLECTIONS.connections, filter: { _id: X } },
+  { name: 'connections of a provider', collection: COLLECTIONS.connections, filter: { provider: X } },
+  { name: 'schedules of a connection', collection: COLLECTIONS.syncSchedules, filter: { connectionId: X } },
+  { name: 'OAuth state by id', collection: COLLECTIONS.oauthStates, filter: { _id: X } },
+];
+
+export type PlanVerdict = { indexed: true; detail: string } | { indexed: false; detail: string };
+
+/**
+ * Reads an explain answer of MongoDB (queryPlanner.winningPlan stages) or of FerretDB's SQLite backend
+ * (queryPlanner.Plan: SQLite's EXPLAIN QUERY PLAN lines, "SEARCH t USING INDEX …" or "SCAN t").
+ */
+export function judgePlan(explain: Document): PlanVerdict {
+  const planner = (explain.queryPlanner ?? explain) as Document;
+  if (Array.isArray(planner.Plan)) {
+    const lines = (planner.Plan as unknown[]).map(String);
+    const scans = lines.filter((l) => /\bSCAN\b/.test(l) && !/\bUSING\b.*\bINDEX\b|PRIMARY KEY/.test(l));
+    const searches = lines.filter((l) => /\bSEARCH\b.*\bUSING\b/.test(l));
+    if (scans.length > 0 || searches.length === 0) return { indexed: false, detail: lines.join('; ') || 'empty plan' };
+    return { indexed: true, detail: searches.join('; ') };
+  }
+  const stages: string[] = [];
+  const walk = (node: unknown): void => {
+    if (!node || typeof node !== 'object') return;
+    const n = node as Document;
+    if (typeof n.stage === 'string') stages.push(n.stage);
+    for (const key of ['inputStage', 'queryPlan']) walk(n[key]);
+    if (Array.isArray(n.inputStages)) n.inputStages.forEach(walk);
+  };
+  walk(planner.winningPlan);
+  if (stages.length === 0) return { indexed: false, detail: `no plan in the explain answer: ${JSON.stringify(planner).slice(0, 200)}` };
+  const indexed = stages.some((s) => /IXSCAN|IDHACK/.test(s)) && !stages.includes('COLLSCAN');
+  return { indexed, detail: stages.join(' > ') };
+}
+
+export class StoreNotIndexedError extends AppError {
+  constructor(message: string) {
+    super('CONFIG_INVALID', message, { status: 500 });
+  }
+}
+
+function describeServer(info: Document): string {
+  return info.ferretdbVersion ? `FerretDB ${String(info.ferretdbVersion)}` : `MongoDB ${String(info.version ?? '?')}`;
+}
+
+/** The oldest MongoDB whose features the service uses everywhere (unique indexes, bulkWrite, $unset, explain). */
+export const MIN_MONGODB_VERSION = [4, 4] as const;
+
+/**
+ * Refuses a server without what the service needs: a MongoDB older than 4.4, or a FerretDB other than the 1.x
+ * SQLite build the setup scripts make (its query pushdown is what keeps lookups indexed).
+ */
+export function checkServerVersion(info: Document): void {
+  if (info.ferretdbVersion) {
+    if (!/^v?1\./.test(String(info.ferretdbVersion))) {
+      throw new StoreNotIndexedError(
+        `The database is FerretDB ${String(info.ferretdbVersion)}; ehr-sync's embedded store is FerretDB 1.24 with its pushdown patch (scripts/ferretdb/). Run "bash scripts/setup.sh", or point MONGODB_URI at MongoDB ${MIN_MONGODB_VERSION.join('.')} or newer.`,
+      );
+    }
+    return;
+  }
+  const [major = 0, minor = 0] = Array.isArray(info.versionArray) ? (info.versionArray as number[]) : String(info.version ?? '0.0').split('.').map(Number);
+  const [needMajor, needMinor] = MIN_MONGODB_VERSION;
+  if (major < needMajor || (major === needMajor && minor < needMinor)) {
+    throw new StoreNotIndexedError(`The database is MongoDB ${String(info.version)}; ehr-sync needs MongoDB ${MIN_MONGODB_VERSION.join('.')} or newer. Upgrade it, or point MONGODB_URI at a newer server.`);
+  }
+}
+
+/** Checks the server version, then explains each hot path; throws StoreNotIndexedError naming every shape that would scan its collection. */
+export async function verifyIndexedHotPaths(db: Db, paths: readonly HotPath[] = HOT_PATHS): Promise<void> {
+  checkServerVersion((await db.admin().command({ buildInfo: 1 })) as Document);
+  const failures: string[] = [];
+  for (const p of paths) {
+    const explain = await db.collection(p.collection).find(p.filter).explain('queryPlanner');
+    const verdict = judgePlan(explain);
+    if (!verdict.indexed) failures.push(`${p.name} (${p.collection}): ${verdict.detail}`);
+  }
+  if (failures.length === 0) return;
+  const info = (await db.admin().command({ buildInfo: 1 }).catch(() => ({}))) as Document;
+  const server = describeServer(info);
+  const fix = info.ferretdbVersion
+    ? 'The embedded FerretDB must be the build with ehr-sync\'s pushdown patch: run "bash scripts/setup.sh" and then "bash scripts/services.sh restart mongo".'
+    : 'Check that the service may create indexes (createIndex) and that no index listed in src/store/mongo.ts INDEXES was dropped.';
+  throw new StoreNotIndexedError(
+    `The database (${server}) would answer ${failures.length} hot-path ${failures.length === 1 ? 'query' : 'queries'} with a full collection scan, so syncs would slow down as data grows: ${failures.join(' | ')}. ${fix}`,
+  );
+}
