@@ -9,28 +9,28 @@
  * and for the big export's data: the raw insertMany rate (batches of 1000, sequential) into the same database, and
  * the ratio end-to-end / raw.
  *
- * Needs the local services: Temporal at TEMPORAL_ADDRESS (127.0.0.1:7233) and MongoDB/FerretDB at MONGODB_URI.
+ * `npm run bench:bulk` starts what it needs (scripts/bench.sh): Temporal at TEMPORAL_ADDRESS and FerretDB at MONGODB_URI, unless they run.
+ * Also: an export of 28,000 resources (BENCH_MID_PATIENTS=280) into an empty store, then the same export again
+ *   against what it stored (every resource unchanged): the re-export must be no slower.
  * Options: BENCH_PATIENTS (2000), BENCH_PER_TYPE (9), BENCH_PARALLEL (5), BENCH_BATCH (1000),
  * BENCH_WORKER_NODE_OPTIONS (extra node flags for the worker process only, e.g. --max-old-space-size=128).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import * as jose from 'jose';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
 import { loadWorkerConfig } from '../src/config';
 import { createServices, type Services } from '../src/services';
 import { startSandbox, RESOURCE_TYPES, type Sandbox } from '../src/sandbox';
 import type { BulkExportWorkflowInput, BulkExportResult } from '../src/workflows/bulkExport';
+import { bundleWorkflows, procKb, startWorkerProcess, stopWorkerProcess } from './worker-lib';
 
-const ROOT = path.resolve(__dirname, '..');
 const TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
 const MONGODB_URI = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27117/';
 const PATIENTS = Number(process.env.BENCH_PATIENTS ?? 2000);
 const PER_TYPE = Number(process.env.BENCH_PER_TYPE ?? 9);
+// 280 patients × (11 types × 9 + the patient) = 28,000 resources: the re-export figure.
+const MID_PATIENTS = Number(process.env.BENCH_MID_PATIENTS ?? 280);
 const PARALLEL = Number(process.env.BENCH_PARALLEL ?? 5);
 const BATCH = Number(process.env.BENCH_BATCH ?? 1000);
 const REDIRECT_URI = 'http://127.0.0.1:3000/api/ehr/callback';
@@ -62,28 +62,6 @@ function workerEnv(sandbox: Sandbox, dbName: string, key: string, taskQueue: str
   };
 }
 
-function procKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-async function startWorker(env: Record<string, string>): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'worker-process.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, process.env.BENCH_WORKER_NODE_OPTIONS].filter(Boolean).join(' ') },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout!.on('data', (d) => String(d).includes('worker ready') && resolve());
-    proc.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
-  });
-  return proc;
-}
-
 async function backendConnection(services: Services, sandbox: Sandbox): Promise<string> {
   const clientId = `bench-${randomBytes(4).toString('hex')}`;
   const { publicKey, privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
@@ -92,17 +70,26 @@ async function backendConnection(services: Services, sandbox: Sandbox): Promise<
   return doc._id;
 }
 
-async function runExport(client: Client, bundlePath: string, patients: number): Promise<{ figures: RunFigures; sandbox: Sandbox; services: Services; connectionId: string }> {
+interface ExportRun {
+  figures: RunFigures;
+  sandbox: Sandbox;
+  services: Services;
+  connectionId: string;
+  env: Record<string, string>;
+}
+
+/** One export into a fresh database, or (`again`) the same export once more into the store the first one filled. */
+async function runExport(client: Client, bundlePath: string, patients: number, again?: ExportRun): Promise<ExportRun> {
   const clinical = Object.fromEntries(RESOURCE_TYPES.filter((t) => t !== 'Patient').map((t) => [t, PER_TYPE]));
-  const sandbox = await startSandbox({ port: 0, patients, resourcesPerPatient: clinical, redirectUris: [REDIRECT_URI], export: { durationMs: 1000 } });
+  const sandbox = again?.sandbox ?? (await startSandbox({ port: 0, patients, resourcesPerPatient: clinical, redirectUris: [REDIRECT_URI], export: { durationMs: 1000 } }));
   const dbName = `bench_bulk_${randomBytes(4).toString('hex')}`;
   const key = randomBytes(32).toString('base64');
   const taskQueue = `bench-bulk-${randomBytes(4).toString('hex')}`;
-  const env = workerEnv(sandbox, dbName, key, taskQueue, bundlePath);
-  const services = await createServices(loadWorkerConfig(env));
-  const connectionId = await backendConnection(services, sandbox);
+  const env = again?.env ?? workerEnv(sandbox, dbName, key, taskQueue, bundlePath);
+  const services = again?.services ?? (await createServices(loadWorkerConfig(env)));
+  const connectionId = again?.connectionId ?? (await backendConnection(services, sandbox));
   const expected = Object.values(sandbox.admin.counts()).reduce((a, b) => a + b, 0);
-  const worker = await startWorker(env);
+  const worker = await startWorkerProcess(env);
   let sampledPeakKb = 0;
   const sampler = setInterval(() => (sampledPeakKb = Math.max(sampledPeakKb, procKb(worker.pid!, 'VmRSS'))), 100);
   try {
@@ -113,7 +100,7 @@ async function runExport(client: Client, bundlePath: string, patients: number): 
       resourceTypes: [...RESOURCE_TYPES],
       options: { pollIntervalSeconds: 1, maxParallelDownloads: PARALLEL, batchSize: BATCH },
     };
-    const jobId = `bulk-export-${connectionId}-bench`;
+    const jobId = `bulk-export-${connectionId}-bench${again ? '-again' : ''}`;
     const t0 = performance.now();
     const handle = await client.workflow.start('bulkExportWorkflow', { taskQueue, workflowId: jobId, args: [input] });
     const result = (await handle.result()) as BulkExportResult;
@@ -136,11 +123,11 @@ async function runExport(client: Client, bundlePath: string, patients: number): 
       sandbox,
       services,
       connectionId,
+      env,
     };
   } finally {
     clearInterval(sampler);
-    worker.kill('SIGTERM');
-    await new Promise((resolve) => worker.once('exit', resolve));
+    await stopWorkerProcess(worker);
   }
 }
 
@@ -175,10 +162,7 @@ async function rawInsertRate(services: Services, sandbox: Sandbox, connectionId:
 }
 
 async function main(): Promise<void> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'src', 'workflows', 'index.ts'), logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } as never });
-  const bundlePath = path.join(ROOT, '.data', 'bench', 'workflow-bundle.js');
-  mkdirSync(path.dirname(bundlePath), { recursive: true });
-  writeFileSync(bundlePath, code);
+  const bundlePath = await bundleWorkflows();
   const connection = await Connection.connect({ address: TEMPORAL_ADDRESS });
   const client = new Client({ connection });
 
@@ -197,6 +181,14 @@ async function main(): Promise<void> {
       await big.sandbox.close();
     });
     const raw = await rawInsertRate(big.services, big.sandbox, big.connectionId);
+    // The same export twice: into an empty collection, then against the resources it stored (all unchanged).
+    const mid = await runExport(client, bundlePath, MID_PATIENTS);
+    cleanup.push(async () => {
+      await mid.services.db.dropDatabase();
+      await mid.services.close();
+      await mid.sandbox.close();
+    });
+    const midAgain = await runExport(client, bundlePath, MID_PATIENTS, mid);
     const f = (x: number, d = 0) => x.toFixed(d);
     const lines = [
       `bulk export ingest (${PARALLEL} parallel downloads, batches of ${BATCH}, poll interval 1 s, sandbox export duration 1 s)`,
@@ -205,6 +197,7 @@ async function main(): Promise<void> {
       `  ratio end-to-end / raw insertMany: ${f(big.figures.perSecond / raw.perSecond, 2)} (goal >= 0.7)`,
       `  worker peak RSS: ${f(big.figures.peakRssMb)} MB for ${big.figures.resources} resources, ${f(small.figures.peakRssMb)} MB for ${small.figures.resources} (goal: flat, < 300 MB)`,
       `  export of ${small.figures.resources} resources: ${f(small.figures.seconds, 1)} s = ${f(small.figures.perSecond)} resources/s`,
+      `  export of ${mid.figures.resources} resources into an empty store: ${f(mid.figures.seconds, 1)} s = ${f(mid.figures.perSecond)} resources/s; the same export again, every resource already stored: ${f(midAgain.figures.seconds, 1)} s = ${f(midAgain.figures.perSecond)} resources/s (goal: no slower, 5 % counted as noise → ${midAgain.figures.seconds <= mid.figures.seconds * 1.05 ? 'met' : 'NOT met'})`,
       `  workflow history: ${big.figures.historyEvents} events, ${big.figures.historyBytes} bytes (${small.figures.historyEvents} events, ${small.figures.historyBytes} bytes for the small export)`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);

@@ -146,7 +146,7 @@ start_mongo() {
   # does not implement endSessions, which the Node driver sends on close).
   local sqlite_dir="$DATA_DIR/ferretdb/"
   start_background ferretdb "$FERRETDB_BIN" --handler=sqlite \
-    "--sqlite-url=file:${sqlite_dir// /%20}?${FERRETDB_SQLITE_PRAGMAS:-_pragma=synchronous(normal)&_pragma=cache_size(-65536)}" \
+    "--sqlite-url=file:${sqlite_dir// /%20}?${FERRETDB_SQLITE_PRAGMAS:-_pragma=synchronous(normal)&_pragma=cache_size(-32768)}" \
     "--state-dir=$DATA_DIR/ferretdb" \
     "--listen-addr=127.0.0.1:$FERRETDB_PORT" \
     --debug-addr=- --telemetry=disable "--log-level=${FERRETDB_LOG_LEVEL:-error}"

@@ -79,7 +79,12 @@ check_prerequisites() {
 install_node_modules() {
   step "npm dependencies (node_modules)"
   local stamp="$ROOT/node_modules/.ehr-sync-setup.stamp" want
-  want="$(cat "$ROOT/package.json" "$ROOT/package-lock.json" | sha256sum | cut -d' ' -f1) node-abi-$(node -p 'process.versions.modules')"
+  # Only what npm ci installs from counts (dependency fields + lock file): editing "scripts" reinstalls nothing.
+  want="$( (node -e '
+    const p = require(process.argv[1]);
+    const pick = ["dependencies", "devDependencies", "optionalDependencies", "overrides", "engines", "allowScripts"];
+    process.stdout.write(JSON.stringify(pick.map((k) => [k, p[k] ?? null])));' "$ROOT/package.json"
+    cat "$ROOT/package-lock.json") | sha256sum | cut -d' ' -f1) node-abi-$(node -p 'process.versions.modules')"
   if [ -d "$ROOT/node_modules" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     log "node_modules matches package.json + package-lock.json (reused)"
   else

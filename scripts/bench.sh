@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — runs one benchmark with the services it needs (`npm run bench:store`, `bench:bulk`, ...).
+#
+#   bash scripts/bench.sh bench/store.ts [args...]
+#
+# Like `npm test`: installs what is missing (scripts/setup.sh), starts Temporal and FerretDB unless they run
+# already (or TEMPORAL_ADDRESS / MONGODB_URI point elsewhere), runs the benchmark with tsx, and stops the services
+# this run started. The benchmark prints its figures on stdout and its progress on stderr.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+apply_defaults
+
+[ $# -ge 1 ] || die "usage: bash scripts/bench.sh bench/NAME.ts [args...]"
+SERVICES=("$ROOT/scripts/services.sh")
+STARTED=()
+
+cleanup() {
+  local rc=$? s
+  for s in "${STARTED[@]}"; do
+    env -u TEMPORAL_ADDRESS -u MONGODB_URI bash "${SERVICES[@]}" stop "$s" || warn "could not stop $s"
+  done
+  exit "$rc"
+}
+
+note_if_we_start() {
+  local rc=0
+  bash "${SERVICES[@]}" status "$1" >/dev/null 2>&1 || rc=$?
+  [ "$rc" -ne 3 ] || STARTED+=("$1")
+}
+
+bash "$ROOT/scripts/setup.sh" >/dev/null
+trap cleanup EXIT
+note_if_we_start temporal
+note_if_we_start mongo
+bash "${SERVICES[@]}" start all
+export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
+export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$FERRETDB_PORT/}"
+cd "$ROOT"
+"$ROOT/node_modules/.bin/tsx" "$@"
