@@ -13,20 +13,11 @@ apply_defaults
 
 [ $# -ge 1 ] || die "usage: bash scripts/bench.sh bench/NAME.ts [args...]"
 SERVICES=("$ROOT/scripts/services.sh")
-STARTED=()
 
 cleanup() {
-  local rc=$? s
-  for s in "${STARTED[@]}"; do
-    env -u TEMPORAL_ADDRESS -u MONGODB_URI bash "${SERVICES[@]}" stop "$s" || warn "could not stop $s"
-  done
+  local rc=$?
+  stop_started_services
   exit "$rc"
-}
-
-note_if_we_start() {
-  local rc=0
-  bash "${SERVICES[@]}" status "$1" >/dev/null 2>&1 || rc=$?
-  [ "$rc" -ne 3 ] || STARTED+=("$1")
 }
 
 bash "$ROOT/scripts/setup.sh" >/dev/null

@@ -198,3 +198,23 @@ wait_until() {
   done
   "$@"
 }
+
+# ---- services a script starts for itself (test.sh, bench.sh) -------------------------------------
+# note_if_we_start NAME records NAME when services.sh reports it stopped (status 3: not running, not external),
+# so that stop_started_services, run from the script's EXIT trap, stops only what this script started.
+STARTED_SERVICES=()
+
+note_if_we_start() {
+  local rc=0
+  bash "$ROOT/scripts/services.sh" status "$1" >/dev/null 2>&1 || rc=$?
+  [ "$rc" -ne 3 ] || STARTED_SERVICES+=("$1")
+}
+
+# Unsets TEMPORAL_ADDRESS/MONGODB_URI for the stop: the script exported our own addresses, which services.sh
+# would otherwise take for external servers and leave running.
+stop_started_services() {
+  local s
+  for s in "${STARTED_SERVICES[@]}"; do
+    env -u TEMPORAL_ADDRESS -u MONGODB_URI bash "$ROOT/scripts/services.sh" stop "$s" || warn "could not stop $s"
+  done
+}

@@ -22,24 +22,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 apply_defaults
 
 SERVICES=("$ROOT/scripts/services.sh")
-STARTED=()
 
 cleanup() {
   local rc=$?
-  local s
-  # STARTED only lists services that were not external, so the addresses exported below are ours:
-  # unset them, or services.sh would take them for external servers and leave them running.
-  for s in "${STARTED[@]}"; do
-    env -u TEMPORAL_ADDRESS -u MONGODB_URI bash "${SERVICES[@]}" stop "$s" || warn "could not stop $s"
-  done
+  stop_started_services
   exit "$rc"
-}
-
-# status exit code 3 = not running (and not external): this run will start it, so it must stop it.
-note_if_we_start() {
-  local rc=0
-  bash "${SERVICES[@]}" status "$1" >/dev/null 2>&1 || rc=$?
-  [ "$rc" -ne 3 ] || STARTED+=("$1")
 }
 
 main() {

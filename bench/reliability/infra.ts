@@ -37,6 +37,9 @@ import { finishSnapshot, resourceHash, type Snapshot } from './snapshot';
 export { canonicalJson, compareSnapshots, deriveSeed, prng, type Snapshot } from './snapshot';
 import { EHR_SEARCH_ATTRIBUTES } from '../../src/temporal/searchAttributes';
 
+/** The SQLite settings `scripts/services.sh` starts the embedded FerretDB with: the suite measures what users run. */
+const FERRETDB_SQLITE_PRAGMAS = process.env.FERRETDB_SQLITE_PRAGMAS ?? '_pragma=synchronous(normal)&_pragma=cache_size(-32768)';
+
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const REDIRECT_URI = 'http://127.0.0.1:3000/api/ehr/callback';
 export const PROVIDER = 'eclinicalworks';
@@ -172,7 +175,7 @@ export class FerretServer {
     const dirUrl = `${this.dir.replace(/ /g, '%20')}/`;
     this.proc = spawnLogged(
       bin,
-      ['--handler=sqlite', `--sqlite-url=file:${dirUrl}`, `--state-dir=${this.dir}`, `--listen-addr=127.0.0.1:${this.port}`, '--debug-addr=-', '--telemetry=disable', '--log-level=error'],
+      ['--handler=sqlite', `--sqlite-url=file:${dirUrl}?${FERRETDB_SQLITE_PRAGMAS}`, `--state-dir=${this.dir}`, `--listen-addr=127.0.0.1:${this.port}`, '--debug-addr=-', '--telemetry=disable', '--log-level=error'],
       this.logFile,
     );
     this.starts++;
