@@ -124,6 +124,24 @@ describe('sandbox: clients registered by JWKS URL, and the assertion header jku'
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  test('a JWKS URL answering an error or something that is not a key set: 401 saying what came back', async () => {
+    const broken = await jwksServer((res) => res.writeHead(404).end('nope'));
+    const notJwks = await jwksServer((res) => res.setHeader('content-type', 'application/json').end('{"kid":"k1"}'));
+    try {
+      sb.admin.registerClient({ clientId: 'client-404', jwksUrl: broken.url });
+      sb.admin.registerClient({ clientId: 'client-not-jwks', jwksUrl: notJwks.url });
+      const gone = await requestToken(await assertion('client-404'));
+      expect(gone.status).toBe(401);
+      expect(gone.body.error_description).toMatch(/registered JWKS URL: answered 404/);
+      const odd = await requestToken(await assertion('client-not-jwks'));
+      expect(odd.status).toBe(401);
+      expect(odd.body.error_description).toMatch(/not a JWK Set/);
+    } finally {
+      await broken.close();
+      await notJwks.close();
+    }
+  });
+
   test('registration: only loopback JWKS URLs, never together with inline jwks (in process and over HTTP)', async () => {
     expect(() => sb.admin.registerClient({ clientId: 'far', jwksUrl: 'https://keys.example.org/jwks.json' })).toThrow(/loopback/);
     expect(() => sb.admin.registerClient({ clientId: 'both', jwksUrl: keys.url, jwks: { keys: [publicJwk as { kty: string }] } })).toThrow(

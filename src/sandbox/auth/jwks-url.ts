@@ -39,6 +39,10 @@ export async function fetchJwks(raw: string, timeoutMs: number): Promise<JsonWeb
     throw new Error(name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `request failed (${(err as Error).message})`);
   }
   if (!res.ok) throw new Error(`answered ${res.status}`);
+  if (Number(res.headers.get('content-length') ?? 0) > MAX_JWKS_BYTES) {
+    await res.body?.cancel();
+    throw new Error(`key set larger than ${MAX_JWKS_BYTES} bytes`);
+  }
   const text = await res.text();
   if (text.length > MAX_JWKS_BYTES) throw new Error(`key set larger than ${MAX_JWKS_BYTES} bytes`);
   let body: unknown;
