@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_CLIENT_ID_LENGTH } from './auth/clientId';
 import { ConfigError } from './errors';
 
 /**
@@ -36,7 +37,10 @@ export const WorkerEnvSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('ehr-sync'),
   TEMPORAL_UI_URL: httpUrl.default('http://127.0.0.1:8233'),
 
-  ECLINICALWORKS_CLIENT_ID: z.string().min(1, 'is required (the client id of your eClinicalWorks app)'),
+  ECLINICALWORKS_CLIENT_ID: z
+    .string()
+    .min(1, 'is required (the client id of your eClinicalWorks app)')
+    .max(MAX_CLIENT_ID_LENGTH, `must be at most ${MAX_CLIENT_ID_LENGTH} characters`),
   ECLINICALWORKS_CLIENT_SECRET: z.string().min(1).optional(),
   ECLINICALWORKS_REDIRECT_URI: httpUrl,
   ECLINICALWORKS_FHIR_ENDPOINT: httpUrl.default('https://fhir.eclinicalworks.com/fhir/r4'),

@@ -6,6 +6,7 @@ import type { OAuthStateStore } from '../store/oauthStates';
 import { AppError, BadRequestError } from '../errors';
 import type { Provider } from '../providers/schema';
 import { isAllowedBaseUrl, normalizeBaseUrl, type ProviderRegistry } from '../providers/registry';
+import { smartPrivateKeyJwt } from './clientAssertion';
 import type { SmartConfiguration, SmartDiscovery } from './discovery';
 
 /** How long a started authorization may take before its state is refused. */
@@ -166,15 +167,7 @@ export class SmartAuth {
     const jwk = JSON.parse(this.deps.connections.openPrivateKey(doc)) as jose.JWK;
     const key = await jose.importJWK(jwk, doc.keyAlg ?? 'RS384');
     if (key instanceof Uint8Array) throw new BadRequestError('The stored private key is not an asymmetric key.');
-    const auth = oidc.PrivateKeyJwt(
-      { key, kid: doc.keyId },
-      {
-        // SMART: aud is the token URL (openid-client would use the issuer), exp at most 5 minutes ahead.
-        [oidc.modifyAssertion]: (_header, payload) => {
-          payload.aud = smart.token_endpoint;
-        },
-      },
-    );
+    const auth = smartPrivateKeyJwt(key, doc.keyId, smart.token_endpoint);
     const config = this.configuration(provider, doc.fhirBaseUrl, smart, auth, doc.clientId);
     try {
       const tokens = await oidc.clientCredentialsGrant(config, { scope: doc.scopes.join(' ') });

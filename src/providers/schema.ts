@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ClientIdSchema } from '../auth/clientId';
 
 /**
  * A provider is data, not code: endpoints, OAuth/SMART settings, scopes, rate limits and capabilities.
@@ -56,7 +57,7 @@ export const ProviderSchema = z.object({
   /** Other base URLs a connection may use: exact URLs or `https://host/prefix/*` patterns. */
   allowedBaseUrls: z.array(z.string()).default([]),
   oauth: z.object({
-    clientId: z.string().min(1),
+    clientId: ClientIdSchema,
     clientSecret: z.string().min(1).optional(),
     redirectUri: z.url(),
     scopes: z.array(z.string()).min(1),

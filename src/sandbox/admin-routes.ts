@@ -10,6 +10,7 @@ const clientSchema = z.object({
   clientSecret: z.string().min(1).optional(),
   redirectUris: z.array(z.string().url()).optional(),
   jwks: z.object({ keys: z.array(jwk) }).optional(),
+  jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
   scopes: z.array(z.string()).optional(),
 });
 
@@ -22,8 +23,9 @@ const exportSchema = z
     statusErrorKind: z.enum(['transient', '500', '503']),
     minPollIntervalMs: z.number().int().min(0),
     retryAfterSeconds: z.number().int().min(0),
+    retryAfterBelowMinPoll: z.boolean(),
     retryAfterFormat: z.enum(['seconds', 'http-date']),
-    requiresAccessToken: z.boolean(),
+    requiresAccessToken: z.union([z.boolean(), z.literal('auto')]),
     fileOrigin: z.enum(['same', 'storage', 'redirect']),
     maxResourcesPerFile: z.number().int().min(1),
     malformedLines: z.number().int().min(0),

@@ -43,6 +43,8 @@ export function optionsFromEnv(): Partial<SandboxOptions> {
     backendTokenTtlSeconds: num('SANDBOX_BACKEND_TOKEN_TTL', 300),
     rateLimit: parseRateLimitEnv(env.SANDBOX_RATE_LIMIT, num('SANDBOX_DAILY_LIMIT')),
     clients: json('SANDBOX_CLIENTS') ?? [],
+    // Strict by default; only the literal "false" relaxes it (a typo must not silently turn the check off).
+    requireAssertionTyp: env.SANDBOX_REQUIRE_ASSERTION_TYP !== 'false',
     faults,
     export: exportSettings,
   };

@@ -22,8 +22,9 @@ export const DEFAULT_EXPORT: ExportSettings = {
   statusErrorKind: 'transient',
   minPollIntervalMs: 0,
   retryAfterSeconds: 1,
+  retryAfterBelowMinPoll: false,
   retryAfterFormat: 'seconds',
-  requiresAccessToken: true,
+  requiresAccessToken: 'auto',
   fileOrigin: 'same',
   maxResourcesPerFile: 10000,
   malformedLines: 0,
@@ -53,6 +54,8 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
   rateLimit: null,
   faults: {},
   export: {},
+  requireAssertionTyp: true,
+  jwksFetchTimeoutMs: 2000,
   storageHost: true,
 };
 

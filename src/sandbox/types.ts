@@ -53,8 +53,13 @@ export interface ClientRegistration {
   /** Confidential symmetric client when set; public client when neither secret nor jwks are set. */
   clientSecret?: string;
   redirectUris?: string[];
-  /** Confidential asymmetric client (private_key_jwt, backend services). */
+  /** Confidential asymmetric client (private_key_jwt, backend services): the public keys inline. */
   jwks?: JsonWebKeySet;
+  /**
+   * Or the URL of the client's key set, fetched at each assertion (loopback only: the sandbox must not reach
+   * out to the network). An assertion's `jku`, when present, must equal it. Exclusive with `jwks`.
+   */
+  jwksUrl?: string;
   /** Scopes the client may be granted (exact strings). Unset: any syntactically valid scope. */
   scopes?: string[];
 }
@@ -134,11 +139,18 @@ export interface ExportSettings {
   statusErrorKind: 'transient' | '500' | '503';
   /** 429 (with Retry-After) when a job is polled again sooner than this (ms). 0 = off. */
   minPollIntervalMs: number;
-  /** Retry-After on 202 status answers (seconds). */
+  /** Retry-After on 202 status answers (seconds); raised to minPollIntervalMs (rounded up) unless retryAfterBelowMinPoll. */
   retryAfterSeconds: number;
+  /** Lie: send retryAfterSeconds even when it is shorter than minPollIntervalMs (a client that obeys gets 429s). */
+  retryAfterBelowMinPoll: boolean;
   /** Form of Retry-After on status answers. */
   retryAfterFormat: 'seconds' | 'http-date';
-  requiresAccessToken: boolean;
+  /**
+   * The manifest's requiresAccessToken. 'auto' follows the file origin, as real servers do: signed URLs on the
+   * storage host → false, files on the FHIR origin ('same', 'redirect') → true. `true` with 'storage' is the
+   * explicit token-leak set-up (a manifest that asks for the token on a foreign host).
+   */
+  requiresAccessToken: boolean | 'auto';
   /** 'same': files on this server; 'storage': manifest URLs on the storage host; 'redirect': same-origin URLs that 302 to the storage host. */
   fileOrigin: 'same' | 'storage' | 'redirect';
   maxResourcesPerFile: number;
@@ -179,6 +191,13 @@ export interface SandboxOptions {
   rateLimit: RateLimitConfig | null;
   faults: Partial<FaultSettings>;
   export: Partial<ExportSettings>;
+  /**
+   * Client assertions (private_key_jwt) must carry `typ: "JWT"` in their header, as SMART Backend Services fixes
+   * it (400 invalid_client otherwise). false: any or no typ is accepted (for tests of other rules).
+   */
+  requireAssertionTyp: boolean;
+  /** Bound on fetching a client's registered JWKS URL (ms). */
+  jwksFetchTimeoutMs: number;
   /** Start the second listener acting as a storage host for bulk files (needed for fileOrigin storage/redirect). */
   storageHost: boolean;
 }

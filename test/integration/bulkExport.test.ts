@@ -73,6 +73,8 @@ describe('bulk export end to end (Temporal + sandbox + MongoDB)', () => {
 
   it('system export (backend services) on a foreign storage origin: files get no token, malformed lines counted, error outcomes kept, duplicates stored once', async () => {
     const conn = await connectBackend(stack);
+    // requiresAccessToken: true on a storage host is the explicit token-leak set-up (the sandbox's default there is
+    // false): the manifest asks for the token, and the client must still not send it to a foreign origin.
     stack.sandbox.admin.setFaults({ export: { fileOrigin: 'storage', requiresAccessToken: true, malformedLines: 2, errorResources: 3, duplicateResources: 2 } });
     stack.sandbox.admin.clearStorageRequests();
     const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'System', resourceTypes: ['Patient', 'Observation', 'Condition'], options: FAST });
@@ -162,7 +164,8 @@ describe('bulk export end to end (Temporal + sandbox + MongoDB)', () => {
   it('rides out 429 throttling of the status endpoint (Retry-After honoured)', async () => {
     const patient = stack.sandbox.admin.listPatients()[3]!;
     const conn = await connectPatient(stack, patient.id);
-    stack.sandbox.admin.setFaults({ export: { durationMs: 3000, minPollIntervalMs: 2500 } });
+    // The server lies (Retry-After 1 s below its 2.5 s poll limit), so the client meets 429s and must honour theirs.
+    stack.sandbox.admin.setFaults({ export: { durationMs: 3000, minPollIntervalMs: 2500, retryAfterBelowMinPoll: true } });
     stack.sandbox.admin.resetStats();
     const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', resourceTypes: ['Task'], options: FAST });
     const view = await waitForJob(stack, res.body.data!.id);

@@ -145,6 +145,43 @@ describe('SMART backend services connection', () => {
     expect(page.resources.length).toBe(2);
   });
 
+  it('a 4 KB client id registered in the strict sandbox connects end to end (assertion header typ JWT)', async () => {
+    // The sandbox refuses assertions without typ JWT (400 invalid_client): a token obtained proves the header.
+    const { publicKey, privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
+    const jwk = { ...(await jose.exportJWK(publicKey)), kid: 'long-1', alg: 'ES384' };
+    // Shaped like the ids of a server that embeds the client's JWKS in them.
+    const embedded = Buffer.from(JSON.stringify({ keys: [jwk] })).toString('base64url');
+    const clientId = `${embedded}.${'x'.repeat(4096)}`.slice(0, 4096);
+    expect(clientId).toHaveLength(4096);
+    stack.sandbox.admin.registerClient({ clientId, jwks: { keys: [jwk as { kty: string }] } });
+    stack.sandbox.admin.resetStats();
+    const res = await stack.api.post<ConnectionView>('api/ehr/eclinicalworks/connections/backend', {
+      json: { clientId, privateKey: await jose.exportPKCS8(privateKey), alg: 'ES384', kid: 'long-1' },
+    });
+    expect(res.statusCode).toBe(201);
+    expect(res.body.data).toMatchObject({ kind: 'backend', status: 'active', scopes: ['system/*.read'] });
+    expect(stack.sandbox.admin.getStats().byKind.token!.byStatus['200']).toBe(1);
+    const doc = await stack.services.connections.get(res.body.data!.connectionId);
+    expect(doc.clientId).toBe(clientId);
+    // A second token (a fresh assertion) for the FHIR call, after the first one expired.
+    stack.sandbox.admin.expireAccessTokens();
+    const page = await stack.services.fhir.searchPage(doc, 'Patient', { _count: 1 });
+    expect(page.resources).toHaveLength(1);
+    expect(stack.sandbox.admin.getStats().byKind.token!.byStatus['200']).toBe(2);
+  });
+
+  it('a client id over 8 KB is a 400 naming the bound, before any call to the EHR', async () => {
+    const { privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
+    stack.sandbox.admin.resetStats();
+    const res = await stack.api.post('api/ehr/eclinicalworks/connections/backend', {
+      json: { clientId: 'c'.repeat(8193), privateKey: await jose.exportJWK(privateKey) },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.body.error?.code).toBe('BAD_REQUEST');
+    expect(res.body.error?.message).toMatch(/clientId: must be at most 8192 characters/);
+    expect(stack.sandbox.admin.getStats().byKind.token?.total ?? 0).toBe(0);
+  });
+
   it('refuses a key the EHR does not know, with the server\'s reason', async () => {
     const { privateKey } = await jose.generateKeyPair('ES384', { extractable: true });
     const res = await stack.api.post('api/ehr/eclinicalworks/connections/backend', {

@@ -18,6 +18,7 @@ describe('sandbox SMART Backend Services (client_credentials + private_key_jwt)'
   let esKey: CryptoKey;
   let otherKey: CryptoKey;
   let rs256Key: CryptoKey;
+  let registeredKeys: { kty: string }[];
   const CLIENT = 'backend-client';
 
   beforeAll(async () => {
@@ -36,7 +37,8 @@ describe('sandbox SMART Backend Services (client_credentials + private_key_jwt)'
       // registered without an alg: only the server's RS384/ES384 rule can refuse an RS256 signature
       { ...(await exportJWK(rs256.publicKey)), kid: 'rs-noalg' },
     ];
-    sb.admin.registerClient({ clientId: CLIENT, jwks: { keys: keys as { kty: string }[] } });
+    registeredKeys = keys as { kty: string }[];
+    sb.admin.registerClient({ clientId: CLIENT, jwks: { keys: registeredKeys } });
   });
   afterAll(() => sb.close());
 
@@ -44,11 +46,12 @@ describe('sandbox SMART Backend Services (client_credentials + private_key_jwt)'
 
   async function assertion(
     key: CryptoKey,
-    opts: { alg?: string; kid?: string; aud?: string; iss?: string; sub?: string; expIn?: number; jti?: string } = {},
+    opts: { alg?: string; kid?: string; aud?: string; iss?: string; sub?: string; expIn?: number; jti?: string; typ?: string | null } = {},
   ): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
+    const typ = opts.typ === null ? {} : { typ: opts.typ ?? 'JWT' };
     return new SignJWT({})
-      .setProtectedHeader({ alg: opts.alg ?? 'RS384', kid: opts.kid ?? 'rs-1', typ: 'JWT' })
+      .setProtectedHeader({ alg: opts.alg ?? 'RS384', kid: opts.kid ?? 'rs-1', ...typ })
       .setIssuer(opts.iss ?? CLIENT)
       .setSubject(opts.sub ?? CLIENT)
       .setAudience(opts.aud ?? tokenUrl())
@@ -58,14 +61,14 @@ describe('sandbox SMART Backend Services (client_credentials + private_key_jwt)'
       .sign(key);
   }
 
-  async function requestToken(clientAssertion: string, scope = 'system/*.read'): Promise<{ status: number; body: TokenResponse }> {
+  async function requestToken(clientAssertion: string, scope = 'system/*.read', url = tokenUrl()): Promise<{ status: number; body: TokenResponse }> {
     const f = form({
       grant_type: 'client_credentials',
       scope,
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
       client_assertion: clientAssertion,
     });
-    const res = await fetch(tokenUrl(), { method: 'POST', body: f.body, headers: f.headers });
+    const res = await fetch(url, { method: 'POST', body: f.body, headers: f.headers });
     return { status: res.status, body: (await res.json()) as TokenResponse };
   }
 
@@ -96,6 +99,44 @@ describe('sandbox SMART Backend Services (client_credentials + private_key_jwt)'
     expect((await getJson(`${sb.fhirBaseUrl}/Condition`, bearer(mixed.body.access_token!))).status).toBe(403);
   });
 
+  test('write scopes are granted only as their read part: system/*.* → system/*.read, .cruds → .rs, write-only refused', async () => {
+    const all = await requestToken(await assertion(rsKey), 'system/*.*');
+    expect(all.status).toBe(200);
+    expect(all.body.scope).toBe('system/*.read');
+    const v2 = await requestToken(await assertion(rsKey), 'system/Observation.cruds system/Patient.write');
+    expect(v2.status).toBe(200);
+    expect(v2.body.scope).toBe('system/Observation.rs');
+    const writeOnly = await requestToken(await assertion(rsKey), 'system/*.write system/*.cud');
+    expect(writeOnly.status).toBe(400);
+    expect(writeOnly.body.error).toBe('invalid_scope');
+  });
+
+  test('the assertion header must carry typ JWT: none or at+jwt → 400 invalid_client saying why', async () => {
+    const missing = await requestToken(await assertion(rsKey, { typ: null }));
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toBe('invalid_client');
+    expect(missing.body.error_description).toMatch(/typ "JWT".*has none/);
+    const accessTokenType = await requestToken(await assertion(rsKey, { typ: 'at+jwt' }));
+    expect(accessTokenType.status).toBe(400);
+    expect(accessTokenType.body.error).toBe('invalid_client');
+    expect(accessTokenType.body.error_description).toMatch(/typ must be "JWT".*"at\+jwt"/);
+    // RFC 7515: typ is compared case-insensitively.
+    expect((await requestToken(await assertion(rsKey, { typ: 'jwt' }))).status).toBe(200);
+  });
+
+  test('requireAssertionTyp: false relaxes the typ rule (and only that rule)', async () => {
+    const lax = await startSandbox({ port: 0, requireAssertionTyp: false, clients: [{ clientId: CLIENT, jwks: { keys: registeredKeys } }] });
+    try {
+      const url = `${lax.url}/oauth/token`;
+      const noTyp = await requestToken(await assertion(rsKey, { typ: null, aud: url }), 'system/*.read', url);
+      expect(noTyp.status).toBe(200);
+      const wrongAud = await requestToken(await assertion(rsKey, { typ: null }), 'system/*.read', url);
+      expect(wrongAud.status).toBe(401);
+    } finally {
+      await lax.close();
+    }
+  });
+
   test('wrong aud is rejected', async () => {
     const t = await requestToken(await assertion(rsKey, { aud: sb.fhirBaseUrl }));
     expect(t.status).toBe(401);
@@ -117,7 +158,7 @@ describe('sandbox SMART Backend Services (client_credentials + private_key_jwt)'
     expect(rs256.body.error).toBe('invalid_client');
     const now = Math.floor(Date.now() / 1000);
     const hs = await new SignJWT({})
-      .setProtectedHeader({ alg: 'HS256', kid: 'rs-1' })
+      .setProtectedHeader({ alg: 'HS256', kid: 'rs-1', typ: 'JWT' })
       .setIssuer(CLIENT)
       .setSubject(CLIENT)
       .setAudience(tokenUrl())
@@ -126,6 +167,7 @@ describe('sandbox SMART Backend Services (client_credentials + private_key_jwt)'
       .sign(new TextEncoder().encode('a-shared-secret-that-is-long-enough-123'));
     const hs256 = await requestToken(hs);
     expect(hs256.status).toBe(401);
+    expect(hs256.body.error_description).toMatch(/alg must be RS384 or ES384 \(got HS256\)/);
   });
 
   test('a key that is not registered, an unknown kid, an expired or too-long-lived assertion are rejected', async () => {

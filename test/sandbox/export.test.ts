@@ -210,6 +210,82 @@ describe('sandbox Bulk Data $export', () => {
     expect(sb.admin.storageRequests()[2]!.hadAuthorization).toBe(true);
   });
 
+  test('requiresAccessToken follows the file origin by default: storage → false, FHIR origin → true; true on storage only when asked', async () => {
+    const manifestWith = async (exportSettings: Record<string, unknown>): Promise<Manifest> => {
+      sb.admin.setFaults({ export: exportSettings });
+      const res = await kickoff('$export?_type=Patient');
+      return (await waitForManifest(res.headers.get('content-location')!)).manifest;
+    };
+    const storage = await manifestWith({ fileOrigin: 'storage' });
+    expect(storage.requiresAccessToken).toBe(false);
+    expect(storage.output[0]!.url.startsWith(sb.admin.storageOrigin()!)).toBe(true);
+    const same = await manifestWith({ fileOrigin: 'same' });
+    expect(same.requiresAccessToken).toBe(true);
+    expect((await fetch(same.output[0]!.url)).status).toBe(401);
+    const redirect = await manifestWith({ fileOrigin: 'redirect' });
+    expect(redirect.requiresAccessToken).toBe(true);
+    // The explicit knob of the token-leak tests: a manifest asking for the token on a foreign host.
+    const leaky = await manifestWith({ fileOrigin: 'storage', requiresAccessToken: true });
+    expect(leaky.requiresAccessToken).toBe(true);
+    expect(leaky.output[0]!.url.startsWith(sb.admin.storageOrigin()!)).toBe(true);
+  });
+
+  test('storage without a storage listener serves from the FHIR origin, so the token stays required', async () => {
+    const lone = await startSandbox({ port: 0, storageHost: false, export: { durationMs: 0, fileOrigin: 'storage' } });
+    try {
+      const t = systemToken(lone);
+      const res = await fetch(`${lone.fhirBaseUrl}/$export?_type=Patient`, { headers: { ...KICKOFF_HEADERS, ...bearer(t) } });
+      const status = await fetch(res.headers.get('content-location')!, { headers: bearer(t) });
+      const manifest = (await status.json()) as Manifest;
+      expect(manifest.requiresAccessToken).toBe(true);
+      expect(manifest.output[0]!.url.startsWith(lone.url)).toBe(true);
+    } finally {
+      await lone.close();
+    }
+  });
+
+  test('Retry-After is at least minPollIntervalMs (rounded up): a client that waits as told is never refused', async () => {
+    sb.admin.setFaults({ export: { durationMs: 60_000, minPollIntervalMs: 1500, retryAfterSeconds: 1 } });
+    const res = await kickoff('$export?_type=Patient');
+    const statusUrl = res.headers.get('content-location')!;
+    const first = await fetch(statusUrl, { headers: bearer(token) });
+    expect(first.status).toBe(202);
+    expect(first.headers.get('retry-after')).toBe('2');
+    await sleep(Number(first.headers.get('retry-after')) * 1000);
+    const second = await fetch(statusUrl, { headers: bearer(token) });
+    expect(second.status).toBe(202);
+    // A longer retryAfterSeconds is kept as it is.
+    sb.admin.setFaults({ export: { retryAfterSeconds: 5 } });
+    const longer = await kickoff('$export?_type=Patient');
+    expect((await fetch(longer.headers.get('content-location')!, { headers: bearer(token) })).headers.get('retry-after')).toBe('5');
+  });
+
+  test('Retry-After as an HTTP date is rounded up to the second, never earlier than the poll interval allows', async () => {
+    sb.admin.setFaults({ export: { durationMs: 60_000, minPollIntervalMs: 2000, retryAfterSeconds: 1, retryAfterFormat: 'http-date' } });
+    const res = await kickoff('$export?_type=Patient');
+    const statusUrl = res.headers.get('content-location')!;
+    for (let i = 0; i < 2; i++) {
+      const before = Date.now();
+      const poll = await fetch(statusUrl, { headers: bearer(token) });
+      expect(poll.status).toBe(202);
+      const at = Date.parse(poll.headers.get('retry-after')!);
+      expect(at - before).toBeGreaterThanOrEqual(2000);
+      await sleep(Math.max(0, at - Date.now()));
+    }
+  });
+
+  test('retryAfterBelowMinPoll: the lying server says 1 s and then refuses the poll with 429', async () => {
+    sb.admin.setFaults({ export: { durationMs: 60_000, minPollIntervalMs: 3000, retryAfterSeconds: 1, retryAfterBelowMinPoll: true } });
+    const res = await kickoff('$export?_type=Patient');
+    const statusUrl = res.headers.get('content-location')!;
+    const first = await fetch(statusUrl, { headers: bearer(token) });
+    expect(first.headers.get('retry-after')).toBe('1');
+    await sleep(1000);
+    const obeyed = await fetch(statusUrl, { headers: bearer(token) });
+    expect(obeyed.status).toBe(429);
+    expect(Number(obeyed.headers.get('retry-after'))).toBe(2);
+  });
+
   test('fileOrigin=redirect: same-origin URL answers 302 to the storage host', async () => {
     sb.admin.setFaults({ export: { fileOrigin: 'redirect' } });
     const res = await kickoff('$export?_type=Patient');

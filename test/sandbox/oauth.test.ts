@@ -199,6 +199,18 @@ describe('sandbox SMART authorization (code flow + PKCE)', () => {
     expect((await getJson(`${sb.fhirBaseUrl}/Condition`, bearer(t.body.access_token!))).status).toBe(403);
   });
 
+  test('write scopes are cut down to their read part (read-only server); a write-only request gets nothing', async () => {
+    const { verifier, challenge } = pkcePair();
+    const code = (await authorize(defaultParams(challenge, { scope: 'launch/patient patient/*.* patient/Condition.cruds patient/Task.write' }))).searchParams.get('code')!;
+    const t = await token({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, basic(CLIENT, SECRET));
+    expect(t.status).toBe(200);
+    expect(t.body.scope).toBe('launch/patient patient/*.read patient/Condition.rs');
+    const { challenge: c2 } = pkcePair();
+    const res = await fetch(authorizeUrl(defaultParams(c2, { scope: 'launch/patient patient/*.write patient/Observation.cud' })), { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(new URL(res.headers.get('location')!).searchParams.get('error')).toBe('invalid_scope');
+  });
+
   test('deny redirects with access_denied and the state', async () => {
     const { challenge } = pkcePair();
     const params = defaultParams(challenge);

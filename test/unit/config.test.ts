@@ -39,6 +39,15 @@ describe('configuration', () => {
     expect(msg).toMatch(/API_PORT/);
   });
 
+  it('accepts client ids of 4 KB (registrations embed the JWKS) and names the 8 KB bound above it', () => {
+    const long = 'c'.repeat(4096);
+    expect(loadApiConfig({ ...valid, ECLINICALWORKS_CLIENT_ID: long }).ECLINICALWORKS_CLIENT_ID).toBe(long);
+    expect(ProviderRegistry.fromConfig(loadWorkerConfig({ ...valid, ECLINICALWORKS_CLIENT_ID: long })).get('eclinicalworks').oauth.clientId).toBe(long);
+    expect(messageOf(() => loadApiConfig({ ...valid, ECLINICALWORKS_CLIENT_ID: 'c'.repeat(8193) }))).toMatch(
+      /ECLINICALWORKS_CLIENT_ID: must be at most 8192 characters/,
+    );
+  });
+
   it('requires API keys for the API but not for the worker', () => {
     const { API_KEYS: _omit, ...workerEnv } = valid;
     expect(() => loadWorkerConfig(workerEnv)).not.toThrow();

@@ -19,6 +19,13 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('documents backend-services client ids up to 8 KB (real registrations issue ids of hundreds of characters)', () => {
+    const backend = doc.paths['/api/ehr/{provider}/connections/backend']!.post!.requestBody!.content['application/json']!.schema as {
+      properties: Record<string, { minLength?: number; maxLength?: number }>;
+    };
+    expect(backend.properties.clientId).toMatchObject({ minLength: 1, maxLength: 8192 });
+  });
+
   it('derives request schemas from the validating zod schemas', () => {
     const sync = doc.paths['/api/ehr/{provider}/enhanced-sync']!.post!.requestBody!.content['application/json']!.schema as {
       required?: string[];

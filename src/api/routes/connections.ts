@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { ClientIdSchema } from '../../auth/clientId';
 import type { Services } from '../../services';
 import { ConnectionStore } from '../../store/connections';
 import { NotFoundError } from '../../errors';
@@ -16,7 +17,7 @@ export const AuthorizeBodySchema = z.strictObject({
 
 export const BackendConnectionBodySchema = z.strictObject({
   fhirBaseUrl: z.url({ protocol: /^https?$/ }).max(2048).optional(),
-  clientId: z.string().min(1).max(256),
+  clientId: ClientIdSchema,
   privateKey: z.union([z.string().min(32).max(16384), z.record(z.string(), z.unknown())]),
   alg: z.enum(['RS384', 'ES384']).optional(),
   kid: z.string().min(1).max(256).optional(),

@@ -6,7 +6,7 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { fhirBase, type SandboxContext } from '../context';
 import type { ClientRegistration } from '../types';
-import { isKnownScope, parseResourceScope, splitScopes } from './scopes';
+import { isKnownScope, parseResourceScope, readPartOf, splitScopes } from './scopes';
 import { randomToken } from './tokens';
 
 interface Transaction {
@@ -41,15 +41,24 @@ function badRequest(req: Request, res: Response, error: string, description: str
   }
 }
 
-/** Scopes the authorization server grants a client through the code flow (never system/*). */
+/**
+ * Scopes the authorization server grants a client: through the code flow never system/*, through client
+ * credentials only system/*; write access is cut down to its read part (read-only server, see readPartOf).
+ */
 export function grantableScopes(client: ClientRegistration, requested: string[], allowSystem: boolean): string[] {
-  return [...new Set(requested)].filter((s) => {
-    if (!isKnownScope(s)) return false;
+  const granted = new Set<string>();
+  for (const asked of requested) {
+    if (!isKnownScope(asked)) continue;
+    // A registration limits what was asked for (as registered, e.g. system/*.*), before it is cut down.
+    if (client.scopes !== undefined && !client.scopes.includes(asked)) continue;
+    const s = readPartOf(asked);
+    if (s === null) continue;
     const grant = parseResourceScope(s);
-    if (grant && (grant.context === 'system') !== allowSystem) return false;
-    if (!grant && allowSystem) return false;
-    return client.scopes === undefined || client.scopes.includes(s);
-  });
+    if (grant && (grant.context === 'system') !== allowSystem) continue;
+    if (!grant && allowSystem) continue;
+    granted.add(s);
+  }
+  return [...granted];
 }
 
 export function authorizeRouter(ctx: SandboxContext): Router {

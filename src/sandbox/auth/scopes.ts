@@ -23,6 +23,22 @@ export function parseResourceScope(scope: string): ResourceGrant | null {
   return { context, type, read: perm.includes('r'), search: perm.includes('s') };
 }
 
+/**
+ * The read part of a resource scope: the sandbox is a read-only server (writes answer 405), so, like real
+ * read-only servers, it never grants write access. v1 `X.*` → `X.read`; v2 `X.cruds` → `X.rs` (the letters r and
+ * s kept); a scope with nothing readable (`X.write`, `X.cud`) → null. Non-resource scopes pass unchanged.
+ */
+export function readPartOf(scope: string): string | null {
+  const m = RESOURCE_SCOPE.exec(scope);
+  if (!m) return scope;
+  const [, context, type, perm] = m as unknown as [string, string, string, string];
+  if (perm === 'read') return scope;
+  if (perm === '*') return `${context}/${type}.read`;
+  if (perm === 'write') return null;
+  const readable = `${perm.includes('r') ? 'r' : ''}${perm.includes('s') ? 's' : ''}`;
+  return readable ? `${context}/${type}.${readable}` : null;
+}
+
 /** Whether the sandbox understands a scope at all. */
 export function isKnownScope(scope: string): boolean {
   return OTHER_SCOPES.has(scope) || parseResourceScope(scope) !== null;

@@ -69,8 +69,11 @@ async function authenticateClient(
     if (body.client_assertion_type !== ASSERTION_TYPE) {
       throw new OAuthError(400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}`);
     }
-    const result = await verifyClientAssertion(body.client_assertion, body.client_id, tokenUrl(ctx, req), ctx.clients, ctx.tokens);
-    if (!result.ok) throw new OAuthError(401, 'invalid_client', result.description);
+    const result = await verifyClientAssertion(body.client_assertion, body.client_id, tokenUrl(ctx, req), ctx.clients, ctx.tokens, {
+      requireTyp: ctx.options.requireAssertionTyp,
+      jwksFetchTimeoutMs: ctx.options.jwksFetchTimeoutMs,
+    });
+    if (!result.ok) throw new OAuthError(result.status, 'invalid_client', result.description);
     return { client: result.client, method: 'private_key_jwt' };
   }
   const client = body.client_id ? ctx.clients.get(body.client_id) : undefined;

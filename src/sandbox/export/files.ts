@@ -104,7 +104,7 @@ export function fileRoute(ctx: SandboxContext) {
   return async (req: Request, res: Response): Promise<void> => {
     const jobId = String(req.params.id);
     const peek = ctx.jobs.get(jobId);
-    const needsToken = peek ? peek.settings.requiresAccessToken : true;
+    const needsToken = peek ? peek.requiresAccessToken : true;
     if (needsToken && !authenticate(ctx, req, res)) return;
     const job = findJob(ctx, res, jobId, needsToken ? (res.locals as AuthLocals).auth : undefined);
     if (!job) return;

@@ -40,10 +40,22 @@ export interface ExportJob {
   files: ExportFile[];
   /** Settings captured at kick-off (neverFinish is read live). */
   settings: ExportSettings;
+  /** settings.requiresAccessToken resolved at kick-off ('auto' → by where the files are served). */
+  requiresAccessToken: boolean;
   lastPollAt: number | null;
   polls: number;
   /** Set when the job has completed: files expire at this instant. */
   expiresAt: number | null;
+}
+
+/**
+ * Whether the manifest asks for the bearer token on downloads. Real servers with presigned storage URLs say false
+ * (the signature is the credential, and the token must not travel to the storage host); files served by the FHIR
+ * server itself need the token. Without a storage listener, 'storage' files fall back to the FHIR origin.
+ */
+export function resolveRequiresAccessToken(settings: ExportSettings, storageOrigin: string | null): boolean {
+  if (settings.requiresAccessToken !== 'auto') return settings.requiresAccessToken;
+  return !(settings.fileOrigin === 'storage' && storageOrigin !== null);
 }
 
 export class ExportJobs {

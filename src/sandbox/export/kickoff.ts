@@ -10,7 +10,7 @@ import { isLenient, queryPairs, tokenPatientIndex } from '../fhir/routes';
 import { matchesRef, parseSearch, patientIndexOfReference, type ParsedSearch } from '../fhir/search';
 import { RESOURCE_TYPES, isResourceType, type ResourceType } from '../types';
 import { parseFhirDateRange } from '../util/time';
-import type { ExportFile, ExportJob, JobLevel } from './jobs';
+import { resolveRequiresAccessToken, type ExportFile, type ExportJob, type JobLevel } from './jobs';
 
 const OUTPUT_FORMATS = ['application/fhir+ndjson', 'application/ndjson', 'ndjson'];
 const SUPPORTED = new Set(['_outputFormat', '_since', '_type', '_typeFilter', 'patient']);
@@ -234,6 +234,7 @@ function startJob(
     deleted: false,
     files,
     settings,
+    requiresAccessToken: resolveRequiresAccessToken(settings, ctx.storage.origin),
     lastPollAt: null,
     polls: 0,
     expiresAt: null,

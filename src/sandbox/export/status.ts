@@ -21,8 +21,18 @@ export function fileUrl(ctx: SandboxContext, req: Request, job: ExportJob, file:
   return `${origin(ctx, req)}${path}`;
 }
 
-function retryAfter(job: ExportJob, seconds: number): string {
-  return job.settings.retryAfterFormat === 'http-date' ? httpDate(Date.now() + seconds * 1000) : String(seconds);
+/**
+ * Retry-After for a status answer. A server that refuses polls sooner than minPollIntervalMs must not ask for one
+ * sooner: the wait is raised to the interval, rounded up to whole seconds (unless retryAfterBelowMinPoll says to
+ * lie). An HTTP date has second precision, so it is rounded up too: truncating it would ask for a poll up to a
+ * second early, which the interval check then refuses.
+ */
+function retryAfter(ctx: SandboxContext, job: ExportJob, now: number): string {
+  const live = ctx.exportSettings;
+  const minimum = live.retryAfterBelowMinPoll ? 0 : Math.ceil(live.minPollIntervalMs / 1000);
+  const seconds = Math.max(job.settings.retryAfterSeconds, minimum);
+  if (job.settings.retryAfterFormat !== 'http-date') return String(seconds);
+  return httpDate(Math.ceil((now + seconds * 1000) / 1000) * 1000);
 }
 
 /** Finds the job for a status or file request; answers 404 and returns null when it is not there. */
@@ -67,7 +77,7 @@ export function statusRoute(ctx: SandboxContext) {
         sendFhir(res, 500, {
           resourceType: 'OperationOutcome',
           issue: [{ severity: 'error', code: 'transient', diagnostics: 'Temporary failure while checking the export; retry later' }],
-        }, { 'Retry-After': retryAfter(job, job.settings.retryAfterSeconds) });
+        }, { 'Retry-After': retryAfter(ctx, job, now) });
       } else {
         const status = Number(settings.statusErrorKind);
         sendOutcome(res, status, 'exception', `Simulated ${status} on status poll`);
@@ -80,7 +90,7 @@ export function statusRoute(ctx: SandboxContext) {
       const span = Math.max(1, job.readyAt - job.createdAt);
       const pct = Math.min(99, Math.floor(((now - job.createdAt) / span) * 100));
       res.setHeader('X-Progress', `${pct}% complete`);
-      res.setHeader('Retry-After', retryAfter(job, job.settings.retryAfterSeconds));
+      res.setHeader('Retry-After', retryAfter(ctx, job, now));
       res.status(202).end();
       return;
     }
@@ -97,7 +107,7 @@ export function statusRoute(ctx: SandboxContext) {
     const manifest: Record<string, unknown> = {
       transactionTime: iso(job.transactionTime),
       request: job.request,
-      requiresAccessToken: job.settings.requiresAccessToken,
+      requiresAccessToken: job.requiresAccessToken,
       output: job.files.filter((f) => f.kind === 'output').map(entry),
       error: job.files.filter((f) => f.kind === 'error').map((f) => ({ type: 'OperationOutcome', url: fileUrl(ctx, req, job, f) })),
     };
