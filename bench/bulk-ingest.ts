@@ -85,13 +85,20 @@ async function runExport(client: Client, bundlePath: string, patients: number, a
   const dbName = `bench_bulk_${randomBytes(4).toString('hex')}`;
   const key = randomBytes(32).toString('base64');
   const taskQueue = `bench-bulk-${randomBytes(4).toString('hex')}`;
-  const env = again?.env ?? workerEnv(sandbox, dbName, key, taskQueue, bundlePath);
+  // The second export gets a task queue of its own (same database, key and connection): its worker is a new process.
+  const env = again ? { ...again.env, TEMPORAL_TASK_QUEUE: taskQueue } : workerEnv(sandbox, dbName, key, taskQueue, bundlePath);
   const services = again?.services ?? (await createServices(loadWorkerConfig(env)));
   const connectionId = again?.connectionId ?? (await backendConnection(services, sandbox));
   const expected = Object.values(sandbox.admin.counts()).reduce((a, b) => a + b, 0);
   const worker = await startWorkerProcess(env);
   let sampledPeakKb = 0;
   const sampler = setInterval(() => (sampledPeakKb = Math.max(sampledPeakKb, procKb(worker.pid!, 'VmRSS'))), 100);
+  // Progress on stderr every 10 s: elapsed time and the worker's RSS (no store reads, which would perturb the figures).
+  const startedAt = performance.now();
+  const ticker = setInterval(() => {
+    const s = ((performance.now() - startedAt) / 1000).toFixed(0);
+    process.stderr.write(`  export of ${expected} resources${again ? ' (again)' : ''}: ${s} s, worker RSS ${(procKb(worker.pid!, 'VmRSS') / 1024).toFixed(0)} MB\n`);
+  }, 10_000);
   try {
     const input: BulkExportWorkflowInput = {
       connectionId,
@@ -127,6 +134,7 @@ async function runExport(client: Client, bundlePath: string, patients: number, a
     };
   } finally {
     clearInterval(sampler);
+    clearInterval(ticker);
     await stopWorkerProcess(worker);
   }
 }
