@@ -83,6 +83,11 @@ export const ProviderSchema = z.object({
     bulkExport: z.boolean(),
     telehealth: z.boolean().default(false),
   }),
+  /**
+   * Allows `open` connections (POST /api/ehr/:provider/connections/open): FHIR servers that need no authorization,
+   * such as public test servers. Off by default: requests on them carry no token and reach any patient's data.
+   */
+  allowOpenConnections: z.boolean().default(false),
   resourceTypes: z
     .object({
       standard: z.array(ResourceTypeSchema).default([...STANDARD_RESOURCE_TYPES]),

@@ -78,8 +78,8 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
     const connection = await connectionOfProvider(services, provider, body.connectionId);
     const providerDoc = services.registry.get(provider);
     if (!providerDoc.capabilities.bulkExport) throw new BadRequestError(`Provider ${provider} does not offer bulk data export.`);
-    if (body.exportType === 'System' && connection.kind !== 'backend') {
-      throw new BadRequestError('A System export needs a backend-services connection (system scopes); use exportType Patient or Group with a patient connection.');
+    if (body.exportType === 'System' && connection.kind === 'patient') {
+      throw new BadRequestError('A System export needs a backend-services (or open) connection; use exportType Patient or Group with a patient connection.');
     }
     // No types named: no `_type` either, so the server exports every type it has (Bulk Data: all types the
     // client may see). Named types go to the server as they are: which ones it has is its answer, not ours.
