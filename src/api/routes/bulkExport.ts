@@ -79,7 +79,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
     const providerDoc = services.registry.get(provider);
     if (!providerDoc.capabilities.bulkExport) throw new BadRequestError(`Provider ${provider} does not offer bulk data export.`);
     if (body.exportType === 'System' && connection.kind === 'patient') {
-      throw new BadRequestError('A System export needs a backend-services (or open) connection; use exportType Patient or Group with a patient connection.');
+      throw new BadRequestError('A System export needs a backend-services connection (system scopes) or an open connection; use exportType Patient or Group with a patient connection.');
     }
     // No types named: no `_type` either, so the server exports every type it has (Bulk Data: all types the
     // client may see). Named types go to the server as they are: which ones it has is its answer, not ours.
