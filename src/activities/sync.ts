@@ -25,7 +25,10 @@ export interface SyncRequest {
   connectionId: string;
   includeStandard: boolean;
   includeEnhanced: boolean;
-  /** Restricts the enhanced types to these; standard types listed here are added even without includeStandard. */
+  /**
+   * Restricts the enhanced types to these; standard types listed here are added even without includeStandard, and
+   * so are types in neither of the provider's lists (any R4 type, synced as enhanced).
+   */
   resourceTypes?: string[];
   /** ISO instant; without it each type starts from the connection's last successful sync point (or everything). */
   since?: string;
