@@ -8,6 +8,7 @@ import type { FhirObserver } from './fhir/observer';
 import { MongoRateLimiter, isRateBudgetReader, type RateBudgetReader } from './limits';
 import { SmartDiscovery } from './auth/discovery';
 import { SmartAuth } from './auth/smartAuth';
+import { OpenConnections } from './auth/openConnections';
 import { TokenService } from './auth/tokens';
 import { ProviderRegistry } from './providers/registry';
 import { connectMongo, ensureIndexes } from './store/mongo';
@@ -36,6 +37,7 @@ export interface Services {
   syncPoints: SyncPointStore;
   leases: LeaseStore;
   smartAuth: SmartAuth;
+  openConnections: OpenConnections;
   tokens: TokenService;
   limiter: RequestLimiter;
   /** Used/remaining per quota key (the shared limiter's state in MongoDB), for /metrics and the API. */
@@ -83,6 +85,7 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
     syncPoints,
     leases,
     smartAuth,
+    openConnections: new OpenConnections({ registry, discovery, connections, smartAuth }),
     tokens,
     limiter,
     rateBudget,

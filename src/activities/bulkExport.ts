@@ -3,6 +3,7 @@ import { AppError, BadRequestError, errorMessage } from '../errors';
 import { toFhirError, statusError, type FhirClient } from '../fhir/client';
 import { FhirRequestError, isTransientOutcome, operationOutcomeText } from '../fhir/errors';
 import { loggableUrl } from '../logger';
+import { refusedTypesError } from '../fhir/refusedTypes';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type FhirResource, type ResourceStore, type WriteCounts } from '../store/resources';
@@ -135,6 +136,11 @@ export function exportSyncPointType(level: ExportLevel, groupId: string | undefi
   return `bulk-export:${level}${level === 'Group' ? `/${groupId ?? ''}` : ''}:${resourceType}`;
 }
 
+/** The sync-point keys of an export: one per named type, or `*` for an export of every type (no `_type`). */
+function syncPointTypes(resourceTypes: string[]): string[] {
+  return resourceTypes.length > 0 ? resourceTypes : ['*'];
+}
+
 export function createBulkExportActivities({ connections, fhir, resources, jobs, syncPoints, bulkFileTokenOrigins = [], metrics = noActivityMetrics }: BulkExportDeps) {
   async function connectionFor(connectionId: string, provider?: string): Promise<ConnectionDoc> {
     const connection = await connections.get(connectionId);
@@ -158,7 +164,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         since = recorded.since ?? undefined;
         sinceSource = recorded.sinceSource;
       } else if (!since) {
-        const points = await Promise.all(input.resourceTypes.map((t) => syncPoints.get(connection._id, exportSyncPointType(input.exportType, input.groupId, t))));
+        const points = await Promise.all(syncPointTypes(input.resourceTypes).map((t) => syncPoints.get(connection._id, exportSyncPointType(input.exportType, input.groupId, t))));
         // Only when every requested type has one: a type never exported needs everything.
         if (points.length > 0 && points.every((p): p is string => typeof p === 'string')) {
           since = points.reduce((a, b) => (a < b ? a : b));
@@ -218,7 +224,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       try {
         res = await got(url, options);
       } catch (err) {
-        throw toFhirError(err, url);
+        throw refusedTypesError(err, input.resourceTypes, url) ?? toFhirError(err, url);
       }
       const location = res.headers['content-location'];
       if (res.statusCode !== 202 || typeof location !== 'string' || !location) {
@@ -458,7 +464,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         ...(request.retryOf ? { retryOf: request.retryOf } : {}),
       });
       if (input.status === 'COMPLETED' && input.transactionTime) {
-        for (const t of request.resourceTypes) {
+        for (const t of syncPointTypes(request.resourceTypes)) {
           await syncPoints.advance(request.connectionId, exportSyncPointType(request.exportType, request.groupId, t), input.transactionTime, input.jobId);
         }
       }

@@ -4,7 +4,9 @@ import type { ProviderRegistry } from '../providers/registry';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type ResourceStore, type WriteCounts } from '../store/resources';
-import { BadRequestError } from '../errors';
+import { BadRequestError, errorMessage } from '../errors';
+import type { CapabilityStatement } from '../auth/discovery';
+import { listsType, patientSearchFor } from '../fhir/patientSearch';
 import { workflowRunId } from './workflowRun';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 import { activityLog, bindActivityLog, finishJobObserved } from './observe';
@@ -23,7 +25,10 @@ export interface SyncRequest {
   connectionId: string;
   includeStandard: boolean;
   includeEnhanced: boolean;
-  /** Restricts the enhanced types to these; standard types listed here are added even without includeStandard. */
+  /**
+   * Restricts the enhanced types to these; standard types listed here are added even without includeStandard, and
+   * so are types in neither of the provider's lists (any R4 type, synced as enhanced).
+   */
   resourceTypes?: string[];
   /** ISO instant; without it each type starts from the connection's last successful sync point (or everything). */
   since?: string;
@@ -40,7 +45,17 @@ export interface SyncPlan {
      * would skip the changes between the two for every later incremental run, so the point stays.
      */
     advancesSyncPoint?: boolean;
+    /** The search parameter that selects the connection's patient (from the CapabilityStatement); '' = none. */
+    patientParam?: string;
   }>;
+  /** Types that were asked for but are not searched, with the reason (absent from plans made before this). */
+  skipped?: SkippedType[];
+}
+
+export interface SkippedType {
+  resourceType: string;
+  category: 'standard' | 'enhanced';
+  reason: string;
 }
 
 export interface TypeSyncResult extends WriteCounts {
@@ -67,6 +82,20 @@ interface PagingCheckpoint {
 const MAX_PAGE_SIZE = 1000;
 
 export function createSyncActivities({ connections, fhir, registry, resources, jobs, syncPoints, metrics = noActivityMetrics }: SyncDeps) {
+  /**
+   * The server's CapabilityStatement, to pick each type's patient search parameter. A server that does not answer
+   * /metadata is not refused here: every type is then tried with the usual parameters, as before.
+   */
+  async function capabilityStatementOf(connection: ConnectionDoc): Promise<CapabilityStatement | undefined> {
+    try {
+      const statement = await fhir.getJson<CapabilityStatement>(connection, 'metadata', { auth: false, kind: 'capabilities' });
+      return statement?.resourceType === 'CapabilityStatement' ? statement : undefined;
+    } catch (err) {
+      activityLog().warn({ err: errorMessage(err) }, 'CapabilityStatement not read: syncing every type with the usual patient parameter');
+      return undefined;
+    }
+  }
+
   return {
     /**
      * Records the job and decides which types to sync and from when. The plan is stored with the job and decided
@@ -82,8 +111,14 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       let enhanced = new Set<string>(input.includeEnhanced ? provider.resourceTypes.enhanced : []);
       if (input.resourceTypes?.length) {
         const wanted = new Set(input.resourceTypes);
+        const offeredEnhanced = new Set<string>(provider.resourceTypes.enhanced);
         enhanced = new Set([...enhanced].filter((t) => wanted.has(t)));
-        for (const t of wanted) if ((provider.resourceTypes.standard as string[]).includes(t)) standard.add(t);
+        // Any other listed type is synced too: standard types as standard, types the provider does not list
+        // (any R4 type the server may have) as enhanced.
+        for (const t of wanted) {
+          if ((provider.resourceTypes.standard as string[]).includes(t)) standard.add(t);
+          else if (!offeredEnhanced.has(t)) enhanced.add(t);
+        }
       }
       if (standard.size + enhanced.size === 0) throw new BadRequestError('Nothing to sync: no resource type selected.');
       await jobs.createOnce({
@@ -99,21 +134,28 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       await jobs.startRun(input.jobId, workflowRunId());
       const stored = job.details?.plan as SyncPlan | undefined;
       if (stored) return stored;
+      const statement = await capabilityStatementOf(connection);
       const types: SyncPlan['types'] = [];
+      const skipped: SkippedType[] = [];
       for (const [set, category] of [
         [standard, 'standard'],
         [enhanced, 'enhanced'],
       ] as const) {
         for (const resourceType of set) {
+          const search = connection.patientId ? patientSearchFor(statement, resourceType) : listsType(statement, resourceType);
+          if ('skip' in search) {
+            skipped.push({ resourceType, category, reason: search.skip });
+            continue;
+          }
           const point = await syncPoints.get(connection._id, resourceType);
           const since = input.since ?? point;
           const leavesGap = Boolean(input.since && point && Date.parse(input.since) > Date.parse(point));
-          types.push({ resourceType, category, since, ...(leavesGap ? { advancesSyncPoint: false } : {}) });
+          types.push({ resourceType, category, since, patientParam: search.param, ...(leavesGap ? { advancesSyncPoint: false } : {}) });
         }
       }
-      const plan: SyncPlan = { types };
+      const plan: SyncPlan = { types, skipped };
       await jobs.update(input.jobId, { 'details.plan': plan });
-      activityLog().info({ types: types.map((t) => t.resourceType), incremental: !input.since, retryOf: input.retryOf }, 'sync job planned');
+      activityLog().info({ types: types.map((t) => t.resourceType), skipped: skipped.map((s) => s.resourceType), incremental: !input.since, retryOf: input.retryOf }, 'sync job planned');
       return plan;
     },
 
@@ -121,7 +163,16 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
      * Pages through one type's search for the connection (`_lastUpdated=ge<since>`, `next` links), writing each
      * page idempotently. Heartbeats the next link with the running counts and resumes from it after a crash.
      */
-    async syncResourceType(input: { jobId: string; connectionId: string; resourceType: string; category: 'standard' | 'enhanced'; since?: string; pageSize?: number; advancesSyncPoint?: boolean }): Promise<TypeSyncResult> {
+    async syncResourceType(input: {
+      jobId: string;
+      connectionId: string;
+      resourceType: string;
+      category: 'standard' | 'enhanced';
+      since?: string;
+      pageSize?: number;
+      advancesSyncPoint?: boolean;
+      patientParam?: string;
+    }): Promise<TypeSyncResult> {
       const ctx = Context.current();
       const connection = await connections.get(input.connectionId);
       const saved = ctx.info.heartbeatDetails as PagingCheckpoint | undefined;
@@ -180,12 +231,13 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
   };
 }
 
-function searchParams(connection: ConnectionDoc, input: { resourceType: string; since?: string; pageSize?: number }): Record<string, string | number> {
+function searchParams(connection: ConnectionDoc, input: { resourceType: string; since?: string; pageSize?: number; patientParam?: string }): Record<string, string | number> {
   const params: Record<string, string | number> = { _count: input.pageSize ?? MAX_PAGE_SIZE };
   if (input.since) params._lastUpdated = `ge${new Date(input.since).toISOString()}`;
   if (connection.patientId) {
-    if (input.resourceType === 'Patient') params._id = connection.patientId;
-    else params.patient = connection.patientId;
+    // The plan's parameter (from the CapabilityStatement); steps of plans made before it use the old rule.
+    const param = input.patientParam || (input.resourceType === 'Patient' ? '_id' : 'patient');
+    params[param] = connection.patientId;
   }
   return params;
 }

@@ -72,13 +72,19 @@ export class SmartDiscovery {
       wellKnownError = err;
     }
     // SMART 1.0 servers publish the endpoints only in the CapabilityStatement.
+    let cs: CapabilityStatement;
     try {
-      const cs = await this.capabilityStatement(base, signal);
-      const ext = cs.rest?.flatMap((r) => r.security?.extension ?? []).find((e) => e.url === OAUTH_URIS);
-      const uri = (name: string) => ext?.extension?.find((e) => e.url === name)?.valueUri;
-      return normalize({ authorization_endpoint: uri('authorize'), token_endpoint: uri('token') }, 'capability-statement');
+      cs = await this.capabilityStatement(base, signal);
     } catch {
       throw discoveryError(url, wellKnownError);
+    }
+    const ext = cs.rest?.flatMap((r) => r.security?.extension ?? []).find((e) => e.url === OAUTH_URIS);
+    const uri = (name: string) => ext?.extension?.find((e) => e.url === name)?.valueUri;
+    try {
+      return normalize({ authorization_endpoint: uri('authorize'), token_endpoint: uri('token') }, 'capability-statement');
+    } catch {
+      // Reachable, and a FHIR server: it just does not use SMART. Saying "check that it is reachable" would mislead.
+      throw noSmartError(base, wellKnownError);
     }
   }
 }
@@ -105,6 +111,26 @@ function normalize(doc: Record<string, unknown>, source: SmartConfiguration['sou
     token_endpoint_auth_signing_alg_values_supported: strings(doc.token_endpoint_auth_signing_alg_values_supported),
     source,
   };
+}
+
+/** The server answered /metadata but advertises no OAuth endpoints: an open server (or one using other auth). */
+export class NoSmartEndpointsError extends AppError {
+  constructor(readonly fhirBaseUrl: string, wellKnownProblem: string, cause?: unknown) {
+    super(
+      'FHIR_DISCOVERY_FAILED',
+      `The FHIR server at ${fhirBaseUrl} is reachable and its CapabilityStatement (${fhirBaseUrl}/metadata) was read, but it advertises no SMART/OAuth endpoints ` +
+        `(.well-known/smart-configuration: ${wellKnownProblem}; the CapabilityStatement has no oauth-uris extension), so no SMART authorization is possible there. ` +
+        `If the server needs no authorization, enable "allowOpenConnections" for the provider and connect with POST /api/ehr/{provider}/connections/open; ` +
+        `if it should use SMART, check the FHIR base URL or ask its operator to publish the SMART configuration.`,
+      // Retrying cannot help: the server said what it offers.
+      { status: 502, retryable: false, cause },
+    );
+  }
+}
+
+function noSmartError(base: string, wellKnownError: unknown): NoSmartEndpointsError {
+  const detail = wellKnownError instanceof Error ? wellKnownError.message : String(wellKnownError);
+  return new NoSmartEndpointsError(base, detail, wellKnownError);
 }
 
 function discoveryError(url: string, cause: unknown): AppError {

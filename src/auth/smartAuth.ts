@@ -177,7 +177,8 @@ export class SmartAuth {
     }
   }
 
-  private resolveBaseUrl(provider: Provider, requested?: string): string {
+  /** The base URL a connection of the provider will use: the requested one if allowed (https unless listed), else the default. */
+  resolveBaseUrl(provider: Provider, requested?: string): string {
     const base = normalizeBaseUrl(requested ?? provider.endpoints.default);
     if (!isAllowedBaseUrl(provider, base)) {
       throw new BadRequestError(

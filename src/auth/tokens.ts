@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { LeaseStore } from '../store/leases';
-import { ReauthorizationRequiredError } from '../errors';
+import { AppError, ReauthorizationRequiredError } from '../errors';
 import { OAuthError, type SmartAuth } from './smartAuth';
 import { safeReport, type FhirObserver } from '../fhir/observer';
 
@@ -36,6 +36,8 @@ export class TokenService {
     const deadline = Date.now() + LEASE_MS * 2;
     for (;;) {
       const doc = await this.connections.get(connectionId);
+      // FhirClient never asks for one; a caller that does has a bug, not a grant to renew.
+      if (doc.kind === 'open') throw new AppError('INTERNAL', `Connection ${connectionId} is an open connection (no authorization): it has no access token.`);
       if (doc.status === 'needs_reauthorization') {
         throw new ReauthorizationRequiredError(connectionId, doc.statusReason ?? 'the grant is no longer valid');
       }

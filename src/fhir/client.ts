@@ -227,7 +227,8 @@ export class FhirClient {
       connectionId: connection._id,
       providerId: connection.provider,
       baseUrl: normalizeBaseUrl(connection.fhirBaseUrl),
-      auth: opts.auth ?? true,
+      // An open connection has no token to send (and TokenService has none to give).
+      auth: connection.kind !== 'open' && (opts.auth ?? true),
       tokenOrigins: opts.tokenOrigins,
       kind: opts.kind ?? 'read',
     };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ClientIdSchema } from '../auth/clientId';
+import { R4ResourceTypeSchema, R4_RESOURCE_TYPES } from '../fhir/resourceTypes';
 
 /**
  * A provider is data, not code: endpoints, OAuth/SMART settings, scopes, rate limits and capabilities.
@@ -18,7 +19,17 @@ export const STANDARD_RESOURCE_TYPES = [
 export const ENHANCED_RESOURCE_TYPES = ['DiagnosticReport', 'CarePlan', 'Encounter', 'Communication', 'Task'] as const;
 export const ALL_RESOURCE_TYPES = [...STANDARD_RESOURCE_TYPES, ...ENHANCED_RESOURCE_TYPES] as const;
 export type ResourceType = (typeof ALL_RESOURCE_TYPES)[number];
-export const ResourceTypeSchema = z.enum(ALL_RESOURCE_TYPES);
+/** A provider may list any R4 type as standard or enhanced (the 12 above are only eClinicalWorks' defaults). */
+export const ResourceTypeSchema = R4ResourceTypeSchema;
+/** What a request may list: any R4 type, each at most once. */
+export const RequestedTypesSchema = z
+  .array(R4ResourceTypeSchema)
+  .max(R4_RESOURCE_TYPES.length)
+  .refine((types) => new Set(types).size === types.length, 'must not repeat a type');
+/** Listed types that are synced even without includeStandard/includeEnhanced: all but the default enhanced ones. */
+export function selectsBeyondEnhanced(types: readonly string[] | undefined): boolean {
+  return (types ?? []).some((t) => !(ENHANCED_RESOURCE_TYPES as readonly string[]).includes(t));
+}
 
 /**
  * One quota that a set of requests shares. `shareBy` says which requests share it: all requests to the provider,
@@ -72,6 +83,11 @@ export const ProviderSchema = z.object({
     bulkExport: z.boolean(),
     telehealth: z.boolean().default(false),
   }),
+  /**
+   * Allows `open` connections (POST /api/ehr/:provider/connections/open): FHIR servers that need no authorization,
+   * such as public test servers. Off by default: requests on them carry no token and reach any patient's data.
+   */
+  allowOpenConnections: z.boolean().default(false),
   resourceTypes: z
     .object({
       standard: z.array(ResourceTypeSchema).default([...STANDARD_RESOURCE_TYPES]),

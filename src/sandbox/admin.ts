@@ -77,6 +77,8 @@ export interface SandboxAdmin {
   /** Makes the files of one job (or all jobs) expire now: downloads answer 410. Returns how many jobs. */
   expireExportFiles(jobId?: string): number;
   counts(): Record<ResourceType, number>;
+  /** The server's type knobs (see SandboxOptions): which types it lacks, which it cannot search by patient. */
+  setTypeKnobs(knobs: { unsupportedTypes?: ResourceType[]; noPatientSearchTypes?: ResourceType[] }): { unsupportedTypes: ResourceType[]; noPatientSearchTypes: ResourceType[] };
 }
 
 export function createAdmin(ctx: SandboxContext): SandboxAdmin {
@@ -151,6 +153,14 @@ export function createAdmin(ctx: SandboxContext): SandboxAdmin {
       });
       Object.assign(ctx.exportSettings, { ...DEFAULT_EXPORT, ...stripUndefined(ctx.options.export) });
       return faultsView();
+    },
+    setTypeKnobs(knobs) {
+      for (const t of [...(knobs.unsupportedTypes ?? []), ...(knobs.noPatientSearchTypes ?? [])]) {
+        if (!isResourceType(t) || t === 'Patient') throw new Error(`Unsupported resource type ${t}`);
+      }
+      if (knobs.unsupportedTypes) ctx.options.unsupportedTypes = [...knobs.unsupportedTypes];
+      if (knobs.noPatientSearchTypes) ctx.options.noPatientSearchTypes = [...knobs.noPatientSearchTypes];
+      return { unsupportedTypes: [...ctx.options.unsupportedTypes], noPatientSearchTypes: [...ctx.options.noPatientSearchTypes] };
     },
     getRateLimit: () => ctx.limiter.current(),
     setRateLimit(config) {

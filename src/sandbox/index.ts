@@ -17,7 +17,7 @@ export type * from './types';
 export type { SandboxAdmin, PatientSummary, ExportJobSummary, FaultsView, FaultsUpdate, IssueTokenRequest } from './admin';
 export type { StatsSnapshot, KindStats } from './stats';
 export type { StorageRequestRecord } from './context';
-export { RESOURCE_TYPES } from './types';
+export { RESOURCE_TYPES, EXTRA_TYPES } from './types';
 export { tokenFingerprint } from './stats';
 export { DEFAULT_OPTIONS, DEFAULT_FAULTS, DEFAULT_EXPORT } from './options';
 export { parseRateLimitEnv } from './limits/rate-limiter';

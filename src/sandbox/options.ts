@@ -1,4 +1,4 @@
-import type { ExportSettings, FaultSettings, SandboxOptions } from './types';
+import { isResourceType, type ExportSettings, type FaultSettings, type SandboxOptions } from './types';
 
 export const DEFAULT_FAULTS: FaultSettings = {
   errorRate: 0,
@@ -57,6 +57,9 @@ export const DEFAULT_OPTIONS: SandboxOptions = {
   requireAssertionTyp: true,
   jwksFetchTimeoutMs: 2000,
   storageHost: true,
+  unsupportedTypes: [],
+  noPatientSearchTypes: [],
+  openMode: false,
 };
 
 export function resolveOptions(partial: Partial<SandboxOptions> = {}): SandboxOptions {
@@ -66,6 +69,10 @@ export function resolveOptions(partial: Partial<SandboxOptions> = {}): SandboxOp
   }
   if (merged.maxPageSize < 1 || merged.defaultPageSize < 1) throw new Error('page sizes must be positive');
   if (Number.isNaN(Date.parse(merged.dataEpoch))) throw new Error(`dataEpoch is not a date: ${merged.dataEpoch}`);
+  for (const t of [...merged.unsupportedTypes, ...merged.noPatientSearchTypes]) {
+    if (!isResourceType(t)) throw new Error(`unsupportedTypes/noPatientSearchTypes: ${String(t)} is not a sandbox type`);
+  }
+  if (merged.unsupportedTypes.includes('Patient') || merged.noPatientSearchTypes.includes('Patient')) throw new Error('Patient cannot be unsupported');
   return merged;
 }
 

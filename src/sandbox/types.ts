@@ -16,7 +16,15 @@ export const RESOURCE_TYPES = [
   'Encounter',
   'Communication',
   'Task',
+  // More Patient-compartment types: served (and listed in the CapabilityStatement) but empty unless
+  // `resourcesPerPatient` names them, so the data of the 12 types above stay what they were.
+  'CareTeam',
+  'DocumentReference',
+  'Device',
 ] as const;
+
+/** The types beyond the first 12: none per patient unless `resourcesPerPatient` gives a number for them by name. */
+export const EXTRA_TYPES = ['CareTeam', 'DocumentReference', 'Device'] as const;
 
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 
@@ -200,4 +208,20 @@ export interface SandboxOptions {
   jwksFetchTimeoutMs: number;
   /** Start the second listener acting as a storage host for bulk files (needed for fileOrigin storage/redirect). */
   storageHost: boolean;
+  /**
+   * Types this server does not have: absent from the CapabilityStatement, 404 on read and search, and a kick-off
+   * naming one in `_type` is refused with 400 `The requested resource type "X" is not available on this server`.
+   */
+  unsupportedTypes: ResourceType[];
+  /**
+   * Types that cannot be searched by patient: the CapabilityStatement lists no patient/subject parameter for them,
+   * a search by patient or subject is refused (400), and so is a Patient or Group kick-off naming one in `_type`
+   * (and one without `_type` leaves them out).
+   */
+  noPatientSearchTypes: ResourceType[];
+  /**
+   * An open server: no authorization at all (requests without a token are served as if by a system/*.read
+   * client), no SMART endpoints in the CapabilityStatement, and `.well-known/smart-configuration` answers 404.
+   */
+  openMode: boolean;
 }

@@ -4,7 +4,8 @@ import type { SecretBox } from '../crypto/secretBox';
 import { NotFoundError } from '../errors';
 import { COLLECTIONS } from './mongo';
 
-export type ConnectionKind = 'patient' | 'backend';
+/** `open`: a FHIR server without authorization (opt-in per provider); no token is ever requested or sent. */
+export type ConnectionKind = 'patient' | 'backend' | 'open';
 export type ConnectionStatus = 'active' | 'needs_reauthorization';
 
 /** What the database holds. Secrets are sealed with the SecretBox, bound to the connection id. */

@@ -1,9 +1,9 @@
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
-import type { SyncRequest, TypeSyncResult } from '../activities/sync';
+import type { SkippedType, SyncRequest, TypeSyncResult } from '../activities/sync';
 
 // Bookkeeping calls: quick, retried briefly.
 const bookkeeping = proxyActivities<Activities>({
@@ -41,11 +41,13 @@ export interface EnhancedSyncResult {
   total: number;
   written: { inserted: number; updated: number; unchanged: number; invalid: number };
   types: Record<string, { fetched: number; inserted: number; updated: number; pages: number; resumed: boolean }>;
+  /** Types asked for but not searched (the server lacks them or cannot search them by patient), with why. */
+  skipped?: SkippedType[];
 }
 
 export interface SyncProgress {
   status: 'PLANNING' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
-  types: Record<string, 'pending' | 'running' | 'done' | 'failed'>;
+  types: Record<string, 'pending' | 'running' | 'done' | 'failed' | 'skipped'>;
   finished: Record<string, { fetched: number }>;
 }
 
@@ -61,6 +63,9 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
   try {
     const plan = await bookkeeping.planSync({ ...input, jobId });
     for (const t of plan.types) progress.types[t.resourceType] = 'pending';
+    for (const s of plan.skipped ?? []) progress.types[s.resourceType] = 'skipped';
+    // Steps carry the plan's patient search parameter; histories from before it replay without it.
+    const withPatientParam = patched('sync-patient-search-param');
     progress.status = 'RUNNING';
     const queue = [...plan.types];
     const results: TypeSyncResult[] = [];
@@ -68,7 +73,16 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
       for (let t = queue.shift(); t; t = queue.shift()) {
         progress.types[t.resourceType] = 'running';
         try {
-          const r = await paging.syncResourceType({ jobId, connectionId: input.connectionId, resourceType: t.resourceType, category: t.category, since: t.since, pageSize: input.pageSize, advancesSyncPoint: t.advancesSyncPoint });
+          const r = await paging.syncResourceType({
+            jobId,
+            connectionId: input.connectionId,
+            resourceType: t.resourceType,
+            category: t.category,
+            since: t.since,
+            pageSize: input.pageSize,
+            advancesSyncPoint: t.advancesSyncPoint,
+            ...(withPatientParam && t.patientParam ? { patientParam: t.patientParam } : {}),
+          });
           results.push(r);
           progress.types[t.resourceType] = 'done';
           progress.finished[t.resourceType] = { fetched: r.fetched };
@@ -81,7 +95,7 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
     };
     const lanes = Math.max(1, Math.min(input.maxParallelTypes ?? 4, plan.types.length));
     await Promise.all(Array.from({ length: lanes }, lane));
-    const result = summarize(jobId, results);
+    const result: EnhancedSyncResult = { ...summarize(jobId, results), ...(plan.skipped?.length ? { skipped: plan.skipped } : {}) };
     await bookkeeping.completeSyncJob({ jobId, status: 'COMPLETED', result: { ...result } });
     progress.status = 'COMPLETED';
     recordJobStatus('COMPLETED');

@@ -62,7 +62,9 @@ describe('bulk export end to end (Temporal + sandbox + MongoDB)', () => {
     expect(job.status).toBe('COMPLETED');
     const sandboxJob = stack.sandbox.admin.listExportJobs().find((j) => started.statusUrl!.endsWith(j.id))!;
     expect(new Date(view.transactionTime!).toISOString()).toBe(sandboxJob.transactionTime);
-    expect(await stack.services.syncPoints.get(conn.connectionId, 'bulk-export:Patient:Observation')).toBe(sandboxJob.transactionTime);
+    // An export of every type (no resourceTypes, no _type) keeps one sync point for "every type".
+    expect(await stack.services.syncPoints.get(conn.connectionId, 'bulk-export:Patient:*')).toBe(sandboxJob.transactionTime);
+    expect(new URL(sandboxJob.request).searchParams.has('_type')).toBe(false);
 
     // No patient data in the workflow history: only counts and references.
     const history = JSON.stringify(await stack.client.workflow.getHandle(started.id).fetchHistory());

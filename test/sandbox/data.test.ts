@@ -1,4 +1,4 @@
-import { startSandbox, RESOURCE_TYPES, type Sandbox } from '../../src/sandbox';
+import { startSandbox, EXTRA_TYPES, RESOURCE_TYPES, type Sandbox } from '../../src/sandbox';
 import { ResourceStore } from '../../src/sandbox/data/store';
 
 const storeFor = (seed: number, patients = 5, per = 3) =>
@@ -22,7 +22,8 @@ describe('synthetic data', () => {
     const epoch = Date.parse('2026-11-01T00:00:00.000Z');
     for (const type of RESOURCE_TYPES) {
       const items = all(s, type);
-      expect(items).toHaveLength(type === 'Patient' ? 20 : 100);
+      // The types beyond the first 12 are empty unless resourcesPerPatient names them.
+      expect(items).toHaveLength(type === 'Patient' ? 20 : (EXTRA_TYPES as readonly string[]).includes(type) ? 0 : 100);
       let prev = -Infinity;
       for (const r of items) {
         expect(r.resourceType).toBe(type);
@@ -93,6 +94,15 @@ describe('synthetic data', () => {
     expect(s.countLive('Observation')).toBe(40);
     expect(s.countLive('Task')).toBe(0);
     expect(s.countLive('Condition')).toBe(12);
+    expect(s.countLive('CareTeam')).toBe(0);
+  });
+
+  test('the types beyond the 12 (CareTeam, DocumentReference, Device) are served when named, in the patient compartment', () => {
+    const s = new ResourceStore({ seed: 1, patients: 2, resourcesPerPatient: { CareTeam: 2, DocumentReference: 1, Device: 3 }, dataEpoch: '2026-11-01T00:00:00Z', documentUrl: () => 'http://x' });
+    expect(EXTRA_TYPES.map((t) => s.countLive(t))).toEqual([4, 2, 6]);
+    const device = all(s, 'Device')[0]!;
+    expect(device).toMatchObject({ resourceType: 'Device', patient: { reference: expect.stringMatching(/^Patient\/pat-/) } });
+    expect(all(s, 'DocumentReference')[0]).toMatchObject({ resourceType: 'DocumentReference', subject: { reference: expect.stringMatching(/^Patient\/pat-/) } });
   });
 
   // How fast it builds is a benchmark matter (timed assertions flake on a loaded machine); this checks the counts.

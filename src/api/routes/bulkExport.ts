@@ -7,7 +7,7 @@ import type { Services } from '../../services';
 import type { BulkExportProgress, BulkExportWorkflowInput } from '../../workflows/bulkExport';
 import { DEFAULT_BULK_EXPORT_OPTIONS } from '../../workflows/bulkExportOptions';
 import type { ManifestSummary } from '../../activities/bulkExport';
-import { ALL_RESOURCE_TYPES } from '../../providers/schema';
+import { R4_RESOURCE_TYPES, R4ResourceTypeSchema } from '../../fhir/resourceTypes';
 import { AppError, BadRequestError, NotFoundError } from '../../errors';
 import type { JobDoc, JobStatus } from '../../store/jobs';
 import { ok } from '../envelope';
@@ -36,7 +36,7 @@ export const BulkExportBodySchema = z
   .strictObject({
     connectionId: ConnectionIdSchema,
     exportType: z.enum(['Patient', 'Group', 'System']),
-    resourceTypes: z.array(z.enum(ALL_RESOURCE_TYPES)).min(1).max(ALL_RESOURCE_TYPES.length).optional(),
+    resourceTypes: z.array(R4ResourceTypeSchema).min(1).max(R4_RESOURCE_TYPES.length).optional(),
     since: Instant.optional(),
     groupId: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/, 'must be a FHIR id (letters, digits, dash, dot; up to 64)').optional(),
     options: BulkExportOptionsSchema.optional(),
@@ -78,13 +78,12 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
     const connection = await connectionOfProvider(services, provider, body.connectionId);
     const providerDoc = services.registry.get(provider);
     if (!providerDoc.capabilities.bulkExport) throw new BadRequestError(`Provider ${provider} does not offer bulk data export.`);
-    if (body.exportType === 'System' && connection.kind !== 'backend') {
-      throw new BadRequestError('A System export needs a backend-services connection (system scopes); use exportType Patient or Group with a patient connection.');
+    if (body.exportType === 'System' && connection.kind === 'patient') {
+      throw new BadRequestError('A System export needs a backend-services connection (system scopes) or an open connection; use exportType Patient or Group with a patient connection.');
     }
-    const offered = new Set<string>([...providerDoc.resourceTypes.standard, ...providerDoc.resourceTypes.enhanced]);
-    const resourceTypes = body.resourceTypes ?? [...offered];
-    const unsupported = resourceTypes.filter((t) => !offered.has(t));
-    if (unsupported.length > 0) throw new BadRequestError(`resourceTypes: ${unsupported.join(', ')} not offered by ${provider}.`);
+    // No types named: no `_type` either, so the server exports every type it has (Bulk Data: all types the
+    // client may see). Named types go to the server as they are: which ones it has is its answer, not ours.
+    const resourceTypes = body.resourceTypes ?? [];
 
     const input: BulkExportWorkflowInput = {
       connectionId: connection._id,
@@ -347,7 +346,8 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
 const StoredBulkRequestSchema = z.object({
   connectionId: ConnectionIdSchema,
   exportType: z.enum(['Patient', 'Group', 'System']),
-  resourceTypes: z.array(z.enum(ALL_RESOURCE_TYPES)).min(1).max(ALL_RESOURCE_TYPES.length),
+  // Empty: the export named no types (no _type: everything the server has).
+  resourceTypes: z.array(R4ResourceTypeSchema).max(R4_RESOURCE_TYPES.length).default([]),
   since: Instant.optional(),
   groupId: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/).optional(),
   options: BulkExportOptionsSchema.optional(),

@@ -24,6 +24,11 @@ export const BackendConnectionBodySchema = z.strictObject({
   scopes: z.array(ScopeSchema).min(1).max(30).optional(),
 });
 
+export const OpenConnectionBodySchema = z.strictObject({
+  fhirBaseUrl: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  patientId: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/, 'must be a FHIR id (letters, digits, dash, dot; up to 64)').optional(),
+});
+
 export const CallbackQuerySchema = z.object({
   state: z.string().max(512).optional(),
   code: z.string().max(4096).optional(),
@@ -95,6 +100,14 @@ export function connectionRoutes(services: Services, schedules?: Pick<SyncSchedu
     const { provider } = parse(ProviderParams, req.params, 'path');
     const body = parse(BackendConnectionBodySchema, req.body, 'body');
     const doc = await smartAuth.createBackendConnection(registry.get(provider).id, body);
+    ok(res, ConnectionStore.view(doc), 201);
+  });
+
+  // A FHIR server without authorization (opt-in per provider: allowOpenConnections); 403 unless enabled.
+  routes.post('/api/ehr/:provider/connections/open', async (req, res) => {
+    const { provider } = parse(ProviderParams, req.params, 'path');
+    const body = parse(OpenConnectionBodySchema, req.body, 'body');
+    const doc = await services.openConnections.create(registry.get(provider).id, body);
     ok(res, ConnectionStore.view(doc), 201);
   });
 

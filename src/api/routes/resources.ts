@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { Filter } from 'mongodb';
 import type { Services } from '../../services';
-import { ALL_RESOURCE_TYPES } from '../../providers/schema';
+import { R4ResourceTypeSchema, isR4ResourceType } from '../../fhir/resourceTypes';
 import type { ResourceDoc } from '../../store/resources';
 import { BadRequestError } from '../../errors';
 import { ok } from '../envelope';
@@ -55,9 +55,12 @@ export function resourceRoutes(services: Services): Router {
     const q = parse(StoredCountsQuerySchema, req.query, 'query');
     const connection = await connectionOfProvider(services, provider, q.connectionId);
     const patient = q.patient ?? connection.patientId;
-    // One countDocuments per type: served by the (connectionId, resourceType, ...) index, and portable to FerretDB.
+    // Which types are stored (any R4 type may be), then one countDocuments per type: served by the
+    // (connectionId, resourceType, ...) index, and portable to FerretDB.
+    const base: Filter<ResourceDoc> = { connectionId: connection._id, ...(patient ? { patientId: patient } : {}) };
+    const stored = (await services.resources.col.distinct('resourceType', base)).filter((t): t is string => typeof t === 'string' && isR4ResourceType(t));
     const counts = await Promise.all(
-      ALL_RESOURCE_TYPES.map(async (resourceType) => {
+      stored.sort().map(async (resourceType) => {
         const filter: Filter<ResourceDoc> = { connectionId: connection._id, resourceType };
         if (patient) filter.patientId = patient;
         return [resourceType, await services.resources.col.countDocuments(filter)] as const;
@@ -68,7 +71,7 @@ export function resourceRoutes(services: Services): Router {
   });
 
   routes.get('/api/ehr/:provider/resources/:resourceType', async (req, res) => {
-    const { provider, resourceType } = parse(z.object({ provider: ProviderIdSchema, resourceType: z.enum(ALL_RESOURCE_TYPES) }), req.params, 'path');
+    const { provider, resourceType } = parse(z.object({ provider: ProviderIdSchema, resourceType: R4ResourceTypeSchema }), req.params, 'path');
     const q = parse(StoredResourcesQuerySchema, req.query, 'query');
     const connection = await connectionOfProvider(services, provider, q.connectionId);
     const filter: Filter<ResourceDoc> = { connectionId: connection._id, resourceType };

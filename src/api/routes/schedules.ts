@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Services } from '../../services';
-import { ALL_RESOURCE_TYPES, STANDARD_RESOURCE_TYPES } from '../../providers/schema';
+import { RequestedTypesSchema, selectsBeyondEnhanced } from '../../providers/schema';
 import { BadRequestError } from '../../errors';
 import { MAX_INTERVAL_SECONDS, intervalSeconds, type SyncScheduleService } from '../../temporal/syncSchedules';
 import { ok } from '../envelope';
@@ -19,14 +19,14 @@ export const SyncScheduleBodySchema = z
     every: z.string().regex(/^[1-9]\d{0,6}[smhd]$/, 'must be an interval such as 30m, 1h or 1d'),
     includeStandard: z.boolean().default(true),
     includeEnhanced: z.boolean().default(true),
-    resourceTypes: z.array(z.enum(ALL_RESOURCE_TYPES)).max(ALL_RESOURCE_TYPES.length).optional(),
+    resourceTypes: RequestedTypesSchema.optional(),
     pageSize: z.number().int().min(1).max(1000).optional(),
     /** Create it paused (it runs only when triggered until unpaused). */
     paused: z.boolean().default(false),
     note: NoteSchema.optional(),
   })
-  .refine((b) => b.includeStandard || b.includeEnhanced || (b.resourceTypes ?? []).some((t) => (STANDARD_RESOURCE_TYPES as readonly string[]).includes(t)), {
-    message: 'Nothing to sync: set includeStandard or includeEnhanced, or list standard resourceTypes',
+  .refine((b) => b.includeStandard || b.includeEnhanced || selectsBeyondEnhanced(b.resourceTypes), {
+    message: 'Nothing to sync: set includeStandard or includeEnhanced, or list resourceTypes other than the enhanced ones',
   });
 
 export const SyncScheduleNoteBodySchema = z.strictObject({ note: NoteSchema.optional() });

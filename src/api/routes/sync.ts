@@ -4,9 +4,11 @@ import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Services } from '../../services';
 import type { EnhancedSyncInput, EnhancedSyncResult, SyncProgress } from '../../workflows/enhancedSync';
-import { ALL_RESOURCE_TYPES, STANDARD_RESOURCE_TYPES } from '../../providers/schema';
+import { RequestedTypesSchema, selectsBeyondEnhanced } from '../../providers/schema';
+import { R4ResourceTypeSchema } from '../../fhir/resourceTypes';
 import { AppError, NotFoundError } from '../../errors';
 import type { JobDoc } from '../../store/jobs';
+import type { SyncPlan } from '../../activities/sync';
 import { ok } from '../envelope';
 import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
@@ -19,15 +21,15 @@ export const EnhancedSyncBodySchema = z.strictObject({
   connectionId: ConnectionIdSchema,
   includeStandard: z.boolean().default(true),
   includeEnhanced: z.boolean().default(true),
-  resourceTypes: z.array(z.enum(ALL_RESOURCE_TYPES)).max(ALL_RESOURCE_TYPES.length).optional(),
+  resourceTypes: RequestedTypesSchema.optional(),
   since: Instant.optional(),
   /** How long to wait for the result before answering 202 with the job id (ms). */
   waitMs: z.number().int().min(0).max(120_000).optional(),
   pageSize: z.number().int().min(1).max(1000).optional(),
   /** How fast a crashed worker's step is taken over (seconds without a heartbeat). */
   heartbeatTimeoutSeconds: z.number().int().min(2).max(600).optional(),
-}).refine((b) => b.includeStandard || b.includeEnhanced || (b.resourceTypes ?? []).some((t) => (STANDARD_RESOURCE_TYPES as readonly string[]).includes(t)), {
-  message: 'Nothing to sync: set includeStandard or includeEnhanced, or list standard resourceTypes',
+}).refine((b) => b.includeStandard || b.includeEnhanced || selectsBeyondEnhanced(b.resourceTypes), {
+  message: 'Nothing to sync: set includeStandard or includeEnhanced, or list resourceTypes other than the enhanced ones',
 })
   // A future `since` fetches nothing, yet each type's sync point would advance to now: the next incremental sync
   // would then skip every change made until now.
@@ -136,15 +138,17 @@ const EnhancedSyncRequestSchema = z.object({
   connectionId: ConnectionIdSchema,
   includeStandard: z.boolean(),
   includeEnhanced: z.boolean(),
-  resourceTypes: z.array(z.enum(ALL_RESOURCE_TYPES)).optional(),
+  resourceTypes: z.array(R4ResourceTypeSchema).optional(),
   since: z.string().optional(),
   pageSize: z.number().int().optional(),
   heartbeatTimeoutSeconds: z.number().int().optional(),
 });
 
 function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProgress) {
-  const details = (job.details ?? {}) as { result?: EnhancedSyncResult };
+  const details = (job.details ?? {}) as { result?: EnhancedSyncResult; plan?: SyncPlan };
   const result = details.result;
+  // Known once the sync is planned, so a running job shows them too.
+  const skipped = details.plan?.skipped ?? [];
   return {
     id: job._id,
     status: job.status,
@@ -154,6 +158,7 @@ function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProg
     ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
     ...(result ? { standardResources: result.standardResources, enhancedResources: result.enhancedResources, total: result.total, written: result.written } : {}),
     progress: { perType, ...(live ? { steps: live.types } : {}) },
+    ...(skipped.length ? { skipped } : {}),
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
     ...(typeof job.request.scheduleId === 'string' ? { scheduleId: job.request.scheduleId } : {}),
   };

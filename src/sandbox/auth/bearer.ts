@@ -4,6 +4,7 @@ import type { SandboxContext } from '../context';
 import { sendOutcome } from '../fhir/outcome';
 import { tokenFingerprint } from '../stats';
 import type { AccessTokenRecord } from './tokens';
+import { grantsOf } from './scopes';
 
 export interface AuthLocals {
   auth?: AccessTokenRecord;
@@ -18,8 +19,23 @@ export function bearerToken(req: Request): string | undefined {
   return m ? m[1] : undefined;
 }
 
+const OPEN_ACCESS: AccessTokenRecord = {
+  clientId: 'open-access',
+  scopes: ['system/*.read'],
+  grants: grantsOf(['system/*.read']),
+  expiresAt: Number.MAX_SAFE_INTEGER,
+  backend: true,
+};
+
 /** Checks the bearer token; on success sets res.locals.auth. Returns false after answering 401. */
 export function authenticate(ctx: SandboxContext, req: Request, res: Response): boolean {
+  const locals0 = res.locals as AuthLocals;
+  if (ctx.options.openMode) {
+    // An open server reads no token: every request is served as a system-level read of everything.
+    locals0.auth = OPEN_ACCESS;
+    locals0.clientId = OPEN_ACCESS.clientId;
+    return true;
+  }
   const token = bearerToken(req);
   const check = ctx.tokens.checkAccess(token);
   const locals = res.locals as AuthLocals;

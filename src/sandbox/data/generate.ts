@@ -30,6 +30,9 @@ const TYPE_SALT: Record<ClinicalType | 'Patient', number> = {
   Encounter: 10,
   Communication: 11,
   Task: 12,
+  CareTeam: 13,
+  DocumentReference: 14,
+  Device: 15,
 };
 
 export function rngFor(seed: number, type: ClinicalType | 'Patient', p: number, k: number): Rng {
@@ -476,6 +479,40 @@ const task: Gen = (ctx, rng, p, _k, lu, id) => {
   };
 };
 
+const careTeam: Gen = (ctx, rng, p, _k, lu, id) => ({
+  resourceType: 'CareTeam',
+  id,
+  meta: meta(lu),
+  status: pick(rng, ['active', 'active', 'inactive']),
+  name: pick(rng, ['Primary care team', 'Diabetes care team', 'Cardiology team']),
+  subject: patientRef(ctx, p),
+  period: { start: isoDate(lu - Math.floor(rng() * 365 * DAY)) },
+  participant: [{ member: { display: pick(rng, c.PRACTITIONERS) } }],
+});
+
+const documentReference: Gen = (ctx, rng, p, _k, lu, id) => ({
+  resourceType: 'DocumentReference',
+  id,
+  meta: meta(lu),
+  status: 'current',
+  type: { coding: [pick(rng, [
+    { system: 'http://loinc.org', code: '34133-9', display: 'Summary of episode note' },
+    { system: 'http://loinc.org', code: '11506-3', display: 'Progress note' },
+  ])] },
+  subject: patientRef(ctx, p),
+  date: iso(lu),
+  content: [{ attachment: { contentType: 'text/plain', data: Buffer.from(`Note ${id}`).toString('base64') } }],
+});
+
+const device: Gen = (ctx, rng, p, _k, lu, id) => ({
+  resourceType: 'Device',
+  id,
+  meta: meta(lu),
+  status: 'active',
+  deviceName: [{ name: pick(rng, ['Glucose meter', 'Blood pressure cuff', 'Insulin pump']), type: 'user-friendly-name' }],
+  patient: patientRef(ctx, p),
+});
+
 const GENERATORS: Record<ClinicalType, Gen> = {
   Observation: observation,
   Condition: condition,
@@ -488,6 +525,9 @@ const GENERATORS: Record<ClinicalType, Gen> = {
   Encounter: encounter,
   Communication: communication,
   Task: task,
+  CareTeam: careTeam,
+  DocumentReference: documentReference,
+  Device: device,
 };
 
 export function generateClinical(ctx: GenContext, type: ClinicalType, p: number, k: number, lu: number): FhirResource {

@@ -6,7 +6,7 @@
  * Every iteration yields resources in (meta.lastUpdated, id) order, which is what keyset paging and
  * export snapshots rely on.
  */
-import { RESOURCE_TYPES, type ClinicalType, type FhirResource, type ResourceType } from '../types';
+import { EXTRA_TYPES, RESOURCE_TYPES, type ClinicalType, type FhirResource, type ResourceType } from '../types';
 import { iso } from '../util/time';
 import { generateClinical, generatePatient, lastUpdatedFor, patientBasics, type GenContext } from './generate';
 
@@ -23,6 +23,9 @@ export const ID_PREFIX: Record<ResourceType, string> = {
   Encounter: 'enc',
   Communication: 'comm',
   Task: 'task',
+  CareTeam: 'careteam',
+  DocumentReference: 'docref',
+  Device: 'device',
 };
 
 /** Where each type points at its patient (the Patient compartment link). */
@@ -38,6 +41,9 @@ export const PATIENT_FIELD: Record<ClinicalType, string> = {
   Encounter: 'subject',
   Communication: 'subject',
   Task: 'for',
+  CareTeam: 'subject',
+  DocumentReference: 'subject',
+  Device: 'patient',
 };
 
 export interface SortKey {
@@ -116,7 +122,9 @@ export class ResourceStore {
     this.nextPatientIndex = cfg.patients;
     this.epochMs = Math.min(Date.parse(cfg.dataEpoch), Date.now());
     const per = (t: ClinicalType): number => {
-      const v = typeof cfg.resourcesPerPatient === 'number' ? cfg.resourcesPerPatient : (cfg.resourcesPerPatient[t] ?? 3);
+      const extra = (EXTRA_TYPES as readonly string[]).includes(t);
+      const v =
+        typeof cfg.resourcesPerPatient === 'number' ? (extra ? 0 : cfg.resourcesPerPatient) : (cfg.resourcesPerPatient[t] ?? (extra ? 0 : 3));
       if (!Number.isInteger(v) || v < 0 || v > 9999) throw new Error(`resourcesPerPatient for ${t} must be 0..9999`);
       return v;
     };

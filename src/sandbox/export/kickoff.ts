@@ -169,9 +169,20 @@ function startJob(
 
   // Which types (and whether the token may see them).
   for (const t of params.types) {
-    if (!isResourceType(t) && !lenient) throw new FhirError(400, 'not-supported', `_type ${t} is not supported`);
+    // Worded as a real server words it (the service must find the type in the text).
+    if ((!isResourceType(t) || ctx.options.unsupportedTypes.includes(t)) && !lenient) {
+      throw new FhirError(400, 'not-supported', `The requested resource type "${t}" is not available on this server`);
+    }
+    if (level !== 'system' && isResourceType(t) && ctx.options.noPatientSearchTypes.includes(t) && !lenient) {
+      throw new FhirError(400, 'not-supported', `Resource type ${t} has no search parameter that refers to patients: it cannot be part of a ${level === 'group' ? 'Group' : 'Patient'}-level export`);
+    }
   }
-  const requested: ResourceType[] = params.types.length > 0 ? params.types.filter(isResourceType) : [...RESOURCE_TYPES];
+  // Without _type: every type this server has (and, below System level, can tie to a patient).
+  const served = RESOURCE_TYPES.filter(
+    (t) => !ctx.options.unsupportedTypes.includes(t) && (level === 'system' || !ctx.options.noPatientSearchTypes.includes(t)),
+  );
+  const requested: ResourceType[] =
+    params.types.length > 0 ? params.types.filter((t): t is ResourceType => isResourceType(t) && served.includes(t)) : served;
   const types: ResourceType[] = [];
   for (const t of [...new Set(requested)]) {
     const vis = visibility(auth.grants, t, 'read');

@@ -45,8 +45,38 @@ export function smartConfiguration(origin: string): Record<string, unknown> {
 
 const TYPE_OF_PARAM: Record<string, string> = { token: 'token', date: 'date', string: 'string', reference: 'reference' };
 
-export function capabilityStatement(origin: string, software: { version: string }): Record<string, unknown> {
+export interface CapabilityKnobs {
+  unsupportedTypes: readonly string[];
+  noPatientSearchTypes: readonly string[];
+  openMode: boolean;
+}
+
+const NO_KNOBS: CapabilityKnobs = { unsupportedTypes: [], noPatientSearchTypes: [], openMode: false };
+
+export function capabilityStatement(origin: string, software: { version: string }, knobs: CapabilityKnobs = NO_KNOBS): Record<string, unknown> {
   const base = `${origin}/fhir/r4`;
+  const served = RESOURCE_TYPES.filter((t) => !knobs.unsupportedTypes.includes(t));
+  const byPatient = (type: string, name: string) => !(knobs.noPatientSearchTypes.includes(type) && (name === 'patient' || name === 'subject'));
+  const security = {
+    cors: false,
+    service: [
+      {
+        coding: [
+          { system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR', display: 'SMART-on-FHIR' },
+        ],
+        text: 'OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)',
+      },
+    ],
+    extension: [
+      {
+        url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+        extension: [
+          { url: 'authorize', valueUri: `${origin}/oauth/authorize` },
+          { url: 'token', valueUri: `${origin}/oauth/token` },
+        ],
+      },
+    ],
+  };
   return {
     resourceType: 'CapabilityStatement',
     id: 'ecw-sandbox',
@@ -62,28 +92,10 @@ export function capabilityStatement(origin: string, software: { version: string 
     rest: [
       {
         mode: 'server',
-        security: {
-          cors: false,
-          service: [
-            {
-              coding: [
-                { system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR', display: 'SMART-on-FHIR' },
-              ],
-              text: 'OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)',
-            },
-          ],
-          extension: [
-            {
-              url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
-              extension: [
-                { url: 'authorize', valueUri: `${origin}/oauth/authorize` },
-                { url: 'token', valueUri: `${origin}/oauth/token` },
-              ],
-            },
-          ],
-        },
+        // An open server advertises no OAuth endpoints.
+        ...(knobs.openMode ? {} : { security }),
         resource: [
-          ...RESOURCE_TYPES.map((type) => ({
+          ...served.map((type) => ({
             type,
             interaction: [{ code: 'read' }, { code: 'search-type' }],
             versioning: 'versioned',
@@ -91,7 +103,7 @@ export function capabilityStatement(origin: string, software: { version: string 
             searchParam: [
               { name: '_id', type: 'token', documentation: 'Logical id (comma separated list)' },
               { name: '_lastUpdated', type: 'date', documentation: 'meta.lastUpdated (prefixes ge, gt, le, lt, eq)' },
-              ...SEARCH_PARAMS[type].map((p) => ({ name: p.name, type: TYPE_OF_PARAM[p.kind], documentation: p.documentation })),
+              ...SEARCH_PARAMS[type].filter((p) => byPatient(type, p.name)).map((p) => ({ name: p.name, type: TYPE_OF_PARAM[p.kind], documentation: p.documentation })),
             ],
             ...(type === 'Patient'
               ? {

@@ -133,6 +133,9 @@ export const SEARCH_PARAMS: Record<ResourceType, ParamDef[]> = {
     date('authored-on', 'Authored on', 'authoredOn'),
     date('modified', 'Last modified', 'lastModified'),
   ],
+  CareTeam: [patientRef, subjectRef, status()],
+  DocumentReference: [patientRef, subjectRef, status(), token('type', 'type', 'Document type (LOINC)'), date('date', 'When the document was made', 'date')],
+  Device: [patientRef, status()],
 };
 
 /** Parameters every type accepts. */

@@ -55,10 +55,14 @@ export function fhirRouter(ctx: SandboxContext): Router {
   const router = express.Router();
 
   router.get('/fhir/r4/metadata', (req, res) => {
-    sendFhir(res, 200, capabilityStatement(origin(ctx, req), { version: SANDBOX_VERSION }));
+    sendFhir(res, 200, capabilityStatement(origin(ctx, req), { version: SANDBOX_VERSION }, ctx.options));
   });
   const smart = (req: Request, res: Response): void => {
     res.setHeader('Cache-Control', 'no-cache');
+    if (ctx.options.openMode) {
+      res.status(404).json({ error: 'not_found', error_description: 'This server does not use SMART authorization' });
+      return;
+    }
     res.status(200).json(smartConfiguration(origin(ctx, req)));
   };
   router.get('/fhir/r4/.well-known/smart-configuration', smart);
@@ -77,8 +81,14 @@ export function fhirRouter(ctx: SandboxContext): Router {
     };
 
   const search = (req: Request, res: Response, auth: AccessTokenRecord, typeName: string, pairs: [string, string][]): void => {
-    if (!isResourceType(typeName)) throw new FhirError(404, 'not-supported', `Resource type ${typeName} is not supported`);
+    if (!isResourceType(typeName) || ctx.options.unsupportedTypes.includes(typeName)) {
+      throw new FhirError(404, 'not-supported', `Resource type ${typeName} is not supported`);
+    }
     const type: ResourceType = typeName;
+    if (ctx.options.noPatientSearchTypes.includes(type)) {
+      const byPatient = pairs.find(([name]) => /^(patient|subject)(:.*)?$/.test(name));
+      if (byPatient) throw new FhirError(400, 'not-supported', `${type} cannot be searched by ${byPatient[0]} on this server`);
+    }
     const vis = visibility(auth.grants, type, 'search');
     if (vis === 'none') throw new FhirError(403, 'forbidden', `The token's scopes do not allow searching ${type}`);
     const q = parseSearch(ctx.store, {
@@ -114,7 +124,9 @@ export function fhirRouter(ctx: SandboxContext): Router {
   };
 
   const read = (_req: Request, res: Response, auth: AccessTokenRecord, typeName: string, id: string): void => {
-    if (!isResourceType(typeName)) throw new FhirError(404, 'not-supported', `Resource type ${typeName} is not supported`);
+    if (!isResourceType(typeName) || ctx.options.unsupportedTypes.includes(typeName)) {
+      throw new FhirError(404, 'not-supported', `Resource type ${typeName} is not supported`);
+    }
     const type: ResourceType = typeName;
     const vis = visibility(auth.grants, type, 'read');
     if (vis === 'none') throw new FhirError(403, 'forbidden', `The token's scopes do not allow reading ${type}`);
