@@ -260,6 +260,8 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       const retry = retryAfterSeconds(res.headers['retry-after'], Date.now(), fhir.retryAfterMaxMs);
       const retryWait = retry?.seconds;
       const retryAfterNote = retry?.note;
+      // Kept with the job as well: the job view shows it after the workflow (and its live notes) is gone.
+      if (retryAfterNote) await jobs.update(input.jobId, { 'details.retryAfterClamped': retryAfterNote });
       if (retryAfterNote) activityLog().warn({ status, retryAfter: firstHeader(res.headers['retry-after'])?.slice(0, 64) }, `bulk export status poll: ${retryAfterNote}`);
       const body = parseJson(res.body);
       if (status === 202) {

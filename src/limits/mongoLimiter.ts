@@ -296,10 +296,12 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
     this.registry.get(providerId);
     const docs = await this.blocks.find({ provider: providerId }).toArray();
     const chosen = docs.filter((b) => (!filter.quota || b.quota === filter.quota) && (!filter.scope || b.scope === normalizeBaseUrl(filter.scope) || b.scope === filter.scope));
+    const now = await this.now();
     const lifted: string[] = [];
     for (const b of chosen) {
       const res = await this.blocks.deleteOne({ _id: b._id });
-      if (res.deletedCount === 1) lifted.push(b._id);
+      // Expired block documents are deleted too (tidy), but only blocks that still held count as lifted.
+      if (res.deletedCount === 1 && this.effectiveUntil(b) > now) lifted.push(b._id);
     }
     return { lifted: lifted.sort() };
   }
