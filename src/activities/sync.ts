@@ -142,12 +142,32 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       const resumed = Boolean(saved);
       bindActivityLog({ provider: connection.provider, resourceType: input.resourceType });
       if (resumed) activityLog().info({ pagesDone: checkpoint.pages, fetched: checkpoint.fetched }, 'resuming from the heartbeated next link');
+      // A server's nonsense Retry-After (clamped to RETRY_AFTER_MAX_SECONDS) is shown in the job view; the worker
+      // log has it from the FHIR observer. On the job document: a retried attempt starts a fresh progress value.
+      // Written after the request (awaited, never racing the job's final write, which FerretDB could lose).
+      let clamped: string | undefined;
+      const onRetryAfterClamped = (note: string) => {
+        clamped = `${input.resourceType}: ${note}`;
+      };
+      const noteClamp = async () => {
+        if (!clamped) return;
+        const note = clamped;
+        clamped = undefined;
+        await jobs.update(input.jobId, { 'details.retryAfterClamped': note });
+      };
       let next: string | undefined = saved?.next;
       let first = !saved;
       while (first || next) {
-        const page = first
-          ? await fhir.searchPage(connection, input.resourceType, searchParams(connection, input), ctx.cancellationSignal)
-          : await fhir.searchPage(connection, next as string, {}, ctx.cancellationSignal);
+        let page;
+        try {
+          page = first
+            ? await fhir.searchPage(connection, input.resourceType, searchParams(connection, input), ctx.cancellationSignal, { onRetryAfterClamped })
+            : await fhir.searchPage(connection, next as string, {}, ctx.cancellationSignal, { onRetryAfterClamped });
+        } catch (err) {
+          await noteClamp().catch(() => undefined);
+          throw err;
+        }
+        await noteClamp();
         if (first) Object.assign(checkpoint, syncPointOf(page, skewMs));
         first = false;
         const counts = await resources.upsertMany(connection._id, page.resources, input.jobId);

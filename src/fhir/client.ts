@@ -23,6 +23,7 @@ interface FhirContext {
   sentToken?: string;
   /** What the request is, for metrics (search, read, export-status…). */
   kind: FhirRequestKind;
+  onRetryAfterClamped?: (note: string) => void;
 }
 
 export interface RequestOptions {
@@ -33,6 +34,8 @@ export interface RequestOptions {
   auth?: boolean;
   /** What the request is, for metrics; default `read` (`search` for searchPage, `file` for openStream). */
   kind?: FhirRequestKind;
+  /** Told when an answer's Retry-After was clamped (RETRY_AFTER_MAX_SECONDS), so the job can show it. */
+  onRetryAfterClamped?: (note: string) => void;
 }
 
 export interface Bundle {
@@ -130,6 +133,13 @@ export class FhirClient {
   private report(ctx: FhirContext, response: GotResponse): void {
     const timings = response.timings;
     const retry = parseRetryAfter(response.headers['retry-after'], Date.now(), this.retryAfterMaxMs);
+    if (retry?.clamped && ctx.onRetryAfterClamped) {
+      try {
+        ctx.onRetryAfterClamped(clampNote(retry, this.retryAfterMaxMs));
+      } catch {
+        /* a reporting callback never fails the request */
+      }
+    }
     safeReport(this.observer, {
       providerId: ctx.providerId,
       kind: ctx.kind,
@@ -161,7 +171,13 @@ export class FhirClient {
   }
 
   /** One page of a search; follow `next` by calling again with the returned link. */
-  async searchPage(connection: ConnectionDoc, resourceTypeOrNextUrl: string, params: Record<string, string | number> = {}, signal?: AbortSignal): Promise<SearchPage> {
+  async searchPage(
+    connection: ConnectionDoc,
+    resourceTypeOrNextUrl: string,
+    params: Record<string, string | number> = {},
+    signal?: AbortSignal,
+    opts: Pick<RequestOptions, 'onRetryAfterClamped'> = {},
+  ): Promise<SearchPage> {
     const isNext = /^https?:\/\//.test(resourceTypeOrNextUrl);
     const requestedAt = new Date().toISOString();
     // no-cache: servers cache repeated identical searches (one widely used server for 60 s by default); a cached
@@ -171,6 +187,7 @@ export class FhirClient {
       searchParams: isNext ? undefined : params,
       kind: 'search',
       headers: { 'cache-control': 'no-cache' },
+      onRetryAfterClamped: opts.onRetryAfterClamped,
     });
     if (bundle?.resourceType !== 'Bundle') {
       throw new FhirRequestError('FHIR_REQUEST_FAILED', `Search ${loggableUrl(resolveUrl(connection.fhirBaseUrl, resourceTypeOrNextUrl))} did not return a Bundle.`, 200, false);
@@ -257,6 +274,7 @@ export class FhirClient {
       auth: opts.auth ?? true,
       tokenOrigins: opts.tokenOrigins,
       kind: opts.kind ?? 'read',
+      ...(opts.onRetryAfterClamped ? { onRetryAfterClamped: opts.onRetryAfterClamped } : {}),
     };
     return {
       context: context as unknown as Record<string, unknown>,

@@ -64,6 +64,24 @@ describe('Retry-After is always bounded (real Temporal, FerretDB and the sandbox
     expect(sync.body.data!.total).toBeGreaterThan(0);
   });
 
+  it('a 429 with a far-future HTTP date on a search: the sync completes within the bound and its job view notes the clamp', async () => {
+    const patient = await connectPatient(stack);
+    const farDate = 'Fri, 31 Dec 9999 23:59:59 GMT';
+    stack.sandbox.admin.setFaults({ storm429: 1, storm429RetryAfter: farDate, applyTo: ['search'] });
+    const startedAt = Date.now();
+    const res = await stack.api.post<EnhancedSyncResult & { id: string }>('api/ehr/eclinicalworks/enhanced-sync', {
+      json: { connectionId: patient.connectionId, includeStandard: false, includeEnhanced: false, resourceTypes: ['Observation'], waitMs: 60_000 },
+    });
+    expect(res.body.error).toBeUndefined();
+    expect(res.statusCode).toBe(200);
+    expect(res.body.data!.total).toBeGreaterThan(0);
+    expect(Date.now() - startedAt).toBeLessThan(60_000);
+    expect(stack.sandbox.admin.getFaults().storm429).toBe(0); // the 429 was sent
+    const view = await stack.api.get<{ progress: { notes?: string[] } }>(`api/ehr/eclinicalworks/enhanced-sync/${res.body.data!.id}`);
+    expect(view.statusCode).toBe(200);
+    expect(view.body.data!.progress.notes).toEqual([expect.stringContaining(`Observation: Retry-After "${farDate}"`)]);
+  });
+
   it('a block stored unbounded before this fix (year 58944) ends the maximum after it was written', async () => {
     const key = 'eclinicalworks|per-second|eclinicalworks';
     const col = stack.services.db.collection(COLLECTIONS.rateLimits);

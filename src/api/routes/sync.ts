@@ -143,7 +143,7 @@ const EnhancedSyncRequestSchema = z.object({
 });
 
 function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProgress) {
-  const details = (job.details ?? {}) as { result?: EnhancedSyncResult };
+  const details = (job.details ?? {}) as { result?: EnhancedSyncResult; retryAfterClamped?: string };
   const result = details.result;
   return {
     id: job._id,
@@ -153,7 +153,7 @@ function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProg
     ...(job.completedAt ? { completedAt: job.completedAt.toISOString() } : {}),
     ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
     ...(result ? { standardResources: result.standardResources, enhancedResources: result.enhancedResources, total: result.total, written: result.written } : {}),
-    progress: { perType, ...(live ? { steps: live.types } : {}) },
+    progress: { perType, ...(live ? { steps: live.types } : {}), ...(details.retryAfterClamped ? { notes: [details.retryAfterClamped] } : {}) },
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
     ...(typeof job.request.scheduleId === 'string' ? { scheduleId: job.request.scheduleId } : {}),
   };
