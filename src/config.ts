@@ -77,6 +77,16 @@ export const WorkerEnvSchema = z.object({
   /** The worker's own /metrics listener (FHIR, write and job metrics live in the worker). 0 = off. */
   WORKER_METRICS_PORT: port(9464),
   WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /**
+   * Upper bound of every wait taken from a server's Retry-After (limiter blocks, in-call retries, bulk status polls).
+   * Servers have sent epoch milliseconds there; a longer or nonsensical value is clamped and the clamp reported.
+   */
+  RETRY_AFTER_MAX_SECONDS: z.coerce.number().int().min(1).max(86400).default(600),
+  /**
+   * Without a Bundle meta.lastUpdated, a type's sync point is the time its first search page was requested minus
+   * this margin: the FHIR server's clock may run behind ours, and a change it stamps earlier must not be skipped.
+   */
+  SYNC_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(86400).default(300),
 });
 
 export const ApiEnvSchema = WorkerEnvSchema.extend({

@@ -5,7 +5,7 @@ import { createHttpClient, type Got } from './fhir/http';
 import { FhirClient } from './fhir/client';
 import type { RequestLimiter } from './fhir/limiter';
 import type { FhirObserver } from './fhir/observer';
-import { MongoRateLimiter, isRateBudgetReader, type RateBudgetReader } from './limits';
+import { MongoRateLimiter, isRateBudgetReader, type RateBudgetReader, type RateLimitBlockAdmin } from './limits';
 import { SmartDiscovery } from './auth/discovery';
 import { SmartAuth } from './auth/smartAuth';
 import { OpenConnections } from './auth/openConnections';
@@ -42,6 +42,8 @@ export interface Services {
   limiter: RequestLimiter;
   /** Used/remaining per quota key (the shared limiter's state in MongoDB), for /metrics and the API. */
   rateBudget: RateBudgetReader;
+  /** The shared limiter's blocks: shown and lifted by operators (GET/DELETE …/rate-limit[/blocks]). */
+  rateLimitBlocks: RateLimitBlockAdmin;
   fhir: FhirClient;
   close(): Promise<void>;
 }
@@ -56,7 +58,8 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
     throw err;
   });
   const box = new SecretBox(config.ENCRYPTION_KEY);
-  const http = createHttpClient();
+  const retryAfterMaxMs = config.RETRY_AFTER_MAX_SECONDS * 1000;
+  const http = createHttpClient({ maxRetryAfterMs: retryAfterMaxMs });
   const discovery = new SmartDiscovery(http);
   const connections = new ConnectionStore(db, box);
   const oauthStates = new OAuthStateStore(db, box);
@@ -67,10 +70,10 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
   const leases = new LeaseStore(db);
   const tokens = new TokenService(connections, smartAuth, leases, overrides.fhirObserver);
   // The shared limiter (quotas from the registry, state in MongoDB); tests and tools may pass `unlimited`.
-  const sharedLimiter = new MongoRateLimiter(db, registry);
+  const sharedLimiter = new MongoRateLimiter(db, registry, { maxBlockMs: retryAfterMaxMs });
   const limiter = overrides.limiter ?? sharedLimiter;
   const rateBudget = isRateBudgetReader(limiter) ? limiter : sharedLimiter;
-  const fhir = new FhirClient(http, tokens, limiter, overrides.fhirObserver);
+  const fhir = new FhirClient(http, tokens, limiter, overrides.fhirObserver, { retryAfterMaxMs });
   return {
     config,
     mongo,
@@ -89,6 +92,7 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
     tokens,
     limiter,
     rateBudget,
+    rateLimitBlocks: sharedLimiter,
     fhir,
     close: () => mongo.close(),
   };

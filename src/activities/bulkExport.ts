@@ -4,6 +4,7 @@ import { toFhirError, statusError, type FhirClient } from '../fhir/client';
 import { FhirRequestError, isTransientOutcome, operationOutcomeText } from '../fhir/errors';
 import { loggableUrl } from '../logger';
 import { refusedTypesError } from '../fhir/refusedTypes';
+import { retryAfterSeconds } from '../fhir/retryAfter';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type FhirResource, type ResourceStore, type WriteCounts } from '../store/resources';
@@ -67,15 +68,21 @@ export interface ManifestSummary {
   deleted: ManifestFile[];
 }
 
+/** The server's Retry-After, already bounded by RETRY_AFTER_MAX_SECONDS; `retryAfterNote` says when it was clamped. */
+interface RetryAfterFields {
+  retryAfterSeconds?: number;
+  retryAfterNote?: string;
+}
+
 export type StatusCheck =
-  | { state: 'in-progress'; progress?: string; retryAfterSeconds?: number }
+  | ({ state: 'in-progress'; progress?: string } & RetryAfterFields)
   | { state: 'complete'; manifest: ManifestSummary }
   /** 429: polled too often. */
-  | { state: 'throttled'; retryAfterSeconds?: number; message: string }
+  | ({ state: 'throttled'; message: string } & RetryAfterFields)
   /** Not failed, try later: OperationOutcome `transient`, 502/503/504, or the server could not be reached. */
-  | { state: 'transient'; retryAfterSeconds?: number; message: string }
+  | ({ state: 'transient'; message: string } & RetryAfterFields)
   /** A 5xx with a non-transient OperationOutcome: the export probably failed (the workflow allows a few). */
-  | { state: 'server-error'; retryAfterSeconds?: number; message: string }
+  | ({ state: 'server-error'; message: string } & RetryAfterFields)
   /** 4xx: the export is gone or refused. */
   | { state: 'failed'; httpStatus: number; message: string };
 
@@ -244,7 +251,8 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
     /** One status poll. Never sleeps: the workflow waits between polls with durable timers. */
     async checkBulkExportStatus(input: { jobId: string; connectionId: string; statusUrl: string }): Promise<StatusCheck> {
       const connection = await connectionFor(input.connectionId);
-      const { got, options } = fhir.request(connection, { signal: Context.current().cancellationSignal, kind: 'export-status', headers: { accept: 'application/fhir+json' } });
+      // no-cache: a status answer cached by the server or a proxy would hide the export's progress or completion.
+      const { got, options } = fhir.request(connection, { signal: Context.current().cancellationSignal, kind: 'export-status', headers: { accept: 'application/fhir+json', 'cache-control': 'no-cache' } });
       let res;
       try {
         res = await got(input.statusUrl, { ...options, throwHttpErrors: false, retry: { limit: 0 } } as typeof options);
@@ -254,14 +262,20 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         return { state: 'transient', message: `Status check failed: ${errorMessage(e)}` };
       }
       const status = res.statusCode;
-      const retryAfterSeconds = parseRetryAfter(res.headers['retry-after']);
+      // Bounded by RETRY_AFTER_MAX_SECONDS (the workflow clamps again to the job's own option); a clamp is noted.
+      const retry = retryAfterSeconds(res.headers['retry-after'], Date.now(), fhir.retryAfterMaxMs);
+      const retryWait = retry?.seconds;
+      const retryAfterNote = retry?.note;
+      // Kept with the job as well: the job view shows it after the workflow (and its live notes) is gone.
+      if (retryAfterNote) await jobs.update(input.jobId, { 'details.retryAfterClamped': retryAfterNote });
+      if (retryAfterNote) activityLog().warn({ status, retryAfter: firstHeader(res.headers['retry-after'])?.slice(0, 64) }, `bulk export status poll: ${retryAfterNote}`);
       const body = parseJson(res.body);
       if (status === 202) {
         const xp = res.headers['x-progress'];
         const progress = typeof xp === 'string' ? xp.slice(0, 100) : undefined;
         await jobs.update(input.jobId, { 'details.xProgress': progress ?? null, 'details.lastPollAt': new Date() });
-        activityLog().debug({ retryAfterSeconds }, 'bulk export in progress');
-        return { state: 'in-progress', progress, retryAfterSeconds };
+        activityLog().debug({ retryAfterSeconds: retryWait }, 'bulk export in progress');
+        return { state: 'in-progress', progress, retryAfterSeconds: retryWait, ...(retryAfterNote ? { retryAfterNote } : {}) };
       }
       if (status === 200) {
         const manifest = summarizeManifest(body, input.statusUrl);
@@ -276,14 +290,15 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       }
       const text = statusError('GET', input.statusUrl, status, res.body).message;
       const answered = (code: number, outcome: unknown) => `Status poll GET ${loggableUrl(input.statusUrl)} answered ${code}${operationOutcomeText(outcome) ? ` (${operationOutcomeText(outcome)})` : ''}.`;
-      activityLog().info({ status, retryAfterSeconds }, 'bulk export status poll not answered with progress');
-      if (status === 429) return { state: 'throttled', retryAfterSeconds, message: text };
+      activityLog().info({ status, retryAfterSeconds: retryWait }, 'bulk export status poll not answered with progress');
+      const retryFields = { retryAfterSeconds: retryWait, ...(retryAfterNote ? { retryAfterNote } : {}) };
+      if (status === 429) return { state: 'throttled', ...retryFields, message: text };
       if (status >= 500) {
         if (isTransientOutcome(body) || status === 502 || status === 503 || status === 504 || !operationOutcomeText(body)) {
-          return { state: 'transient', retryAfterSeconds, message: text };
+          return { state: 'transient', ...retryFields, message: text };
         }
         // The workflow fails the job after a few of these in a row: say what to do then, not "will be retried".
-        return { state: 'server-error', retryAfterSeconds, message: `${answered(status, body)} Retry the job (POST …/bulk-export/{jobId}/retry) once the server is healthy.` };
+        return { state: 'server-error', ...retryFields, message: `${answered(status, body)} Retry the job (POST …/bulk-export/{jobId}/retry) once the server is healthy.` };
       }
       if (status === 401) {
         throw new FhirRequestError('FHIR_UNAUTHORIZED', text, status, false);
@@ -481,14 +496,8 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
   };
 }
 
-/** Retry-After as seconds: delta-seconds or an HTTP-date. */
-export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return undefined;
-  if (/^\s*\d+\s*$/.test(v)) return Number(v);
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) return undefined;
-  return Math.max(0, Math.ceil((t - Date.now()) / 1000));
+function firstHeader(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function parseJson(text: string): unknown {

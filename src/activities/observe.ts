@@ -146,7 +146,8 @@ export function fhirLogObserver(fallback: Logger): FhirObserver {
   return {
     exchange(e) {
       const fields = { requestKind: e.kind, status: e.status, url: e.url, fhirProvider: e.providerId };
-      if (e.status === 429) activityLog(fallback).warn({ ...fields, retryAfterSeconds: e.retryAfterSeconds }, 'FHIR 429: backing off');
+      if (e.retryAfterClamped) activityLog(fallback).warn({ ...fields, retryAfterSeconds: e.retryAfterSeconds }, `FHIR ${e.status}: ${e.retryAfterClamped}`);
+      else if (e.status === 429) activityLog(fallback).warn({ ...fields, retryAfterSeconds: e.retryAfterSeconds }, 'FHIR 429: backing off');
       else if (e.status === undefined) activityLog(fallback).info({ ...fields, errorCode: e.errorCode }, 'FHIR request got no answer');
       else if (e.status >= 500) activityLog(fallback).info(fields, 'FHIR server error');
     },

@@ -19,6 +19,8 @@ export interface SyncDeps {
   jobs: JobStore;
   syncPoints: SyncPointStore;
   metrics?: ActivityMetrics;
+  /** SYNC_CLOCK_SKEW_SECONDS: subtracted from our clock when the server gives no Bundle meta.lastUpdated. */
+  config?: { SYNC_CLOCK_SKEW_SECONDS: number };
 }
 
 export interface SyncRequest {
@@ -64,8 +66,13 @@ export interface TypeSyncResult extends WriteCounts {
   /** Resources the server returned for this type in this run. */
   fetched: number;
   pages: number;
-  /** Where the next incremental run of this type starts (the instant this run began asking). */
+  /**
+   * Where the next incremental run of this type starts: the first page's Bundle meta.lastUpdated (the server's
+   * clock), or the time that page was requested minus SYNC_CLOCK_SKEW_SECONDS.
+   */
   syncedUpTo: string;
+  /** Which of the two `syncedUpTo` is. */
+  syncPointSource?: 'bundle' | 'request-time';
   resumed: boolean;
 }
 
@@ -75,13 +82,19 @@ interface PagingCheckpoint {
   fetched: number;
   pages: number;
   counts: WriteCounts;
-  startedAt: string;
+  /**
+   * The instant the data supports as the next sync point (set from the first page; named `startedAt` because
+   * checkpoints heartbeated before this rule hold the activity's start there, which is used as it is).
+   */
+  startedAt?: string;
+  syncPointSource?: 'bundle' | 'request-time';
 }
 
 /** The largest page we ask for; servers cap it at what they allow (the sandbox at 200) and say so in `next`. */
 const MAX_PAGE_SIZE = 1000;
 
-export function createSyncActivities({ connections, fhir, registry, resources, jobs, syncPoints, metrics = noActivityMetrics }: SyncDeps) {
+export function createSyncActivities({ connections, fhir, registry, resources, jobs, syncPoints, metrics = noActivityMetrics, config }: SyncDeps) {
+  const skewMs = (config?.SYNC_CLOCK_SKEW_SECONDS ?? DEFAULT_CLOCK_SKEW_SECONDS) * 1000;
   /**
    * The server's CapabilityStatement, to pick each type's patient search parameter. A server that does not answer
    * /metadata is not refused here: every type is then tried with the usual parameters, as before.
@@ -176,16 +189,37 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       const ctx = Context.current();
       const connection = await connections.get(input.connectionId);
       const saved = ctx.info.heartbeatDetails as PagingCheckpoint | undefined;
-      const checkpoint: PagingCheckpoint = saved ?? { fetched: 0, pages: 0, counts: emptyCounts(), startedAt: new Date().toISOString() };
+      const checkpoint: PagingCheckpoint = saved ?? { fetched: 0, pages: 0, counts: emptyCounts() };
       const resumed = Boolean(saved);
       bindActivityLog({ provider: connection.provider, resourceType: input.resourceType });
       if (resumed) activityLog().info({ pagesDone: checkpoint.pages, fetched: checkpoint.fetched }, 'resuming from the heartbeated next link');
+      // A server's nonsense Retry-After (clamped to RETRY_AFTER_MAX_SECONDS) is shown in the job view; the worker
+      // log has it from the FHIR observer. On the job document: a retried attempt starts a fresh progress value.
+      // Written after the request (awaited, never racing the job's final write, which FerretDB could lose).
+      let clamped: string | undefined;
+      const onRetryAfterClamped = (note: string) => {
+        clamped = `${input.resourceType}: ${note}`;
+      };
+      const noteClamp = async () => {
+        if (!clamped) return;
+        const note = clamped;
+        clamped = undefined;
+        await jobs.update(input.jobId, { 'details.retryAfterClamped': note });
+      };
       let next: string | undefined = saved?.next;
       let first = !saved;
       while (first || next) {
-        const page = first
-          ? await fhir.searchPage(connection, input.resourceType, searchParams(connection, input), ctx.cancellationSignal)
-          : await fhir.searchPage(connection, next as string, {}, ctx.cancellationSignal);
+        let page;
+        try {
+          page = first
+            ? await fhir.searchPage(connection, input.resourceType, searchParams(connection, input), ctx.cancellationSignal, { onRetryAfterClamped })
+            : await fhir.searchPage(connection, next as string, {}, ctx.cancellationSignal, { onRetryAfterClamped });
+        } catch (err) {
+          await noteClamp().catch(() => undefined);
+          throw err;
+        }
+        await noteClamp();
+        if (first) Object.assign(checkpoint, syncPointOf(page, skewMs));
         first = false;
         const counts = await resources.upsertMany(connection._id, page.resources, input.jobId);
         metrics.resourcesWritten(input.resourceType, counts);
@@ -198,15 +232,17 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         ctx.heartbeat(checkpoint);
         await jobs.recordProgress(input.jobId, input.resourceType, { fetched: checkpoint.fetched, pages: checkpoint.pages, done: !next });
       }
-      if (input.advancesSyncPoint !== false) await syncPoints.advance(connection._id, input.resourceType, checkpoint.startedAt, input.jobId);
-      activityLog().info({ fetched: checkpoint.fetched, pages: checkpoint.pages, ...checkpoint.counts, resumed }, 'resource type synced');
+      const syncedUpTo = checkpoint.startedAt as string; // set by the first page (or the resumed checkpoint)
+      if (input.advancesSyncPoint !== false) await syncPoints.advance(connection._id, input.resourceType, syncedUpTo, input.jobId);
+      activityLog().info({ fetched: checkpoint.fetched, pages: checkpoint.pages, ...checkpoint.counts, resumed, syncedUpTo, syncPointSource: checkpoint.syncPointSource }, 'resource type synced');
       return {
         resourceType: input.resourceType,
         category: input.category,
         ...checkpoint.counts,
         fetched: checkpoint.fetched,
         pages: checkpoint.pages,
-        syncedUpTo: checkpoint.startedAt,
+        syncedUpTo,
+        ...(checkpoint.syncPointSource ? { syncPointSource: checkpoint.syncPointSource } : {}),
         resumed,
       };
     },
@@ -229,6 +265,19 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       });
     },
   };
+}
+
+const DEFAULT_CLOCK_SKEW_SECONDS = 300;
+
+/**
+ * The instant up to which a search's answer is known complete. The server's own Bundle meta.lastUpdated when it
+ * gives one (its clock, the clock that stamps the resources); otherwise the moment the first page was requested
+ * minus the skew margin, since the server's clock may run behind ours. Never our clock after the answer: a change
+ * made between the server assembling the page and our reading it would be skipped for good.
+ */
+export function syncPointOf(page: { lastUpdated?: string; requestedAt: string }, skewMs: number): Pick<PagingCheckpoint, 'startedAt' | 'syncPointSource'> {
+  if (page.lastUpdated) return { startedAt: page.lastUpdated, syncPointSource: 'bundle' };
+  return { startedAt: new Date(Date.parse(page.requestedAt) - skewMs).toISOString(), syncPointSource: 'request-time' };
 }
 
 function searchParams(connection: ConnectionDoc, input: { resourceType: string; since?: string; pageSize?: number; patientParam?: string }): Record<string, string | number> {

@@ -4,6 +4,7 @@ import { CapabilitiesQuerySchema } from './routes/capabilities';
 import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema, OpenConnectionBodySchema } from './routes/connections';
 import { StoredCountsQuerySchema, StoredResourcesQuerySchema } from './routes/resources';
 import { EnhancedSyncBodySchema } from './routes/sync';
+import { LiftBlocksQuerySchema, RateLimitQuerySchema } from './routes/rateLimit';
 import { SyncScheduleBodySchema, SyncScheduleNoteBodySchema } from './routes/schedules';
 
 /**
@@ -92,7 +93,8 @@ export function openApiDocument(): Json {
       '/api/ehr/{provider}/bulk-export/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED export again as a new job linked to it (retryOf)', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } } },
       '/api/ehr/{provider}/resources': { get: { summary: 'Stored resources per type for a connection, from MongoDB', parameters: [...p(), ...query(StoredCountsQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/resources/{resourceType}': { get: { summary: 'Stored resources, from MongoDB, paged', parameters: [...path('provider', 'resourceType'), ...query(StoredResourcesQuerySchema)], responses: responses('200') } },
-      '/api/ehr/{provider}/rate-limit': { get: { summary: 'Shared rate-limit budget per quota', parameters: p(), responses: responses('200') } },
+      '/api/ehr/{provider}/rate-limit': { get: { summary: 'Shared rate-limit budget per quota, and the blocks (429 Retry-After, bounded) per quota key', parameters: [...p(), ...query(RateLimitQuerySchema)], responses: responses('200') } },
+      '/api/ehr/{provider}/rate-limit/blocks': { delete: { summary: "Lift the provider's rate-limit blocks (all, or by quota / baseUrl); idempotent", parameters: [...p(), ...query(LiftBlocksQuerySchema)], responses: responses('200') } },
       '/metrics': { get: { summary: 'Prometheus metrics (text format 0.0.4): Bearer METRICS_TOKEN or an API key', responses: { '200': { description: 'Prometheus text', content: { 'text/plain': { schema: { type: 'string' } } } }, '401': { ...envelope(), description: 'Missing or wrong credential' } } } },
       '/api/openapi.json': { get: { security: [], summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
     },

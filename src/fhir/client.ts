@@ -8,6 +8,7 @@ import { AppError } from '../errors';
 import { FhirRequestError, adviceFor, operationOutcomeText } from './errors';
 import type { RequestLimiter } from './limiter';
 import { safeReport, type FhirObserver, type FhirRequestKind } from './observer';
+import { DEFAULT_RETRY_AFTER_MAX_SECONDS, clampNote, parseRetryAfter } from './retryAfter';
 
 /** Per-request context read by the hooks of the FHIR client. */
 interface FhirContext {
@@ -22,6 +23,7 @@ interface FhirContext {
   sentToken?: string;
   /** What the request is, for metrics (search, read, export-status…). */
   kind: FhirRequestKind;
+  onRetryAfterClamped?: (note: string) => void;
 }
 
 export interface RequestOptions {
@@ -32,6 +34,8 @@ export interface RequestOptions {
   auth?: boolean;
   /** What the request is, for metrics; default `read` (`search` for searchPage, `file` for openStream). */
   kind?: FhirRequestKind;
+  /** Told when an answer's Retry-After was clamped (RETRY_AFTER_MAX_SECONDS), so the job can show it. */
+  onRetryAfterClamped?: (note: string) => void;
 }
 
 export interface Bundle {
@@ -40,10 +44,20 @@ export interface Bundle {
   total?: number;
   link?: Array<{ relation: string; url: string }>;
   entry?: Array<{ fullUrl?: string; resource?: FhirResource; search?: { mode?: string } }>;
+  meta?: { lastUpdated?: string };
+}
+
+export interface FhirClientOptions {
+  /** Bound of every Retry-After wait (RETRY_AFTER_MAX_SECONDS), for reporting clamps and for callers that poll. */
+  retryAfterMaxMs?: number;
 }
 
 export interface SearchPage {
   resources: FhirResource[];
+  /** The Bundle's meta.lastUpdated (the server's clock: when the result was assembled), when it is a valid instant. */
+  lastUpdated?: string;
+  /** This process's clock just before the request was sent (the fallback sync point, minus a skew margin). */
+  requestedAt: string;
   /** The absolute `next` link, or undefined on the last page. */
   next?: string;
   total?: number;
@@ -58,6 +72,8 @@ export interface SearchPage {
  */
 export class FhirClient {
   private readonly api: Got;
+  /** The longest wait any Retry-After may cause (RETRY_AFTER_MAX_SECONDS). */
+  readonly retryAfterMaxMs: number;
 
   constructor(
     http: Got,
@@ -65,7 +81,9 @@ export class FhirClient {
     private readonly limiter: RequestLimiter,
     /** Told about every answer (and every request that got none): metrics and 429 logs in the worker. */
     private readonly observer?: FhirObserver,
+    opts: FhirClientOptions = {},
   ) {
+    this.retryAfterMaxMs = opts.retryAfterMaxMs ?? DEFAULT_RETRY_AFTER_MAX_SECONDS * 1000;
     this.api = http.extend({
       hooks: {
         beforeRequest: [
@@ -114,12 +132,21 @@ export class FhirClient {
 
   private report(ctx: FhirContext, response: GotResponse): void {
     const timings = response.timings;
+    const retry = parseRetryAfter(response.headers['retry-after'], Date.now(), this.retryAfterMaxMs);
+    if (retry?.clamped && ctx.onRetryAfterClamped) {
+      try {
+        ctx.onRetryAfterClamped(clampNote(retry, this.retryAfterMaxMs));
+      } catch {
+        /* a reporting callback never fails the request */
+      }
+    }
     safeReport(this.observer, {
       providerId: ctx.providerId,
       kind: ctx.kind,
       status: response.statusCode,
       durationMs: timings?.phases?.total ?? (timings?.start ? Date.now() - timings.start : undefined),
-      retryAfterSeconds: retryAfterSeconds(response.headers['retry-after']),
+      retryAfterSeconds: retry ? Math.ceil(retry.ms / 1000) : undefined,
+      ...(retry?.clamped ? { retryAfterClamped: clampNote(retry, this.retryAfterMaxMs) } : {}),
       url: loggableUrl(response.url),
     });
   }
@@ -144,16 +171,33 @@ export class FhirClient {
   }
 
   /** One page of a search; follow `next` by calling again with the returned link. */
-  async searchPage(connection: ConnectionDoc, resourceTypeOrNextUrl: string, params: Record<string, string | number> = {}, signal?: AbortSignal): Promise<SearchPage> {
+  async searchPage(
+    connection: ConnectionDoc,
+    resourceTypeOrNextUrl: string,
+    params: Record<string, string | number> = {},
+    signal?: AbortSignal,
+    opts: Pick<RequestOptions, 'onRetryAfterClamped'> = {},
+  ): Promise<SearchPage> {
     const isNext = /^https?:\/\//.test(resourceTypeOrNextUrl);
-    const bundle = await this.getJson<Bundle>(connection, resourceTypeOrNextUrl, { signal, searchParams: isNext ? undefined : params, kind: 'search' });
+    const requestedAt = new Date().toISOString();
+    // no-cache: servers cache repeated identical searches (one widely used server for 60 s by default); a cached
+    // page would miss changes made since and let the sync point move past them.
+    const bundle = await this.getJson<Bundle>(connection, resourceTypeOrNextUrl, {
+      signal,
+      searchParams: isNext ? undefined : params,
+      kind: 'search',
+      headers: { 'cache-control': 'no-cache' },
+      onRetryAfterClamped: opts.onRetryAfterClamped,
+    });
     if (bundle?.resourceType !== 'Bundle') {
       throw new FhirRequestError('FHIR_REQUEST_FAILED', `Search ${loggableUrl(resolveUrl(connection.fhirBaseUrl, resourceTypeOrNextUrl))} did not return a Bundle.`, 200, false);
     }
     const resources = (bundle.entry ?? [])
       .filter((e) => e.resource && (e.search?.mode ?? 'match') === 'match')
       .map((e) => e.resource as FhirResource);
-    return { resources, next: bundle.link?.find((l) => l.relation === 'next')?.url, total: bundle.total };
+    const lu = bundle.meta?.lastUpdated;
+    const lastUpdated = typeof lu === 'string' && FHIR_INSTANT.test(lu) && !Number.isNaN(Date.parse(lu)) ? new Date(lu).toISOString() : undefined;
+    return { resources, next: bundle.link?.find((l) => l.relation === 'next')?.url, total: bundle.total, requestedAt, ...(lastUpdated ? { lastUpdated } : {}) };
   }
 
   /** Raw access for other activities (bulk kick-off, status, files) with the same hooks. */
@@ -231,6 +275,7 @@ export class FhirClient {
       auth: connection.kind !== 'open' && (opts.auth ?? true),
       tokenOrigins: opts.tokenOrigins,
       kind: opts.kind ?? 'read',
+      ...(opts.onRetryAfterClamped ? { onRetryAfterClamped: opts.onRetryAfterClamped } : {}),
     };
     return {
       context: context as unknown as Record<string, unknown>,
@@ -298,14 +343,8 @@ function isNetworkErrorCode(code: unknown): code is string {
   return typeof code === 'string' && (/^E(?!RR_)[A-Z_]+$/.test(code) || code === 'ERR_STREAM_PREMATURE_CLOSE');
 }
 
-/** Retry-After in seconds (delta-seconds or an HTTP date), for metrics and logs. */
-function retryAfterSeconds(value: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return undefined;
-  if (/^\s*\d+\s*$/.test(v)) return Number(v);
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, Math.ceil((t - Date.now()) / 1000));
-}
+/** A FHIR instant: date, time and zone (a bare date or a local time cannot be a sync point). */
+const FHIR_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** Reads at most `limit` bytes of a stream as text (error bodies). */
 async function readSmall(stream: NodeJS.ReadableStream, limit: number): Promise<string> {

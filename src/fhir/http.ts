@@ -23,10 +23,13 @@ export function createHttpClient(opts: HttpClientOptions = {}): Got {
       methods: ['GET', 'HEAD', 'DELETE', 'OPTIONS'],
       statusCodes: [408, 429, 500, 502, 503, 504],
       errorCodes: ['ETIMEDOUT', 'ECONNRESET', 'EADDRINUSE', 'ECONNREFUSED', 'EPIPE', 'ENOTFOUND', 'ENETUNREACH', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE'],
-      maxRetryAfter: opts.maxRetryAfterMs ?? 120_000,
+      // got reads Retry-After itself; a value over this bound (epoch milliseconds, a far date) makes it give up at
+      // once rather than wait (the step retries later, and the shared limiter's block is bounded the same way).
+      maxRetryAfter: Math.min(120_000, opts.maxRetryAfterMs ?? 120_000),
       backoffLimit: 30_000,
       // got computes the delay (Retry-After or 2^n backoff); add jitter so parallel activities do not retry in step.
-      calculateDelay: ({ computedValue }) => (computedValue > 0 ? Math.round(computedValue * (1 + Math.random() * 0.25)) : 0),
+      // A negative or non-finite value (a nonsense Retry-After) is no retry, never a wait.
+      calculateDelay: ({ computedValue }) => (Number.isFinite(computedValue) && computedValue > 0 ? Math.round(Math.min(computedValue, 120_000) * (1 + Math.random() * 0.25)) : 0),
     },
     // Redirects are not followed by default: a redirect to another host must not carry the bearer token, and
     // callers that need redirects (file downloads) decide per request.

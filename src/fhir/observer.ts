@@ -22,6 +22,8 @@ export interface FhirExchange {
   durationMs?: number;
   /** Retry-After of a 429/503, in seconds, when the server sent one. */
   retryAfterSeconds?: number;
+  /** Set when the server's Retry-After was nonsense or over RETRY_AFTER_MAX_SECONDS: what it was taken as. */
+  retryAfterClamped?: string;
   /** The URL without its query string (loggableUrl). */
   url?: string;
   /** Network error code (ECONNRESET…) when there was no answer. */

@@ -1,4 +1,5 @@
 import type { Quota } from '../providers/schema';
+import { DEFAULT_RETRY_AFTER_MAX_SECONDS, parseRetryAfter, type RetryAfter } from '../fhir/retryAfter';
 
 /**
  * The arithmetic of the shared rate limiter, free of I/O so that it can be tested with a fake clock.
@@ -87,16 +88,6 @@ export function calendarChunk(limit: number): number {
   return Math.max(1, Math.ceil(limit / 10_000));
 }
 
-/** Retry-After: delta-seconds or an HTTP date. Returns the delay in ms (>= 0), or undefined. */
-export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
-  const v = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!v) return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  const date = Date.parse(v);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
-}
-
 export interface RateHeaders {
   limit?: number;
   remaining?: number;
@@ -132,6 +123,8 @@ export interface ObserveAction {
   untilWindowClear?: boolean;
   /** The server's remaining count for this quota (when its X-RateLimit-Limit matches the quota). */
   serverRemaining?: number;
+  /** The 429's Retry-After was clamped (too long, negative, unparseable): say so in the log and the job. */
+  retryAfterClamped?: RetryAfter;
 }
 
 /** Default block after a 429 without Retry-After (got backs off on its own as well). */
@@ -146,14 +139,21 @@ export const DEFAULT_429_BLOCK_MS = 1000;
  *   only ever goes down to it); remaining 0 on a window blocks it until Reset. Headers that match no configured
  *   quota (the server's limits differ from the configuration) block every quota when remaining is 0.
  */
-export function planObserve(quotas: readonly Quota[], statusCode: number, headers: Record<string, string | string[] | undefined>, now: number): ObserveAction[] {
+export function planObserve(
+  quotas: readonly Quota[],
+  statusCode: number,
+  headers: Record<string, string | string[] | undefined>,
+  now: number,
+  maxBlockMs: number = DEFAULT_RETRY_AFTER_MAX_SECONDS * 1000,
+): ObserveAction[] {
   const h = parseRateHeaders(headers, now);
   const matched = h.limit === undefined ? -1 : quotas.findIndex((q) => quotaCapacity(q) === h.limit);
   const resetAt = h.resetSeconds === undefined ? undefined : now + h.resetSeconds * 1000;
   const actions: ObserveAction[] = [];
   if (statusCode === 429) {
-    const retryMs = parseRetryAfter(headers['retry-after'], now);
-    const retryAt = now + (retryMs ?? DEFAULT_429_BLOCK_MS);
+    const retry = parseRetryAfter(headers['retry-after'], now, maxBlockMs);
+    const retryAt = now + (retry?.ms ?? DEFAULT_429_BLOCK_MS);
+    const retryAfterClamped = retry?.clamped ? retry : undefined;
     quotas.forEach((q, index) => {
       let blockUntil = retryAt;
       let untilWindowClear = false;
@@ -161,7 +161,7 @@ export function planObserve(quotas: readonly Quota[], statusCode: number, header
         if (resetAt !== undefined && (matched === index || matched === -1)) blockUntil = Math.max(blockUntil, resetAt);
         else if (resetAt === undefined) untilWindowClear = true;
       }
-      actions.push({ index, blockUntil, untilWindowClear: untilWindowClear || undefined });
+      actions.push({ index, blockUntil: Math.min(blockUntil, now + maxBlockMs), untilWindowClear: untilWindowClear || undefined, ...(retryAfterClamped ? { retryAfterClamped } : {}) });
     });
     return actions;
   }

@@ -4,7 +4,8 @@ import { FhirRequestError } from '../fhir/errors';
 import type { Quota } from '../providers/schema';
 import { normalizeBaseUrl, type ProviderRegistry } from '../providers/registry';
 import { COLLECTIONS } from '../store/mongo';
-import { debugFor } from '../logger';
+import { debugFor, type Logger } from '../logger';
+import { DEFAULT_RETRY_AFTER_MAX_SECONDS, clampNote } from '../fhir/retryAfter';
 import {
   CALENDAR_WINDOW_SECONDS,
   DEFAULT_TUNING,
@@ -64,10 +65,33 @@ export interface RateBudgetReader {
   budget(providerId: string, baseUrl?: string): Promise<QuotaBudget[]>;
 }
 
+/** The blocks that hold a provider's requests now, and lifting them (operator API). */
+export interface RateLimitBlockAdmin {
+  listBlocks(providerId: string): Promise<RateLimitBlock[]>;
+  liftBlocks(providerId: string, filter?: { quota?: string; scope?: string }): Promise<{ lifted: string[] }>;
+}
+
 export interface MongoRateLimiterOptions {
   tuning?: Partial<LimiterTuning>;
   /** A wait longer than this fails the request (retryable FHIR_RATE_LIMITED) instead of holding it. Default 120 s. */
   maxWaitMs?: number;
+  /**
+   * No block (429 Retry-After, X-RateLimit-Reset) lasts longer than this from when it was written, whatever the
+   * server said; blocks already stored longer (written before this bound existed) end this long after their
+   * `updatedAt`. RETRY_AFTER_MAX_SECONDS; default 600 s.
+   */
+  maxBlockMs?: number;
+  /** Where clamped Retry-After values are reported (warn; provider, quota key and the header value only). */
+  logger?: Pick<Logger, 'warn'>;
+}
+
+/** What the operator API shows per stored block. */
+export interface RateLimitBlock {
+  key: string;
+  quota: string;
+  scope: string;
+  blockedUntil: string;
+  updatedAt?: string;
 }
 
 export const SLOTS_COLLECTION = COLLECTIONS.rateLimitSlots;
@@ -119,11 +143,13 @@ const CLOCK_REFRESH_MS = 60_000;
 const CLEANUP_EVERY_MS = 30_000;
 const DUPLICATE_KEY = 11000;
 
-export class MongoRateLimiter implements RequestLimiter, RateBudgetReader {
+export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateLimitBlockAdmin {
   private readonly blocks: Collection<BlockDoc>;
   private readonly tickets: Collection<TicketDoc>;
   private readonly tuning: LimiterTuning;
   private readonly maxWaitMs: number;
+  private readonly maxBlockMs: number;
+  private readonly logger?: Pick<Logger, 'warn'>;
   /** Next slot worth trying per bucket key (slots below it are taken or in the past). */
   private readonly hints = new Map<string, number>();
   private readonly calendars = new Map<string, CalendarState>();
@@ -143,6 +169,16 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader {
     this.tickets = db.collection<TicketDoc>(SLOTS_COLLECTION);
     this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
     this.maxWaitMs = opts.maxWaitMs ?? 120_000;
+    this.maxBlockMs = opts.maxBlockMs ?? DEFAULT_RETRY_AFTER_MAX_SECONDS * 1000;
+    this.logger = opts.logger;
+  }
+
+  /** The end of a stored block, never more than maxBlockMs after it was written (older, unbounded blocks too). */
+  private effectiveUntil(b: Pick<BlockDoc, 'blockedUntil' | 'updatedAt'>): number {
+    const written = b.updatedAt instanceof Date ? b.updatedAt.getTime() + this.offsetMs : -Infinity;
+    const bound = Number.isFinite(written) ? written + this.maxBlockMs : Infinity;
+    const until = Number.isFinite(b.blockedUntil) ? b.blockedUntil : 0;
+    return Math.min(until, bound);
   }
 
   async acquire(ctx: QuotaContext, signal?: AbortSignal): Promise<void> {
@@ -171,7 +207,7 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader {
     const quotas = this.resolve(ctx);
     if (quotas.length === 0) return;
     const now = await this.now();
-    const actions = planObserve(quotas.map((q) => q.quota), response.statusCode, response.headers, now);
+    const actions = planObserve(quotas.map((q) => q.quota), response.statusCode, response.headers, now, this.maxBlockMs);
     if (actions.length === 0) return;
     const log = debugFor(ctx.providerId, 'limiter');
     // The server counted the request when it arrived: got's timings say when it was sent.
@@ -180,6 +216,9 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader {
     await Promise.all(
       actions.map(async (a) => {
         const r = quotas[a.index]!;
+        if (a.retryAfterClamped) {
+          this.logger?.warn({ fhirProvider: ctx.providerId, quotaKey: r.key, retryAfter: a.retryAfterClamped.raw, maxSeconds: Math.round(this.maxBlockMs / 1000) }, `rate-limit block clamped: ${clampNote(a.retryAfterClamped, this.maxBlockMs)}`);
+        }
         let until = a.blockUntil;
         // No X-RateLimit-Reset to say when the server's window ends: a whole window is the safe guess.
         if (a.untilWindowClear && r.quota.kind === 'fixed-window') until = Math.max(until ?? now, now + r.quota.windowSeconds * 1000);
@@ -210,7 +249,7 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader {
       for (const scope of scopes) {
         const r = this.resolveOne(providerId, scope, quota);
         const block = await this.blocks.findOne({ _id: r.key });
-        const blockedUntil = block && block.blockedUntil > now ? new Date(block.blockedUntil).toISOString() : undefined;
+        const blockedUntil = block && this.effectiveUntil(block) > now ? new Date(this.effectiveUntil(block)).toISOString() : undefined;
         const base = { name: quota.name, kind: quota.kind, shareBy: quota.shareBy, key: r.key, blockedUntil };
         if (r.calendar) {
           const window = Math.floor(now / r.calendar.windowMs);
@@ -238,6 +277,35 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader {
     return out;
   }
 
+  /** The stored blocks of a provider that still hold (bounded as the limiter honours them), per quota key. */
+  async listBlocks(providerId: string): Promise<RateLimitBlock[]> {
+    this.registry.get(providerId);
+    const now = await this.now();
+    const docs = await this.blocks.find({ provider: providerId }).toArray();
+    return docs
+      .filter((b) => this.effectiveUntil(b) > now)
+      .sort((a, b) => a._id.localeCompare(b._id))
+      .map((b) => ({ key: b._id, quota: b.quota, scope: b.scope, blockedUntil: new Date(this.effectiveUntil(b)).toISOString(), ...(b.updatedAt instanceof Date ? { updatedAt: b.updatedAt.toISOString() } : {}) }));
+  }
+
+  /**
+   * Lifts a provider's blocks (all, or one quota name, or one scope = base URL): deletes the block documents, so
+   * every process sends again at once (slots already claimed keep their times). Idempotent: lifting nothing is 0.
+   */
+  async liftBlocks(providerId: string, filter: { quota?: string; scope?: string } = {}): Promise<{ lifted: string[] }> {
+    this.registry.get(providerId);
+    const docs = await this.blocks.find({ provider: providerId }).toArray();
+    const chosen = docs.filter((b) => (!filter.quota || b.quota === filter.quota) && (!filter.scope || b.scope === normalizeBaseUrl(filter.scope) || b.scope === filter.scope));
+    const now = await this.now();
+    const lifted: string[] = [];
+    for (const b of chosen) {
+      const res = await this.blocks.deleteOne({ _id: b._id });
+      // Expired block documents are deleted too (tidy), but only blocks that still held count as lifted.
+      if (res.deletedCount === 1 && this.effectiveUntil(b) > now) lifted.push(b._id);
+    }
+    return { lifted: lifted.sort() };
+  }
+
   // --- quotas and keys ---
 
   private resolve(ctx: QuotaContext): Resolved[] {
@@ -260,7 +328,7 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader {
   /** Claims `n` requests on every quota; returns when each may be sent. */
   private async claim(quotas: Resolved[], n: number): Promise<number[]> {
     const now = await this.now();
-    const blocked = new Map((await this.blocks.find({ _id: { $in: quotas.map((q) => q.key) } }).toArray()).map((b) => [b._id, b.blockedUntil]));
+    const blocked = new Map((await this.blocks.find({ _id: { $in: quotas.map((q) => q.key) } }).toArray()).map((b) => [b._id, this.effectiveUntil(b)]));
     const times = Array<number>(n).fill(now);
     for (const r of quotas) {
       const until = blocked.get(r.key) ?? 0;
@@ -344,9 +412,11 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader {
   }
 
   private async block(r: Resolved, until: number): Promise<void> {
+    // The one place blocks are written: bounded here whatever computed them.
+    const bounded = Math.min(until, (await this.now()) + this.maxBlockMs);
     await this.blocks.updateOne(
       { _id: r.key },
-      { $max: { blockedUntil: until }, $set: { updatedAt: new Date() }, $setOnInsert: { provider: r.providerId, quota: r.quota.name, kind: r.quota.kind, scope: r.scope } },
+      { $max: { blockedUntil: bounded }, $set: { updatedAt: new Date() }, $setOnInsert: { provider: r.providerId, quota: r.quota.name, kind: r.quota.kind, scope: r.scope } },
       { upsert: true },
     );
   }

@@ -49,6 +49,7 @@ export function createContext(options: SandboxOptions): SandboxContext {
     patients: options.patients,
     resourcesPerPatient: options.resourcesPerPatient,
     dataEpoch: options.dataEpoch,
+    now: () => Date.now() + (ctxRef.ctx?.faults.clockSkewMs ?? 0),
     documentUrl: (id) => `${ctxRef.ctx?.publicUrl ?? `http://${options.host}:${options.port}`}/documents/${id}.pdf`,
   });
   const clients = new ClientRegistry();

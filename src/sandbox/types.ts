@@ -126,6 +126,22 @@ export interface FaultSettings {
   storm429: number;
   /** Retry-After (seconds) sent with storm 429s. */
   storm429RetryAfterSeconds: number;
+  /**
+   * A raw Retry-After value sent with storm 429s instead of storm429RetryAfterSeconds, as real servers have sent
+   * them: epoch milliseconds ('1796159374838'), negative, garbage, an HTTP date far in the future. '' = unset.
+   */
+  storm429RetryAfter: string;
+  /**
+   * Searches are cached for this many seconds, as a widely used FHIR server does by default (60 s): a repeated
+   * identical search (same query, same token's compartment) within that time gets the cached Bundle, unless the
+   * request carries `Cache-Control: no-cache` (or `Pragma: no-cache`). 0 = off.
+   */
+  searchCacheSeconds: number;
+  /**
+   * The server's clock runs this many ms ahead (positive) or behind (negative) the real one: resources changed
+   * from now on, Bundle meta.lastUpdated and export transaction times carry the skewed time.
+   */
+  clockSkewMs: number;
   /** Access token lifetime for newly issued user tokens (seconds). */
   accessTokenTtlSeconds: number;
   /** Access token lifetime for newly issued backend-services tokens (seconds). */

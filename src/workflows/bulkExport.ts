@@ -185,6 +185,9 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
       progress.polls++;
       const s = await short.checkBulkExportStatus({ jobId, connectionId: input.connectionId, statusUrl });
       progress.lastPollAt = new Date().toISOString();
+      // The activity bounded a nonsense Retry-After (RETRY_AFTER_MAX_SECONDS): shown in the job view. Query state
+      // only, no command: old histories replay unchanged.
+      if ('retryAfterNote' in s && s.retryAfterNote && progress.notes.length < 20 && !progress.notes.includes(s.retryAfterNote)) progress.notes.push(s.retryAfterNote);
       if (s.state === 'complete') {
         manifest = s.manifest;
         break;

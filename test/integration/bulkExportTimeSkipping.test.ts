@@ -102,7 +102,7 @@ describe('bulk export on the workflow clock (time skipping)', () => {
     const b = (await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', resourceTypes: ['Task'] })).body.data!;
     await eventually(() => sandboxJob(b.statusUrl!).polls >= 1, 'the first poll');
     const running = await stack.api.get<{ progress: { notes: string[] } }>(`api/ehr/eclinicalworks/bulk-export/${b.id}`);
-    expect(running.body.data!.progress.notes).toContain('Retry-After of 7200 s clamped to 600 s.');
+    expect(running.body.data!.progress.notes).toContain('Retry-After "7200" (longer than the maximum of 600 s) taken as 600 s.');
     await expect(stack.client.workflow.getHandle(b.id).result()).rejects.toMatchObject({ cause: { message: expect.stringMatching(/1 hour/) } });
     await expectTimers(b.id, 6, 600);
     expect(sandboxJob(b.statusUrl!).polls).toBe(7); // 1 + 3600/600

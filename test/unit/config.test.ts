@@ -29,6 +29,17 @@ describe('configuration', () => {
     expect(config.TEMPORAL_ADDRESS).toBe('127.0.0.1:7233');
   });
 
+  it('bounds Retry-After waits and the sync clock-skew margin, with defaults', () => {
+    const config = loadWorkerConfig(valid);
+    expect(config.RETRY_AFTER_MAX_SECONDS).toBe(600);
+    expect(config.SYNC_CLOCK_SKEW_SECONDS).toBe(300);
+    expect(loadWorkerConfig({ ...valid, RETRY_AFTER_MAX_SECONDS: '30', SYNC_CLOCK_SKEW_SECONDS: '0' })).toMatchObject({ RETRY_AFTER_MAX_SECONDS: 30, SYNC_CLOCK_SKEW_SECONDS: 0 });
+    const msg = messageOf(() => loadWorkerConfig({ ...valid, RETRY_AFTER_MAX_SECONDS: '1796159374838', SYNC_CLOCK_SKEW_SECONDS: '-5' }));
+    expect(msg).toMatch(/RETRY_AFTER_MAX_SECONDS/);
+    expect(msg).toMatch(/SYNC_CLOCK_SKEW_SECONDS/);
+    expect(messageOf(() => loadWorkerConfig({ ...valid, RETRY_AFTER_MAX_SECONDS: '0' }))).toMatch(/RETRY_AFTER_MAX_SECONDS/);
+  });
+
   it('names every bad or missing variable', () => {
     const msg = messageOf(() =>
       loadApiConfig({ ...valid, ENCRYPTION_KEY: 'too-short', ECLINICALWORKS_CLIENT_ID: undefined, MONGODB_URI: 'postgres://x', API_PORT: 'eighty' }),

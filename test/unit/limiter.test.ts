@@ -5,7 +5,6 @@ import {
   bucketParams,
   firstFreeSlot,
   parseRateHeaders,
-  parseRetryAfter,
   planObserve,
   slotSendTime,
   windowBucketParams,
@@ -105,13 +104,21 @@ describe('fixed window as a burst-1 bucket', () => {
 });
 
 describe('headers', () => {
-  test('Retry-After in seconds or as an HTTP date', () => {
+  test('a 429 block is bounded by the maximum, whatever the Retry-After (epoch ms, far date, garbage)', () => {
     const now = Date.UTC(2026, 0, 1, 12, 0, 0);
-    expect(parseRetryAfter('3', now)).toBe(3000);
-    expect(parseRetryAfter(new Date(now + 7000).toUTCString(), now)).toBe(7000);
-    expect(parseRetryAfter(new Date(now - 7000).toUTCString(), now)).toBe(0);
-    expect(parseRetryAfter('soon', now)).toBeUndefined();
-    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+    const q: Quota[] = [{ name: 's', kind: 'token-bucket', ratePerSecond: 7, burst: 14, shareBy: 'provider' }];
+    const max = 5_000;
+    const epochMs = planObserve(q, 429, { 'retry-after': '1796159374838' }, now, max);
+    expect(epochMs[0]?.blockUntil).toBe(now + max);
+    expect(epochMs[0]?.retryAfterClamped?.reason).toBe('too-long');
+    expect(planObserve(q, 429, { 'retry-after': 'Sat, 01 Jan 58944 00:00:00 GMT' }, now, max)[0]?.blockUntil).toBeLessThanOrEqual(now + max);
+    const garbage = planObserve(q, 429, { 'retry-after': 'soon' }, now, max)[0];
+    expect(garbage?.blockUntil).toBe(now);
+    expect(garbage?.retryAfterClamped?.reason).toBe('unparseable');
+    expect(planObserve(q, 429, { 'retry-after': '3' }, now, max)[0]).toEqual({ index: 0, blockUntil: now + 3000 });
+    // X-RateLimit-Reset far away on a window: bounded as well.
+    const w: Quota[] = [{ name: 'p', kind: 'fixed-window', limit: 250, windowSeconds: 60, shareBy: 'baseUrl', blockRestOfWindowOn429: true }];
+    expect(planObserve(w, 429, { 'retry-after': '1', 'x-ratelimit-reset': '99999999' }, now, max)[0]?.blockUntil).toBe(now + max);
   });
 
   test('X-RateLimit-Reset as delta or epoch seconds', () => {

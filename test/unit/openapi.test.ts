@@ -50,4 +50,12 @@ describe('OpenAPI document', () => {
     const caps = doc.paths['/api/ehr/{provider}/capabilities']!.get!.parameters!;
     expect(caps).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'connectionId', in: 'query', required: true })]));
   });
+
+  it('documents seeing and lifting rate-limit blocks, with the filters the route validates', () => {
+    expect(doc.paths['/api/ehr/{provider}/rate-limit']?.get).toBeDefined();
+    const lift = doc.paths['/api/ehr/{provider}/rate-limit/blocks']?.delete;
+    expect(lift).toBeDefined();
+    const names = (lift!.parameters ?? []).map((p) => `${p.in}:${p.name}:${p.required}`);
+    expect(names).toEqual(expect.arrayContaining(['path:provider:true', 'query:quota:false', 'query:baseUrl:false']));
+  });
 });

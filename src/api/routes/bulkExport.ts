@@ -272,6 +272,8 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       since?: string;
       sinceSource?: string;
       xProgress?: string | null;
+      /** The last Retry-After a status poll had to clamp (RETRY_AFTER_MAX_SECONDS), as a note. */
+      retryAfterClamped?: string;
       manifest?: ManifestSummary;
       transactionTime?: string;
       result?: Record<string, unknown>;
@@ -317,7 +319,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
         lastPollAt: live?.lastPollAt,
         nextPollAt: live?.nextPollAt,
         lastStatusProblem: live?.lastStatusProblem,
-        notes: live?.notes,
+        notes: live?.notes ?? (typeof details.retryAfterClamped === 'string' ? [details.retryAfterClamped] : undefined),
         files: {
           total: manifest ? manifest.output.length + manifest.error.length + manifest.deleted.length : 0,
           done: files.filter((f) => f.done).length,

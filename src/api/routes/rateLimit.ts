@@ -11,9 +11,23 @@ export const RateLimitQuerySchema = z.object({
   baseUrl: z.url().max(2048).optional(),
 });
 
+/** Which blocks to lift; without either, every block of the provider. Strict: a misspelt filter lifts nothing. */
+export const LiftBlocksQuerySchema = z
+  .object({
+    /** A quota name of the provider's rate limit (e.g. `practice`). */
+    quota: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a quota name of the provider').optional(),
+    /** Only the blocks of quotas shared by this FHIR base URL. */
+    baseUrl: z.url().max(2048).optional(),
+  })
+  .strict();
+
 /**
  * GET /api/ehr/:provider/rate-limit[?baseUrl=…] — the shared rate limiter's budget per quota key:
- * `{quotas: [{name, kind, shareBy, key, limit, used, remaining, resetAt, blockedUntil?}]}`.
+ * `{quotas: [{name, kind, shareBy, key, limit, used, remaining, resetAt, blockedUntil?}], blocks: [{key, quota,
+ * scope, blockedUntil, updatedAt}]}` (blocks: every one of the provider that still holds requests, as honoured:
+ * never longer than RETRY_AFTER_MAX_SECONDS after it was written).
+ * DELETE /api/ehr/:provider/rate-limit/blocks[?quota=…&baseUrl=…] — lifts them (operators: a server that asked for
+ * an absurd wait, or a block no longer needed); every process sends again at once. Idempotent.
  */
 export function rateLimitRoutes(services: Services): Router {
   const routes = Router();
@@ -22,7 +36,19 @@ export function rateLimitRoutes(services: Services): Router {
     const { baseUrl } = parse(RateLimitQuerySchema, req.query, 'query');
     const p = services.registry.get(provider);
     if (baseUrl && !isAllowedBaseUrl(p, baseUrl)) throw new BadRequestError(`baseUrl is not a FHIR base URL of ${provider}.`);
-    ok(res, { provider, quotas: await services.rateBudget.budget(provider, baseUrl) });
+    const [quotas, blocks] = await Promise.all([services.rateBudget.budget(provider, baseUrl), services.rateLimitBlocks.listBlocks(provider)]);
+    ok(res, { provider, quotas, blocks });
+  });
+  routes.delete('/api/ehr/:provider/rate-limit/blocks', async (req, res) => {
+    const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
+    const filter = parse(LiftBlocksQuerySchema, req.query, 'query');
+    const p = services.registry.get(provider);
+    if (filter.baseUrl && !isAllowedBaseUrl(p, filter.baseUrl)) throw new BadRequestError(`baseUrl is not a FHIR base URL of ${provider}.`);
+    if (filter.quota && !p.rateLimit.quotas.some((q) => q.name === filter.quota)) {
+      throw new BadRequestError(`quota "${filter.quota}" is not a quota of ${provider} (its quotas: ${p.rateLimit.quotas.map((q) => q.name).join(', ') || 'none'}).`);
+    }
+    const { lifted } = await services.rateLimitBlocks.liftBlocks(provider, { quota: filter.quota, scope: filter.baseUrl });
+    ok(res, { provider, lifted, count: lifted.length });
   });
   return routes;
 }

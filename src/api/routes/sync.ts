@@ -145,7 +145,7 @@ const EnhancedSyncRequestSchema = z.object({
 });
 
 function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProgress) {
-  const details = (job.details ?? {}) as { result?: EnhancedSyncResult; plan?: SyncPlan };
+  const details = (job.details ?? {}) as { result?: EnhancedSyncResult; plan?: SyncPlan; retryAfterClamped?: string };
   const result = details.result;
   // Known once the sync is planned, so a running job shows them too.
   const skipped = details.plan?.skipped ?? [];
@@ -157,7 +157,7 @@ function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProg
     ...(job.completedAt ? { completedAt: job.completedAt.toISOString() } : {}),
     ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
     ...(result ? { standardResources: result.standardResources, enhancedResources: result.enhancedResources, total: result.total, written: result.written } : {}),
-    progress: { perType, ...(live ? { steps: live.types } : {}) },
+    progress: { perType, ...(live ? { steps: live.types } : {}), ...(details.retryAfterClamped ? { notes: [details.retryAfterClamped] } : {}) },
     ...(skipped.length ? { skipped } : {}),
     ...(job.retryOf ? { retryOf: job.retryOf } : {}),
     ...(typeof job.request.scheduleId === 'string' ? { scheduleId: job.request.scheduleId } : {}),

@@ -82,6 +82,8 @@ export interface StoreConfig {
   resourcesPerPatient: number | Partial<Record<ClinicalType, number>>;
   dataEpoch: string;
   documentUrl(reportId: string): string;
+  /** The server's clock (ms); the clockSkewMs knob offsets it. Default Date.now. */
+  now?: () => number;
 }
 
 export interface IterateOptions {
@@ -111,6 +113,7 @@ export class ResourceStore {
   private readonly addedPatients = new Map<string, number>();
   private nextPatientIndex: number;
   private lastStamp = 0;
+  private readonly clock: () => number;
   private addCounter = 0;
   /** Bumped on every change (cache key for counts). */
   version = 0;
@@ -118,6 +121,7 @@ export class ResourceStore {
 
   constructor(cfg: StoreConfig) {
     this.seed = cfg.seed;
+    this.clock = cfg.now ?? Date.now;
     this.basePatients = cfg.patients;
     this.nextPatientIndex = cfg.patients;
     this.epochMs = Math.min(Date.parse(cfg.dataEpoch), Date.now());
@@ -183,7 +187,7 @@ export class ResourceStore {
 
   /** A strictly increasing timestamp (ms) for changes and export transaction times. */
   stamp(): number {
-    this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
+    this.lastStamp = Math.max(this.clock(), this.lastStamp + 1);
     return this.lastStamp;
   }
 

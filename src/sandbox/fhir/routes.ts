@@ -8,6 +8,7 @@ import { isResourceType, type FhirResource, type ResourceType } from '../types';
 import { capabilityStatement, smartConfiguration } from './capability';
 import { FhirError, sendFhir, sendFhirError, sendOutcome } from './outcome';
 import { encodeCursor, executeSearch, parseSearch } from './search';
+import { SearchCache } from './search-cache';
 
 export const SANDBOX_VERSION = '1.0.0';
 
@@ -80,6 +81,7 @@ export function fhirRouter(ctx: SandboxContext): Router {
       }
     };
 
+  const cache = new SearchCache();
   const search = (req: Request, res: Response, auth: AccessTokenRecord, typeName: string, pairs: [string, string][]): void => {
     if (!isResourceType(typeName) || ctx.options.unsupportedTypes.includes(typeName)) {
       throw new FhirError(404, 'not-supported', `Resource type ${typeName} is not supported`);
@@ -99,6 +101,16 @@ export function fhirRouter(ctx: SandboxContext): Router {
       maxPageSize: ctx.options.maxPageSize,
       restrictToPatient: vis === 'patient' ? tokenPatientIndex(ctx, auth) : null,
     });
+    // searchCacheSeconds: the same query in the same compartment within N seconds gets the cached Bundle.
+    const cacheKey = JSON.stringify([type, vis, vis === 'patient' ? tokenPatientIndex(ctx, auth) : null, [...pairs].sort()]);
+    const cached = cache.get(cacheKey, ctx.faults.searchCacheSeconds, req);
+    if (cached) {
+      res.setHeader('X-Cache', 'HIT');
+      sendFhir(res, 200, cached);
+      return;
+    }
+    // The server's clock (clockSkewMs), read before the result is assembled: nothing stamped later is in it.
+    const assembledAt = new Date(Date.now() + ctx.faults.clockSkewMs).toISOString();
     const result = executeSearch(ctx.store, q);
     const base = fhirBase(ctx, req);
     const link = (cursor: string | null): string => {
@@ -109,10 +121,10 @@ export function fhirRouter(ctx: SandboxContext): Router {
     };
     const links = [{ relation: 'self', url: link(q.cursor ? encodeCursor(q.cursor) : null) }];
     if (result.next) links.push({ relation: 'next', url: link(encodeCursor(result.next)) });
-    sendFhir(res, 200, {
+    const bundle = {
       resourceType: 'Bundle',
       id: randomId(),
-      meta: { lastUpdated: new Date().toISOString() },
+      meta: { lastUpdated: assembledAt },
       type: 'searchset',
       total: result.total,
       link: links,
@@ -120,7 +132,9 @@ export function fhirRouter(ctx: SandboxContext): Router {
         const resource = ctx.store.resourceOf(type, ref);
         return { fullUrl: `${base}/${type}/${resource.id}`, resource, search: { mode: 'match' } };
       }),
-    });
+    };
+    cache.put(cacheKey, ctx.faults.searchCacheSeconds, bundle);
+    sendFhir(res, 200, bundle);
   };
 
   const read = (_req: Request, res: Response, auth: AccessTokenRecord, typeName: string, id: string): void => {

@@ -99,7 +99,7 @@ export function faultMiddleware(ctx: SandboxContext) {
     if (!f.applyTo.includes(kindOf(res))) return next();
     if (f.storm429 > 0) {
       f.storm429--;
-      sendOutcome(res, 429, 'throttled', 'Too many requests (storm)', { 'Retry-After': String(f.storm429RetryAfterSeconds) });
+      sendOutcome(res, 429, 'throttled', 'Too many requests (storm)', { 'Retry-After': f.storm429RetryAfter || String(f.storm429RetryAfterSeconds) });
       return;
     }
     let inject = false;
