@@ -3,6 +3,7 @@ import type { ExportSettings, FaultSettings, SandboxOptions } from './types';
 export const DEFAULT_FAULTS: FaultSettings = {
   errorRate: 0,
   errorBurst: 0,
+  errorUntil: 0,
   errorStatuses: [500, 502, 503, 504],
   delayMs: 0,
   dropRate: 0,
@@ -30,6 +31,7 @@ export const DEFAULT_EXPORT: ExportSettings = {
   malformedLines: 0,
   duplicateResources: 0,
   errorResources: 0,
+  errorTypes: [],
   fileTtlSeconds: 3600,
   maxConcurrentJobs: 0,
 };

@@ -6,6 +6,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -71,6 +72,8 @@ export interface BulkExportProgress {
   resourcesByType: Record<string, TypeProgress>;
   malformedLines: number;
   errorOutcomes: number;
+  /** Error-file outcomes by the resource type they concern ('unattributed' when they do not say). */
+  errorsByType: Record<string, number>;
   deletedResources: number;
   errorMessage?: string;
 }
@@ -84,6 +87,12 @@ export interface BulkExportResult {
   written: { inserted: number; updated: number; unchanged: number; invalid: number };
   malformedLines: number;
   errorOutcomes: number;
+  /**
+   * The server's error files reported resources it could not export: `status` stays COMPLETED (the spec's meaning:
+   * the export ran to its end), and this flag with `errorsByType` says data is missing.
+   */
+  partial: boolean;
+  errorsByType: Record<string, number>;
   deletedResources: number;
   resumedDownloads: number;
   resourcesByType: Record<string, TypeProgress>;
@@ -127,6 +136,7 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     resourcesByType: {},
     malformedLines: 0,
     errorOutcomes: 0,
+    errorsByType: {},
     deletedResources: 0,
   };
   setHandler(bulkExportProgressQuery, () => progress);
@@ -264,6 +274,7 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
             progress.files.done++;
             progress.malformedLines += r.malformed;
             progress.errorOutcomes += r.outcomes;
+            for (const [type, n] of Object.entries(r.outcomesByType ?? {})) progress.errorsByType[type] = (progress.errorsByType[type] ?? 0) + n;
             progress.deletedResources += r.deleted;
             const t = progress.resourcesByType[r.type];
             if (r.kind === 'output' && t) {
@@ -297,6 +308,8 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
       },
       malformedLines: progress.malformedLines,
       errorOutcomes: progress.errorOutcomes,
+      partial: progress.errorOutcomes > 0,
+      errorsByType: progress.errorsByType,
       deletedResources: progress.deletedResources,
       resumedDownloads: results.filter((r) => r.resumedFromLine > 0).length,
       resourcesByType: progress.resourcesByType,
@@ -304,7 +317,8 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     progress.phase = 'FINISHING';
     await short.finishBulkExport({ jobId, request, status: 'COMPLETED', result: { ...result }, transactionTime: manifest.transactionTime });
     progress.phase = 'COMPLETED';
-    recordJobStatus('COMPLETED');
+    // A partial export is filterable (EhrJobStatus = "COMPLETED_PARTIAL"); histories from before record COMPLETED.
+    recordJobStatus(result.partial && patched('export-completed-partial-status') ? 'COMPLETED_PARTIAL' : 'COMPLETED');
     return result;
   };
 
@@ -337,6 +351,8 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
         written: { inserted: 0, updated: 0, unchanged: 0, invalid: 0 },
         malformedLines: progress.malformedLines,
         errorOutcomes: progress.errorOutcomes,
+        partial: progress.errorOutcomes > 0,
+        errorsByType: progress.errorsByType,
         deletedResources: progress.deletedResources,
         resumedDownloads: 0,
         resourcesByType: progress.resourcesByType,

@@ -285,7 +285,11 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       .map(([, v]) => v as { kind: string; type: string; parsed?: number; written?: number; malformed?: number; malformedLines?: number[]; done?: boolean; resumedFromLine?: number; attempt?: number });
     const errorFiles = Object.entries(steps)
       .filter(([k]) => k.startsWith('errors:'))
-      .map(([, v]) => v as { url: string; count?: number; outcomes?: unknown[] });
+      .map(([, v]) => v as { url: string; count?: number; byType?: Record<string, number>; outcomes?: unknown[] });
+    // Data the server could not export (its error files): `status` keeps the spec's meaning, `partial` says so.
+    const errorCount = errorFiles.reduce((n, f) => n + (f.count ?? 0), 0);
+    const errorsByType: Record<string, number> = {};
+    for (const f of errorFiles) for (const [t, n] of Object.entries(f.byType ?? {})) errorsByType[t] = (errorsByType[t] ?? 0) + n;
     const manifest = details.manifest;
     const byType: Record<string, { files: number; filesDone: number; resources: number; written: number; malformed: number }> = {};
     for (const f of manifest?.output ?? []) (byType[f.type] ??= { files: 0, filesDone: 0, resources: 0, written: 0, malformed: 0 }).files++;
@@ -306,6 +310,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       ...(completedAt && status !== 'IN_PROGRESS' ? { completedAt: completedAt.toISOString() } : {}),
       ...(status === 'COMPLETED' && manifest ? { outputUrls: manifest.output.map((f) => f.url) } : {}),
       ...(errorMessage && status !== 'COMPLETED' ? { errorMessage } : {}),
+      partial: errorCount > 0,
       connectionId: job?.connectionId ?? live?.connectionId,
       exportType: (job?.request?.exportType as string | undefined) ?? live?.exportType,
       resourceTypes: (job?.request?.resourceTypes as string[] | undefined) ?? live?.resourceTypes,
@@ -331,7 +336,8 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
         resumedDownloads: files.filter((f) => (f.resumedFromLine ?? 0) > 0).map((f) => ({ type: f.type, resumedFromLine: f.resumedFromLine, attempt: f.attempt })),
       },
       errors: {
-        count: errorFiles.reduce((n, f) => n + (f.count ?? 0), 0),
+        count: errorCount,
+        byType: errorsByType,
         outcomes: errorFiles.flatMap((f) => f.outcomes ?? []),
       },
       ...(details.serverCancel ? { cancelledOnServer: { status: details.serverCancel.status } } : {}),
