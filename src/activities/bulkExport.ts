@@ -221,7 +221,9 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       const url = `${connection.fhirBaseUrl.replace(/\/+$/, '')}/${path}`;
       let res;
       try {
-        res = await got(url, options);
+        // One request per attempt: the activity's retry policy spaces the retries, and each failure is then seen as
+        // the step's attempt and last error in the job view (in-call retries sent 5 requests per attempt unseen).
+        res = await got(url, { ...options, retry: { limit: 0 } } as typeof options);
       } catch (err) {
         throw toFhirError(err, url);
       }

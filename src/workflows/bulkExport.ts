@@ -29,6 +29,16 @@ const short = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
 
+// The kick-off sends one request per attempt (no retries inside the call), so it gets more attempts than the other
+// short steps: 15 attempts 1 s doubling to 30 s ride out about 5 minutes of a failing server, as the 10 attempts
+// of up to 5 requests each did before.
+const kickOffStep = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 15 },
+});
+
 export interface BulkExportWorkflowInput extends BulkExportRequest {
   options?: Partial<BulkExportOptions>;
 }
@@ -173,7 +183,9 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
   const run = async (): Promise<BulkExportResult> => {
     const prepared = await short.prepareBulkExport({ ...request, jobId, options: { ...opts } });
     progress.since = prepared.since;
-    const kicked = await short.kickOffBulkExport({
+    // Histories from before schedule the kick-off with the short steps' retry policy.
+    const kickOff = patched('kick-off-own-retry-policy') ? kickOffStep : short;
+    const kicked = await kickOff.kickOffBulkExport({
       jobId,
       connectionId: input.connectionId,
       exportType: input.exportType,

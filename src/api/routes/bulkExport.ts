@@ -14,6 +14,7 @@ import { ok } from '../envelope';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
+import { pendingSteps, type StepView } from '../pendingSteps';
 import { jobMemo, jobSearchAttributes } from '../../temporal/searchAttributes';
 
 const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2024-01-01T00:00:00Z' });
@@ -243,6 +244,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
     let errorMessage = job?.errorMessage;
     let startedAt = job?.startedAt;
     let completedAt = job?.completedAt;
+    let pending: StepView[] = [];
     if (status === 'IN_PROGRESS') {
       let described;
       try {
@@ -252,6 +254,8 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       }
       startedAt ??= described?.startTime;
       if (described?.status.name === 'RUNNING') {
+        // The step running or retrying now, its attempt, last error and next retry: visible while it happens.
+        pending = pendingSteps(described);
         live = await client.connection
           .withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query<BulkExportProgress>('bulkExportProgress'))
           .catch(() => undefined);
@@ -310,6 +314,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       ...(completedAt && status !== 'IN_PROGRESS' ? { completedAt: completedAt.toISOString() } : {}),
       ...(status === 'COMPLETED' && manifest ? { outputUrls: manifest.output.map((f) => f.url) } : {}),
       ...(errorMessage && status !== 'COMPLETED' ? { errorMessage } : {}),
+      ...(pending[0] ? { currentStep: pending[0], steps: pending } : {}),
       partial: errorCount > 0,
       connectionId: job?.connectionId ?? live?.connectionId,
       exportType: (job?.request?.exportType as string | undefined) ?? live?.exportType,
