@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { AppError, BadRequestError, errorMessage } from '../errors';
 import { toFhirError, statusError, type FhirClient } from '../fhir/client';
 import { FhirRequestError, isTransientOutcome, operationOutcomeText } from '../fhir/errors';
+import { outcomeResourceType } from '../fhir/outcomeType';
 import { loggableUrl } from '../logger';
 import { refusedTypesError } from '../fhir/refusedTypes';
 import { retryAfterSeconds } from '../fhir/retryAfter';
@@ -115,6 +116,8 @@ export interface FileResult extends WriteCounts {
   deleted: number;
   /** OperationOutcomes read from an error file (all of them) and kept in the job document (bounded). */
   outcomes: number;
+  /** Those outcomes by the resource type they concern (src/fhir/outcomeType.ts): which types lost data. */
+  outcomesByType: Record<string, number>;
   outcomesKept: number;
   /** Line after which this attempt started (0 = from the start; > 0 = resumed from a heartbeat). */
   resumedFromLine: number;
@@ -132,6 +135,8 @@ interface FileCheckpoint {
   malformedLines: number[];
   deleted: number;
   outcomes: number;
+  /** Absent in checkpoints heartbeated before it existed. */
+  outcomesByType?: Record<string, number>;
 }
 
 const MAX_LINE_BYTES = 32 * 1024 * 1024;
@@ -229,7 +234,9 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       const url = `${connection.fhirBaseUrl.replace(/\/+$/, '')}/${path}`;
       let res;
       try {
-        res = await got(url, options);
+        // One request per attempt: the activity's retry policy spaces the retries, and each failure is then seen as
+        // the step's attempt and last error in the job view (in-call retries sent 5 requests per attempt unseen).
+        res = await got(url, { ...options, retry: { limit: 0 } } as typeof options);
       } catch (err) {
         throw refusedTypesError(err, input.resourceTypes, url) ?? toFhirError(err, url);
       }
@@ -338,7 +345,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       const ctx = Context.current();
       const connection = await connectionFor(input.connectionId);
       const saved = ctx.info.heartbeatDetails as FileCheckpoint | undefined;
-      const cp: FileCheckpoint = saved ?? { line: 0, byte: 0, counts: emptyCounts(), parsed: 0, malformed: 0, malformedLines: [], deleted: 0, outcomes: 0 };
+      const cp: FileCheckpoint = saved ?? { line: 0, byte: 0, counts: emptyCounts(), parsed: 0, malformed: 0, malformedLines: [], deleted: 0, outcomes: 0, outcomesByType: {} };
       const resumedFromLine = saved?.line ?? 0;
       const resumedFromByte = saved?.byte ?? 0;
       const attempt = ctx.info.attempt;
@@ -360,7 +367,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       const heartbeat = setInterval(() => ctx.heartbeat(cp), every);
       let batch: FhirResource[] = [];
       let deletions: Array<{ resourceType: string; id: string }> = [];
-      let pending = { parsed: 0, malformed: 0, malformedLines: [] as number[], outcomes: 0 };
+      let pending = { parsed: 0, malformed: 0, malformedLines: [] as number[], outcomes: 0, outcomesByType: {} as Record<string, number> };
       let lineNo = 0;
       let lastEnd = 0;
 
@@ -380,6 +387,8 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         cp.malformedLines = [...cp.malformedLines, ...pending.malformedLines].slice(0, MAX_MALFORMED_LINE_NUMBERS);
         cp.deleted += deleted;
         cp.outcomes += pending.outcomes;
+        const byType = (cp.outcomesByType ??= {});
+        for (const [t, n] of Object.entries(pending.outcomesByType)) byType[t] = (byType[t] ?? 0) + n;
         // One progress document per file (one writer each: concurrent updates of one document are not atomic on FerretDB).
         await jobs.recordProgress(input.jobId, `file:${input.fileKey}`, {
             kind: input.kind,
@@ -396,10 +405,10 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
             attempt,
             resumedFromLine,
         });
-        if (input.kind === 'error') await jobs.recordProgress(input.jobId, `errors:${input.fileKey}`, { url: input.url, count: cp.outcomes, outcomes: kept });
+        if (input.kind === 'error') await jobs.recordProgress(input.jobId, `errors:${input.fileKey}`, { url: input.url, count: cp.outcomes, byType: cp.outcomesByType, outcomes: kept });
         batch = [];
         deletions = [];
-        pending = { parsed: 0, malformed: 0, malformedLines: [], outcomes: 0 };
+        pending = { parsed: 0, malformed: 0, malformedLines: [], outcomes: 0, outcomesByType: {} };
         ctx.heartbeat(cp); // the batch is stored: from here a retry may skip it
       };
 
@@ -422,6 +431,8 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
             deletions.push(...deletedKeys(value));
           } else {
             pending.outcomes++;
+            const about = outcomeResourceType(value, input.type);
+            pending.outcomesByType[about] = (pending.outcomesByType[about] ?? 0) + 1;
             if (kept.length < input.maxErrorOutcomes) kept.push(value);
           }
           if (batch.length >= input.batchSize || deletions.length >= input.batchSize || pending.outcomes >= input.batchSize) await commit(false);
@@ -448,6 +459,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         malformed: cp.malformed,
         deleted: cp.deleted,
         outcomes: cp.outcomes,
+        outcomesByType: { ...cp.outcomesByType },
         outcomesKept: kept.length,
         resumedFromLine,
         resumedFromByte,

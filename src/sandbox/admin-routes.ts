@@ -31,6 +31,7 @@ const exportSchema = z
     malformedLines: z.number().int().min(0),
     duplicateResources: z.number().int().min(0),
     errorResources: z.number().int().min(0),
+    errorTypes: z.array(z.string().refine(isResourceType, 'must be a resource type the sandbox serves')),
     fileTtlSeconds: z.number().min(0),
     maxConcurrentJobs: z.number().int().min(0),
   })
@@ -41,6 +42,7 @@ const faultsSchema = z
   .object({
     errorRate: z.number().min(0).max(1),
     errorBurst: z.number().int().min(0),
+    errorUntil: z.number().int().min(0),
     errorStatuses: z.array(z.number().int().min(500).max(599)),
     delayMs: z.number().int().min(0),
     dropRate: z.number().min(0).max(1),

@@ -3,6 +3,7 @@ import { isResourceType, type ExportSettings, type FaultSettings, type SandboxOp
 export const DEFAULT_FAULTS: FaultSettings = {
   errorRate: 0,
   errorBurst: 0,
+  errorUntil: 0,
   errorStatuses: [500, 502, 503, 504],
   delayMs: 0,
   dropRate: 0,
@@ -33,6 +34,7 @@ export const DEFAULT_EXPORT: ExportSettings = {
   malformedLines: 0,
   duplicateResources: 0,
   errorResources: 0,
+  errorTypes: [],
   fileTtlSeconds: 3600,
   maxConcurrentJobs: 0,
 };

@@ -114,6 +114,8 @@ export interface FaultSettings {
   errorRate: number;
   /** The next N requests get a 5xx answer. */
   errorBurst: number;
+  /** Every request gets a 5xx answer until this instant (epoch ms; 0 = off): a server down for a while. */
+  errorUntil: number;
   /** Statuses used for injected 5xx answers (picked with the seeded RNG). */
   errorStatuses: number[];
   /** Extra latency added to every request (ms). */
@@ -182,8 +184,10 @@ export interface ExportSettings {
   malformedLines: number;
   /** The first N resources of each type are written a second time (in another file). */
   duplicateResources: number;
-  /** N resources (of the first exported type) fail: left out of the output, reported in an error file. */
+  /** N resources (of the first exported type, or of each of `errorTypes`) fail: left out of the output, reported in an error file. */
   errorResources: number;
+  /** The types whose first `errorResources` resources fail, one error file per type ([] = the first exported type only). */
+  errorTypes: string[];
   /** Files (and the manifest) expire this long after completion (seconds); then 410. */
   fileTtlSeconds: number;
   /** 429 on kick-off when this many jobs are already running. 0 = unlimited. */

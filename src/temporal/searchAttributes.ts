@@ -8,13 +8,16 @@ import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair
 export const EHR_PROVIDER = defineSearchAttributeKey('EhrProvider', SearchAttributeType.KEYWORD);
 export const EHR_CONNECTION_ID = defineSearchAttributeKey('EhrConnectionId', SearchAttributeType.KEYWORD);
 export const EHR_JOB_TYPE = defineSearchAttributeKey('EhrJobType', SearchAttributeType.KEYWORD);
-/** RUNNING, COMPLETED, FAILED or CANCELLED (set by the workflow itself). */
+/**
+ * RUNNING, COMPLETED, COMPLETED_PARTIAL (an export whose error files reported resources it could not export),
+ * FAILED or CANCELLED (set by the workflow itself).
+ */
 export const EHR_JOB_STATUS = defineSearchAttributeKey('EhrJobStatus', SearchAttributeType.KEYWORD);
 
 export const EHR_SEARCH_ATTRIBUTES = [EHR_PROVIDER, EHR_CONNECTION_ID, EHR_JOB_TYPE, EHR_JOB_STATUS] as const;
 
 export type EhrJobType = 'bulk-export' | 'enhanced-sync' | 'capabilities';
-export type EhrJobStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+export type EhrJobStatus = 'RUNNING' | 'COMPLETED' | 'COMPLETED_PARTIAL' | 'FAILED' | 'CANCELLED';
 
 /** The attributes a job starts with (the API and schedules pass them to Temporal at start). */
 export function jobSearchAttributes(job: { provider: string; connectionId: string; jobType: EhrJobType }): SearchAttributePair[] {

@@ -6,6 +6,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -26,6 +27,16 @@ const short = proxyActivities<Activities>({
   // flight records its status URL, so the export can then be cancelled on the server rather than left running.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
+});
+
+// The kick-off sends one request per attempt (no retries inside the call), so it gets more attempts than the other
+// short steps: 15 attempts 1 s doubling to 30 s ride out about 5 minutes of a failing server, as the 10 attempts
+// of up to 5 requests each did before.
+const kickOffStep = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 15 },
 });
 
 export interface BulkExportWorkflowInput extends BulkExportRequest {
@@ -71,6 +82,8 @@ export interface BulkExportProgress {
   resourcesByType: Record<string, TypeProgress>;
   malformedLines: number;
   errorOutcomes: number;
+  /** Error-file outcomes by the resource type they concern ('unattributed' when they do not say). */
+  errorsByType: Record<string, number>;
   deletedResources: number;
   errorMessage?: string;
 }
@@ -84,6 +97,12 @@ export interface BulkExportResult {
   written: { inserted: number; updated: number; unchanged: number; invalid: number };
   malformedLines: number;
   errorOutcomes: number;
+  /**
+   * The server's error files reported resources it could not export: `status` stays COMPLETED (the spec's meaning:
+   * the export ran to its end), and this flag with `errorsByType` says data is missing.
+   */
+  partial: boolean;
+  errorsByType: Record<string, number>;
   deletedResources: number;
   resumedDownloads: number;
   resourcesByType: Record<string, TypeProgress>;
@@ -127,6 +146,7 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     resourcesByType: {},
     malformedLines: 0,
     errorOutcomes: 0,
+    errorsByType: {},
     deletedResources: 0,
   };
   setHandler(bulkExportProgressQuery, () => progress);
@@ -163,7 +183,9 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
   const run = async (): Promise<BulkExportResult> => {
     const prepared = await short.prepareBulkExport({ ...request, jobId, options: { ...opts } });
     progress.since = prepared.since;
-    const kicked = await short.kickOffBulkExport({
+    // Histories from before schedule the kick-off with the short steps' retry policy.
+    const kickOff = patched('kick-off-own-retry-policy') ? kickOffStep : short;
+    const kicked = await kickOff.kickOffBulkExport({
       jobId,
       connectionId: input.connectionId,
       exportType: input.exportType,
@@ -267,6 +289,7 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
             progress.files.done++;
             progress.malformedLines += r.malformed;
             progress.errorOutcomes += r.outcomes;
+            for (const [type, n] of Object.entries(r.outcomesByType ?? {})) progress.errorsByType[type] = (progress.errorsByType[type] ?? 0) + n;
             progress.deletedResources += r.deleted;
             const t = progress.resourcesByType[r.type];
             if (r.kind === 'output' && t) {
@@ -300,6 +323,8 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
       },
       malformedLines: progress.malformedLines,
       errorOutcomes: progress.errorOutcomes,
+      partial: progress.errorOutcomes > 0,
+      errorsByType: progress.errorsByType,
       deletedResources: progress.deletedResources,
       resumedDownloads: results.filter((r) => r.resumedFromLine > 0).length,
       resourcesByType: progress.resourcesByType,
@@ -307,7 +332,8 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     progress.phase = 'FINISHING';
     await short.finishBulkExport({ jobId, request, status: 'COMPLETED', result: { ...result }, transactionTime: manifest.transactionTime });
     progress.phase = 'COMPLETED';
-    recordJobStatus('COMPLETED');
+    // A partial export is filterable (EhrJobStatus = "COMPLETED_PARTIAL"); histories from before record COMPLETED.
+    recordJobStatus(result.partial && patched('export-completed-partial-status') ? 'COMPLETED_PARTIAL' : 'COMPLETED');
     return result;
   };
 
@@ -340,6 +366,8 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
         written: { inserted: 0, updated: 0, unchanged: 0, invalid: 0 },
         malformedLines: progress.malformedLines,
         errorOutcomes: progress.errorOutcomes,
+        partial: progress.errorOutcomes > 0,
+        errorsByType: progress.errorsByType,
         deletedResources: progress.deletedResources,
         resumedDownloads: 0,
         resourcesByType: progress.resourcesByType,

@@ -373,6 +373,28 @@ describe('sandbox Bulk Data $export', () => {
     expect(obs.map((o) => o.count)).toEqual([10, 5 + 2]);
   });
 
+  test('errorTypes: the first errorResources of each listed type fail, one error file per type', async () => {
+    sb.admin.setFaults({ export: { errorResources: 2, errorTypes: ['Observation', 'Condition'] } });
+    const res = await kickoff('$export?_type=Patient,Observation,Condition');
+    const { manifest } = await waitForManifest(res.headers.get('content-location')!);
+    expect(manifest.error).toHaveLength(2);
+    const byType: Record<string, string[]> = {};
+    for (const e of manifest.error) {
+      expect(e.type).toBe('OperationOutcome');
+      for (const oo of await ndjson(e.url)) {
+        const m = /Unable to export (\w+)\/(\S+):/.exec(JSON.stringify(oo))!;
+        (byType[m[1]!] ??= []).push(m[2]!);
+      }
+    }
+    expect(Object.keys(byType).sort()).toEqual(['Condition', 'Observation']);
+    expect(byType.Observation).toHaveLength(2);
+    expect(byType.Condition).toHaveLength(2);
+    const count = (t: string) => manifest.output.filter((o) => o.type === t).reduce((n, o) => n + (o.count ?? 0), 0);
+    expect(count('Observation')).toBe(sb.admin.getResources('Observation').length - 2);
+    expect(count('Patient')).toBe(sb.admin.getResources('Patient').length);
+    expect(sb.admin.setFaults({ export: { errorTypes: [] } }).export.errorTypes).toEqual([]);
+  });
+
   test('a dropped connection cuts a file download mid-stream; the retry succeeds', async () => {
     sb.admin.setFaults({ export: { maxResourcesPerFile: 1000 } });
     const res = await kickoff('$export?_type=Observation');

@@ -144,6 +144,21 @@ describe('sandbox rate limits, stats and faults over HTTP', () => {
     expect(a.filter((x) => x === 200).length).toBeGreaterThan(3);
   });
 
+  test('errorUntil: every request answers 5xx with an OperationOutcome until the instant, then 200', async () => {
+    sb.admin.setFaults({ errorUntil: Date.now() + 600, errorStatuses: [500] });
+    const during = await fetch(`${sb.fhirBaseUrl}/Patient`, { headers: bearer(systemToken(sb)) });
+    expect(during.status).toBe(500);
+    expect(await during.json()).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'exception', diagnostics: 'Simulated server error 500' }] });
+    expect((await get('Patient')).status).toBe(500);
+    const deadline = Date.now() + 5_000;
+    let status = 500;
+    while (status !== 200 && Date.now() < deadline) {
+      await sleep(100);
+      status = (await get('Patient')).status;
+    }
+    expect(status).toBe(200);
+  });
+
   test('faults apply only to the configured kinds (metadata unaffected by default)', async () => {
     sb.admin.setFaults({ errorBurst: 1 });
     expect((await fetch(`${sb.fhirBaseUrl}/metadata`)).status).toBe(200);

@@ -14,6 +14,7 @@ import { ok } from '../envelope';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
+import { pendingSteps, type StepView } from '../pendingSteps';
 import { jobMemo, jobSearchAttributes } from '../../temporal/searchAttributes';
 
 const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2024-01-01T00:00:00Z' });
@@ -242,6 +243,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
     let errorMessage = job?.errorMessage;
     let startedAt = job?.startedAt;
     let completedAt = job?.completedAt;
+    let pending: StepView[] = [];
     if (status === 'IN_PROGRESS') {
       let described;
       try {
@@ -251,6 +253,8 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       }
       startedAt ??= described?.startTime;
       if (described?.status.name === 'RUNNING') {
+        // The step running or retrying now, its attempt, last error and next retry: visible while it happens.
+        pending = pendingSteps(described);
         live = await client.connection
           .withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query<BulkExportProgress>('bulkExportProgress'))
           .catch(() => undefined);
@@ -286,7 +290,11 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       .map(([, v]) => v as { kind: string; type: string; parsed?: number; written?: number; malformed?: number; malformedLines?: number[]; done?: boolean; resumedFromLine?: number; attempt?: number });
     const errorFiles = Object.entries(steps)
       .filter(([k]) => k.startsWith('errors:'))
-      .map(([, v]) => v as { url: string; count?: number; outcomes?: unknown[] });
+      .map(([, v]) => v as { url: string; count?: number; byType?: Record<string, number>; outcomes?: unknown[] });
+    // Data the server could not export (its error files): `status` keeps the spec's meaning, `partial` says so.
+    const errorCount = errorFiles.reduce((n, f) => n + (f.count ?? 0), 0);
+    const errorsByType: Record<string, number> = {};
+    for (const f of errorFiles) for (const [t, n] of Object.entries(f.byType ?? {})) errorsByType[t] = (errorsByType[t] ?? 0) + n;
     const manifest = details.manifest;
     const byType: Record<string, { files: number; filesDone: number; resources: number; written: number; malformed: number }> = {};
     for (const f of manifest?.output ?? []) (byType[f.type] ??= { files: 0, filesDone: 0, resources: 0, written: 0, malformed: 0 }).files++;
@@ -307,6 +315,8 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       ...(completedAt && status !== 'IN_PROGRESS' ? { completedAt: completedAt.toISOString() } : {}),
       ...(status === 'COMPLETED' && manifest ? { outputUrls: manifest.output.map((f) => f.url) } : {}),
       ...(errorMessage && status !== 'COMPLETED' ? { errorMessage } : {}),
+      ...(pending[0] ? { currentStep: pending[0], steps: pending } : {}),
+      partial: errorCount > 0,
       connectionId: job?.connectionId ?? live?.connectionId,
       exportType: (job?.request?.exportType as string | undefined) ?? live?.exportType,
       resourceTypes: (job?.request?.resourceTypes as string[] | undefined) ?? live?.resourceTypes,
@@ -332,7 +342,8 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
         resumedDownloads: files.filter((f) => (f.resumedFromLine ?? 0) > 0).map((f) => ({ type: f.type, resumedFromLine: f.resumedFromLine, attempt: f.attempt })),
       },
       errors: {
-        count: errorFiles.reduce((n, f) => n + (f.count ?? 0), 0),
+        count: errorCount,
+        byType: errorsByType,
         outcomes: errorFiles.flatMap((f) => f.outcomes ?? []),
       },
       ...(details.serverCancel ? { cancelledOnServer: { status: details.serverCancel.status } } : {}),

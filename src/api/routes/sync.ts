@@ -13,6 +13,7 @@ import { ok } from '../envelope';
 import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
+import { pendingSteps, type StepView } from '../pendingSteps';
 import { jobMemo, jobSearchAttributes } from '../../temporal/searchAttributes';
 
 const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2024-01-01T00:00:00Z' });
@@ -74,13 +75,18 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
     const job = await services.jobs.find(jobId);
     if (!job || job.type !== 'enhanced-sync' || job.provider !== provider) throw new NotFoundError('JOB_NOT_FOUND', `Enhanced sync job "${jobId}" does not exist.`);
     let live: SyncProgress | undefined;
+    let steps: StepView[] = [];
     if (job.status === 'IN_PROGRESS') {
-      live = await workflows.client.workflow
-        .getHandle(jobId)
-        .query<SyncProgress>('progress')
-        .catch(() => undefined);
+      const handle = workflows.client.workflow.getHandle(jobId);
+      live = await handle.query<SyncProgress>('progress').catch(() => undefined);
+      // The steps running or retrying now (attempt, last error, next retry), from Temporal's pending activities.
+      steps = pendingSteps(await handle.describe().catch(() => undefined));
+      // A search step names its type when only one type is paging (pending activities do not carry the input).
+      const paging = Object.entries(live?.types ?? {}).filter(([, s]) => s === 'running').map(([t]) => t);
+      const searches = steps.filter((s) => s.activity === 'syncResourceType');
+      if (paging.length === 1 && searches.length === 1) (searches[0] as StepView & { resourceType?: string }).resourceType = paging[0];
     }
-    ok(res, syncView(job, await services.jobs.progress(jobId), live));
+    ok(res, { ...syncView(job, await services.jobs.progress(jobId), live), ...(steps[0] ? { currentStep: steps[0], steps } : {}) });
   });
 
   // Cancels a running sync: the workflow stops its paging steps (they see the cancellation at their next heartbeat),

@@ -272,7 +272,9 @@ function planFiles(
 ): ExportFile[] {
   const store = ctx.store;
   const files: ExportFile[] = [];
-  const errorLines: string[] = [];
+  const errorLines = new Map<string, string[]>();
+  // Without errorTypes, errorResources fail in the first type that has any (as before); with it, in each listed type.
+  const failing = new Set(settings.errorTypes);
   let errorsLeft = settings.errorResources;
   const perFile = Math.max(1, settings.maxResourcesPerFile);
   for (const type of types) {
@@ -283,11 +285,14 @@ function planFiles(
       if (typeFilters && !typeFilters.some((q) => matchesRef(store, q, ref))) continue;
       refs.push(ref);
     }
-    if (errorsLeft > 0 && refs.length > 0) {
-      const failed = refs.splice(0, Math.min(errorsLeft, refs.length));
+    const failHere = failing.size > 0 ? failing.has(type) : errorsLeft > 0;
+    if (failHere && refs.length > 0) {
+      const failed = refs.splice(0, Math.min(failing.size > 0 ? settings.errorResources : errorsLeft, refs.length));
       errorsLeft -= failed.length;
+      const lines = errorLines.get(type) ?? [];
+      errorLines.set(type, lines);
       for (const ref of failed) {
-        errorLines.push(
+        lines.push(
           JSON.stringify({
             resourceType: 'OperationOutcome',
             issue: [{ severity: 'error', code: 'processing', diagnostics: `Unable to export ${type}/${store.idOf(type, ref)}: simulated failure` }],
@@ -315,8 +320,10 @@ function planFiles(
     }
     files.push(...typeFiles);
   }
-  if (errorLines.length > 0) {
-    files.push({ name: 'errors-1', kind: 'error', type: 'OperationOutcome', refs: [], lines: errorLines, malformed: 0, count: errorLines.length });
+  // Without errorTypes: one error file, as before; with it, one per failing type (servers do both).
+  const errorFiles = failing.size > 0 ? [...errorLines].map(([type, lines]) => ({ name: `errors-${type}`, lines })) : [{ name: 'errors-1', lines: [...errorLines.values()].flat() }];
+  for (const { name, lines } of errorFiles) {
+    if (lines.length > 0) files.push({ name, kind: 'error', type: 'OperationOutcome', refs: [], lines, malformed: 0, count: lines.length });
   }
   if (since !== null) {
     const lines: string[] = [];

@@ -106,6 +106,8 @@ export function faultMiddleware(ctx: SandboxContext) {
     if (f.errorBurst > 0) {
       f.errorBurst--;
       inject = true;
+    } else if (f.errorUntil > Date.now()) {
+      inject = true;
     } else if (f.errorRate > 0 && ctx.faultRng() < f.errorRate) {
       inject = true;
     }
