@@ -4,8 +4,11 @@ import { withKeepalive } from '../../src/activities/keepalive';
 
 describe('withKeepalive', () => {
   const activities = {
-    slowStep: async (ms: number) => {
-      await sleep(ms);
+    // Runs until the test has seen three heartbeats (bounded at 5 s, after which the assertion below fails): a
+    // loaded machine may stretch the 10 ms interval, so the step's length follows the heartbeats, not a clock.
+    slowStep: async (seen: () => number) => {
+      const deadline = Date.now() + 5_000;
+      while (seen() < 3 && Date.now() < deadline) await sleep(5);
       return 'done';
     },
     failingStep: async (ms: number) => {
@@ -27,7 +30,10 @@ describe('withKeepalive', () => {
   }
 
   it('heartbeats a short step while it runs (without details) and returns its result', async () => {
-    const { beats, result } = run(wrapped.slowStep, 80);
+    const beats: unknown[] = [];
+    const env = new MockActivityEnvironment();
+    env.on('heartbeat', (d: unknown) => beats.push(d));
+    const result = env.run(wrapped.slowStep, () => beats.length);
     await expect(result).resolves.toBe('done');
     expect(beats.length).toBeGreaterThanOrEqual(3);
     expect(beats.every((d) => d === undefined)).toBe(true);
