@@ -104,6 +104,9 @@ async function runExport(client: Client, bundlePath: string, patients: number, a
       connectionId,
       provider: 'eclinicalworks',
       exportType: 'System',
+      // The second export must carry everything again: an explicit _since before all data (without it the export
+      // would be incremental from the first one's transactionTime and carry nothing).
+      ...(again ? { since: '2000-01-01T00:00:00Z' } : {}),
       resourceTypes: [...RESOURCE_TYPES],
       options: { pollIntervalSeconds: 1, maxParallelDownloads: PARALLEL, batchSize: BATCH },
     };
