@@ -55,7 +55,9 @@ export function pendingSteps(described: WorkflowExecutionDescription | undefined
     if (p.lastFailure?.message) view.lastError = p.lastFailure.message;
     const type = p.lastFailure?.applicationFailureInfo?.type;
     if (type) view.lastErrorType = type;
-    const next = iso(p.nextAttemptScheduleTime);
+    // While the retry waits for its backoff, Temporal gives nextAttemptScheduleTime; once the backoff is over and
+    // the attempt waits for a worker, it clears it and scheduledTime is when that attempt became due.
+    const next = iso(p.nextAttemptScheduleTime) ?? (state === 'SCHEDULED' && p.lastFailure ? iso(p.scheduledTime) : undefined);
     if (next) view.nextRetryAt = next;
     const started = iso(p.lastStartedTime);
     if (started) view.lastStartedAt = started;

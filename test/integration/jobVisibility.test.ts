@@ -46,9 +46,10 @@ function attemptsSeen(views: Viewed[], step: string): number[] {
 function expectRetryingStep(s: StepView | undefined, step: string, activity: string, server: RegExp) {
   expect(s).toMatchObject({ step, activity, lastErrorType: 'FHIR_REQUEST_FAILED' });
   expect(s!.lastError).toMatch(server);
-  if (s!.state === 'SCHEDULED') {
-    // Waiting for its retry: when it is due, after the failed attempt ended.
-    expect(Date.parse(s!.nextRetryAt!)).toBeGreaterThan(Date.parse(s!.lastAttemptCompletedAt!));
+  if (s!.state === 'SCHEDULED' && s!.lastAttemptCompletedAt) {
+    // Waiting for its retry (backoff, or due and waiting for a worker): it is due after the failed attempt ended.
+    expect(s!.nextRetryAt).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT/));
+    expect(Date.parse(s!.nextRetryAt!)).toBeGreaterThan(Date.parse(s!.lastAttemptCompletedAt));
   }
 }
 
