@@ -12,7 +12,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 apply_defaults
 
 [ $# -ge 1 ] || die "usage: bash scripts/bench.sh bench/NAME.ts [args...]"
-SERVICES=("$ROOT/scripts/services.sh")
 
 cleanup() {
   local rc=$?
@@ -22,10 +21,6 @@ cleanup() {
 
 bash "$ROOT/scripts/setup.sh" >/dev/null
 trap cleanup EXIT
-note_if_we_start temporal
-note_if_we_start mongo
-bash "${SERVICES[@]}" start all
-export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
-export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$FERRETDB_PORT/}"
+start_own_services
 cd "$ROOT"
 "$ROOT/node_modules/.bin/tsx" "$@"

@@ -218,3 +218,14 @@ stop_started_services() {
     env -u TEMPORAL_ADDRESS -u MONGODB_URI bash "$ROOT/scripts/services.sh" stop "$s" || warn "could not stop $s"
   done
 }
+
+# Starts Temporal and the database for this script (reusing running or external ones), remembers which it started
+# (stopped by stop_started_services from the EXIT trap), then exports their addresses. Export only after
+# starting: services.sh treats a set TEMPORAL_ADDRESS/MONGODB_URI as external.
+start_own_services() {
+  note_if_we_start temporal
+  note_if_we_start mongo
+  bash "$ROOT/scripts/services.sh" start all
+  export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
+  export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$FERRETDB_PORT/}"
+}

@@ -21,7 +21,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 apply_defaults
 
-SERVICES=("$ROOT/scripts/services.sh")
 
 cleanup() {
   local rc=$?
@@ -33,13 +32,7 @@ main() {
   bash "$ROOT/scripts/setup.sh"
 
   trap cleanup EXIT
-  note_if_we_start temporal
-  note_if_we_start mongo
-  bash "${SERVICES[@]}" start all
-
-  # Export only after starting: services.sh treats a set TEMPORAL_ADDRESS/MONGODB_URI as external.
-  export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
-  export MONGODB_URI="${MONGODB_URI:-mongodb://127.0.0.1:$FERRETDB_PORT/}"
+  start_own_services
   export TEMPORAL_CLI_PATH="$TEMPORAL_BIN"
   export TEMPORAL_TEST_SERVER_PATH="$TEMPORAL_TEST_SERVER_BIN"
   export NODE_ENV="${NODE_ENV:-test}"

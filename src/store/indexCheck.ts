@@ -114,7 +114,8 @@ export function checkServerVersion(info: Document): void {
 
 /** Checks the server version, then explains each hot path; throws StoreNotIndexedError naming every shape that would scan its collection. */
 export async function verifyIndexedHotPaths(db: Db, paths: readonly HotPath[] = HOT_PATHS): Promise<void> {
-  checkServerVersion((await db.admin().command({ buildInfo: 1 })) as Document);
+  const info = (await db.admin().command({ buildInfo: 1 })) as Document;
+  checkServerVersion(info);
   const failures: string[] = [];
   for (const p of paths) {
     const explain = await db.collection(p.collection).find(p.filter).explain('queryPlanner');
@@ -122,7 +123,6 @@ export async function verifyIndexedHotPaths(db: Db, paths: readonly HotPath[] = 
     if (!verdict.indexed) failures.push(`${p.name} (${p.collection}): ${verdict.detail}`);
   }
   if (failures.length === 0) return;
-  const info = (await db.admin().command({ buildInfo: 1 }).catch(() => ({}))) as Document;
   const server = describeServer(info);
   const fix = info.ferretdbVersion
     ? 'The embedded FerretDB must be the build with ehr-sync\'s pushdown patch: run "bash scripts/setup.sh" and then "bash scripts/services.sh restart mongo".'

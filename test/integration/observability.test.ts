@@ -110,8 +110,14 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
       const budget = exposition.find('ehr_sync_rate_limit_remaining', { provider: 'eclinicalworks' });
       expect(budget.length).toBeGreaterThan(0);
       expect(budget.map((s) => s.labels.quota).sort()).toEqual(stack.services.registry.get('eclinicalworks').rateLimit.quotas.map((q) => q.name).sort());
-      for (const s of budget) expect(s.value).toBeGreaterThanOrEqual(0);
-      expect(exposition.find('ehr_sync_rate_limit_limit', { provider: 'eclinicalworks' }).length).toBe(budget.length);
+      const limits = exposition.find('ehr_sync_rate_limit_limit', { provider: 'eclinicalworks' });
+      expect(limits.length).toBe(budget.length);
+      // What remains of each quota is a whole number of requests, at most that quota's limit.
+      for (const s of budget) {
+        const limit = limits.find((l) => l.labels.quota === s.labels.quota)!.value;
+        expect(Number.isInteger(s.value)).toBe(true);
+        expect(s.value).toBeLessThanOrEqual(limit);
+      }
     }
   });
 
