@@ -458,7 +458,7 @@ export async function startRun(infra: SuiteInfra, label: string, opts: { supervi
   };
   const config = loadApiConfig(env);
   const services = await createServices(config);
-  const workflows = new WorkflowGateway(infra.client, taskQueue, config.API_WORKFLOW_WAIT_MS);
+  const workflows = new WorkflowGateway(infra.client, taskQueue, config.API_WORKFLOW_WAIT_MS, services.jobs);
   const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger: createLogger('silent') });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));

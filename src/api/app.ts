@@ -1,6 +1,6 @@
 import { STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import express, { type Express } from 'express';
+import express, { Router, type Express } from 'express';
 import type { Services } from '../services';
 import type { Logger } from '../logger';
 import { requireApiKey } from './apiKey';
@@ -10,13 +10,11 @@ import { openApiDocument } from './openapi';
 import { observeRequests } from './requestLog';
 import { ApiMetrics } from '../metrics/api';
 import { metricsAuthorizer, metricsRoute } from '../metrics/endpoint';
-import { bulkExportRoutes } from './routes/bulkExport';
-import { capabilitiesRoutes } from './routes/capabilities';
 import { connectionRoutes } from './routes/connections';
-import { rateLimitRoutes } from './routes/rateLimit';
+import { jobRoutes } from './routes/jobs';
+import { operationRoutes } from './routes/operations';
 import { resourceRoutes } from './routes/resources';
 import { syncScheduleRoutes } from './routes/schedules';
-import { syncRoutes } from './routes/sync';
 import type { WorkflowGateway } from './workflowGateway';
 import { SyncScheduleService } from '../temporal/syncSchedules';
 import { SyncScheduleStore } from '../store/syncSchedules';
@@ -49,22 +47,23 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
   // Before the API-key wall: scrapers send METRICS_TOKEN as a bearer token (API keys work too); see README.
   app.get('/metrics', metricsRoute(metrics.registry, metricsAuthorizer([...apiKeys, services.config.METRICS_TOKEN ?? ''])));
-  const schedules = new SyncScheduleService(workflows.client, workflows.taskQueue, new SyncScheduleStore(services.db), services.jobs);
+  const schedules = new SyncScheduleService(workflows, new SyncScheduleStore(services.db), services.jobs);
   const connections = connectionRoutes(services, schedules);
-  app.use(connections.publicRoutes);
+  app.use('/api/ehr', connections.publicRoutes);
   const openapi = openApiDocument();
   app.get('/api/openapi.json', (_req, res) => {
     res.json(openapi);
   });
 
   app.use(requireApiKey(apiKeys));
-  app.use(connections.routes);
-  app.use(capabilitiesRoutes(services, workflows));
-  app.use(rateLimitRoutes(services));
-  app.use(bulkExportRoutes(services, workflows));
-  app.use(syncRoutes(services, workflows, services.config.API_WORKFLOW_WAIT_MS));
-  app.use(resourceRoutes(services));
-  app.use(syncScheduleRoutes(services, schedules));
+  // One router per area, each mounted where its URLs start (the paths inside are relative to it).
+  const api = Router();
+  api.use(connections.routes); // /providers, /connections…, /:provider/authorize, /:provider/connections…
+  api.use('/:provider/connections/:connectionId/sync-schedules', syncScheduleRoutes(services, schedules));
+  api.use('/:provider', jobRoutes(services, workflows)); // /enhanced-sync…, /bulk-export…
+  api.use('/:provider/resources', resourceRoutes(services));
+  api.use('/:provider', operationRoutes(services, workflows)); // /capabilities, /rate-limit…
+  app.use('/api/ehr', api);
 
   app.use(notFound);
   app.use(errorHandler(logger));

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { AppError } from '../errors';
+import { JobFailedError } from './workflowGateway';
 import type { Logger } from '../logger';
 import { fail } from './envelope';
 
@@ -18,7 +19,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (res.headersSent) return;
     if (err instanceof AppError) {
       if (err.status >= 500) logger.warn({ requestId: res.getHeader('x-request-id'), code: err.code, path: req.path, err: err.message }, 'request failed');
-      fail(res, err.status, err.code, err.message, err.status === 400 ? err.details : undefined);
+      // Details are the caller's own input problems (400), or the id and URL of a job that failed while it waited.
+      if (err instanceof JobFailedError) res.set('Location', err.details.statusUrl);
+      fail(res, err.status, err.code, err.message, err.status === 400 || err instanceof JobFailedError ? err.details : undefined);
       return;
     }
     if (err instanceof WorkflowNotFoundError) {

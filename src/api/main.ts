@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   // Every job starts with the Ehr* search attributes: a namespace without them would refuse every start.
   await registerSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const workflows = new WorkflowGateway(client, config.TEMPORAL_TASK_QUEUE, config.API_WORKFLOW_WAIT_MS);
+  const workflows = new WorkflowGateway(client, config.TEMPORAL_TASK_QUEUE, config.API_WORKFLOW_WAIT_MS, services.jobs);
   const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger });
   const server = answerClientErrors(
     app.listen(config.API_PORT, config.API_HOST, () => {

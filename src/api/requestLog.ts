@@ -20,10 +20,23 @@ function trackRoute(req: Request): () => string {
     set(value: unknown) {
       route = value;
       const path = (value as { path?: unknown } | undefined)?.path;
-      if (typeof path === 'string') template = `${req.baseUrl ?? ''}${path}`;
+      if (typeof path === 'string') template = `${mountTemplate(req.baseUrl ?? '', req.params ?? {})}${path}`;
     },
   });
   return () => template ?? 'unmatched';
+}
+
+/**
+ * The mount path as its template: routers are mounted per area under parameters (`/api/ehr/:provider`), and
+ * `req.baseUrl` holds the values, so each segment that is a parameter's value is named by its parameter again.
+ */
+function mountTemplate(baseUrl: string, params: Record<string, unknown>): string {
+  const names = new Map<string, string>();
+  for (const [name, value] of Object.entries(params)) if (typeof value === 'string' && value) names.set(encodeURIComponent(value), name);
+  return baseUrl
+    .split('/')
+    .map((segment, i) => (i > 0 && names.has(segment) ? `:${names.get(segment)}` : segment))
+    .join('/');
 }
 
 const QUIET_ROUTES = new Set(['/metrics', '/health']);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { BadRequestError } from '../errors';
 
 /** Parses request input with a zod schema; a failure is a 400 whose message lists every problem. */
-export function parse<S extends z.ZodType>(schema: S, input: unknown, where: 'body' | 'query' | 'path'): z.output<S> {
+export function parse<S extends z.ZodType>(schema: S, input: unknown, where: 'body' | 'query' | 'path' | 'header'): z.output<S> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
   const problems = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : where}: ${i.message}`);

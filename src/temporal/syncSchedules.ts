@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, type Client, type ScheduleDescription, type ScheduleHandle } from '@temporalio/client';
+import { jobStartOptions, type WorkflowGateway } from '../api/workflowGateway';
+import { jobPath, type EnhancedSyncInput } from '../jobs/contract';
 import { AppError, BadRequestError, NotFoundError } from '../errors';
 import type { JobStore } from '../store/jobs';
 import type { SyncScheduleStore } from '../store/syncSchedules';
-import type { EnhancedSyncInput } from '../workflows/enhancedSync';
-import { EHR_CONNECTION_ID, EHR_PROVIDER, jobMemo, jobSearchAttributes } from './searchAttributes';
+import { EHR_CONNECTION_ID, EHR_PROVIDER } from './searchAttributes';
 
 /** At most this many schedules per connection: they are cheap, but each run spends the shared FHIR budget. */
 export const MAX_SCHEDULES_PER_CONNECTION = 10;
@@ -87,22 +88,28 @@ interface ScheduleMemo {
  * so it continues every type from the connection's last successful sync point.
  */
 export class SyncScheduleService {
+  private readonly client: Client;
+
   constructor(
-    private readonly client: Client,
-    private readonly taskQueue: string,
+    /** Starts are the gateway's: a scheduled run starts with the same options (memo, attributes) as an API start. */
+    private readonly gateway: WorkflowGateway,
     private readonly store: SyncScheduleStore,
     private readonly jobs: JobStore,
-  ) {}
+  ) {
+    this.client = gateway.client;
+  }
 
   async create(input: CreateSyncSchedule, stillExists: () => Promise<boolean>): Promise<SyncScheduleView> {
     const { provider, connectionId, name } = input;
     const scheduleId = syncScheduleId(connectionId, name);
-    const known = await this.store.listByConnection(connectionId);
-    if (known.length >= MAX_SCHEDULES_PER_CONNECTION && !known.some((d) => d._id === scheduleId)) {
-      throw new AppError('CONFLICT', `Connection ${connectionId} already has ${known.length} sync schedules (the most allowed); delete one first.`, { status: 409 });
-    }
     const everySeconds = intervalSeconds(input.every);
     const workflowInput: EnhancedSyncInput = { connectionId, ...input.request, scheduleId };
+    // One of the connection's MAX_SCHEDULES_PER_CONNECTION slots, claimed atomically (concurrent creates cannot
+    // both take the last one); a schedule that exists already keeps its slot and Temporal answers 409 below.
+    const slot = await this.store.claimSlot(connectionId, scheduleId, MAX_SCHEDULES_PER_CONNECTION, STALE_RECORD_MS);
+    if (!slot) {
+      throw new AppError('CONFLICT', `Connection ${connectionId} already has ${MAX_SCHEDULES_PER_CONNECTION} sync schedules (the most allowed); delete one first.`, { status: 409 });
+    }
     // Recorded first, so that a connection deleted from here on finds the schedule (a record whose create failed is
     // removed below, or, if the process died meanwhile, when it is listed after STALE_RECORD_MS).
     await this.store.record({ _id: scheduleId, connectionId, provider, name });
@@ -114,16 +121,19 @@ export class SyncScheduleService {
           // do not all draw on the provider's shared rate budget at the top of the hour.
           intervals: [{ every: everySeconds * 1000, offset: offsetSeconds(scheduleId, everySeconds) * 1000 }],
         },
-        action: {
-          type: 'startWorkflow',
-          workflowType: 'enhancedSyncWorkflow',
-          workflowId: scheduledJobIdPrefix(connectionId, name),
-          taskQueue: this.taskQueue,
-          args: [workflowInput],
-          // The same memo shape as every other job (request included), plus the schedule that started it.
-          memo: { ...jobMemo({ provider, connectionId, jobType: 'enhanced-sync', request: { ...input.request } }), scheduleId },
-          typedSearchAttributes: jobSearchAttributes({ provider, connectionId, jobType: 'enhanced-sync' }),
-        },
+        action: (() => {
+          // The same start options as every other job (memo with the request, search attributes), plus the schedule.
+          const start = jobStartOptions('enhanced-sync', { provider, connectionId, input: workflowInput, request: { ...input.request } });
+          return {
+            type: 'startWorkflow' as const,
+            workflowType: start.workflowType,
+            workflowId: scheduledJobIdPrefix(connectionId, name),
+            taskQueue: this.gateway.taskQueue,
+            args: start.args,
+            memo: { ...start.memo, scheduleId },
+            typedSearchAttributes: start.typedSearchAttributes,
+          };
+        })(),
         policies: {
           // Never two syncs of one schedule at once: a run still going when the next is due makes that one skip.
           overlap: 'SKIP',
@@ -141,9 +151,13 @@ export class SyncScheduleService {
       });
     } catch (err) {
       if (err instanceof ScheduleAlreadyRunning) {
+        // The existing schedule keeps its slot; a slot this create took alongside it (a concurrent create of the
+        // same schedule) goes back.
+        if (slot.claimed) await this.store.releaseDuplicateSlot(connectionId, scheduleId, slot.claimed, MAX_SCHEDULES_PER_CONNECTION).catch(() => undefined);
         throw new AppError('CONFLICT', `Sync schedule ${scheduleId} already exists. Change it by deleting it and creating it again, or pick another name.`, { status: 409 });
       }
-      // Nothing was created: take the record back (best effort; list drops an old orphan record anyway).
+      // Nothing was created: take the record and the slot back (best effort; list drops an old orphan record and
+      // a claim finds an orphan slot stale).
       await this.store.remove(scheduleId).catch(() => undefined);
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : '';
       if (/no mapping defined for search attribute/i.test(cause)) {
@@ -222,11 +236,9 @@ export class SyncScheduleService {
       return this.settle(handle, (d) => d.info.numActionsTaken > taken || d.info.numActionsSkippedOverlap > before.info.numActionsSkippedOverlap);
     });
     if (after.info.numActionsTaken > taken) {
-      const jobId = after.info.recentActions.at(-1)?.action.workflow.workflowId;
-      // The run records its job document first thing (planSync); wait a moment for it so that the status URL
-      // answers at once. A worker that is down only delays it: the answer is 202 either way.
-      if (jobId) await this.waitUntil(async () => (await this.jobs.find(jobId)) !== null);
-      return { scheduleId, jobId };
+      // The status URL answers at once: until the run's first step writes its job document, the job is read from
+      // Temporal (the gateway's job record).
+      return { scheduleId, jobId: after.info.recentActions.at(-1)?.action.workflow.workflowId };
     }
     const nowRunning = runningJobIds(after);
     if (nowRunning.length > 0) {
@@ -319,7 +331,7 @@ export class SyncScheduleService {
     const provider = memo.provider ?? '';
     const args = (d.action.type === 'startWorkflow' ? d.action.args : []) as unknown[];
     const { connectionId: _c, scheduleId: _s, ...request } = (args[0] ?? {}) as Record<string, unknown>;
-    const statusUrl = (jobId: string) => `/api/ehr/${provider}/enhanced-sync/${jobId}`;
+    const statusUrl = (jobId: string) => jobPath('enhanced-sync', provider, jobId);
     const recentRuns = await Promise.all(
       d.info.recentActions.map(async (a) => {
         const jobId = a.action.workflow.workflowId;

@@ -3,8 +3,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  defineQuery,
-  defineSignal,
+  condition,
   isCancellation,
   patched,
   proxyActivities,
@@ -17,6 +16,15 @@ import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
 import type { BulkExportRequest, FileKind, FileResult, ManifestSummary } from '../activities/bulkExport';
+import {
+  bulkExportKickedOffUpdate,
+  bulkExportProgressQuery,
+  cancelBulkExportSignal,
+  type BulkExportPhase,
+  type BulkExportProgress,
+  type BulkExportResult,
+  type BulkExportWorkflowInput,
+} from '../jobs/contract';
 import { DEFAULT_BULK_EXPORT_OPTIONS, describeSeconds, type BulkExportOptions } from './bulkExportOptions';
 
 // One FHIR call or one bookkeeping write each: quick, retried briefly (kick-off 4xx are non-retryable failures).
@@ -39,77 +47,9 @@ const kickOffStep = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 15 },
 });
 
-export interface BulkExportWorkflowInput extends BulkExportRequest {
-  options?: Partial<BulkExportOptions>;
-}
-
-export interface TypeProgress {
-  files: number;
-  filesDone: number;
-  /** Resources read from the files so far. */
-  resources: number;
-  /** Inserted or updated in MongoDB. */
-  written: number;
-  malformed: number;
-}
-
-export type BulkExportPhase = 'STARTING' | 'EXPORTING' | 'DOWNLOADING' | 'FINISHING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
-
-/** What the running workflow reports (Temporal query): counts and references only. */
-export interface BulkExportProgress {
-  jobId: string;
-  connectionId: string;
-  provider: string;
-  exportType: BulkExportRequest['exportType'];
-  resourceTypes: string[];
-  groupId?: string;
-  since?: string;
-  phase: BulkExportPhase;
-  statusUrl?: string;
-  kickedOffAt?: string;
-  polls: number;
-  lastPollAt?: string;
-  nextPollAt?: string;
-  /** The server's X-Progress text. */
-  xProgress?: string;
-  /** The last 429 / transient error of a status poll. */
-  lastStatusProblem?: string;
-  /** E.g. Retry-After values that were clamped. */
-  notes: string[];
-  transactionTime?: string;
-  outputUrls?: string[];
-  files: { total: number; done: number; running: number };
-  resourcesByType: Record<string, TypeProgress>;
-  malformedLines: number;
-  errorOutcomes: number;
-  /** Error-file outcomes by the resource type they concern ('unattributed' when they do not say). */
-  errorsByType: Record<string, number>;
-  deletedResources: number;
-  errorMessage?: string;
-}
-
-export interface BulkExportResult {
-  jobId: string;
-  status: 'COMPLETED' | 'CANCELLED';
-  transactionTime?: string;
-  files: number;
-  resources: number;
-  written: { inserted: number; updated: number; unchanged: number; invalid: number };
-  malformedLines: number;
-  errorOutcomes: number;
-  /**
-   * The server's error files reported resources it could not export: `status` stays COMPLETED (the spec's meaning:
-   * the export ran to its end), and this flag with `errorsByType` says data is missing.
-   */
-  partial: boolean;
-  errorsByType: Record<string, number>;
-  deletedResources: number;
-  resumedDownloads: number;
-  resourcesByType: Record<string, TypeProgress>;
-}
-
-export const bulkExportProgressQuery = defineQuery<BulkExportProgress>('bulkExportProgress');
-export const cancelBulkExportSignal = defineSignal<[{ reason?: string }?]>('cancelBulkExport');
+// The input, result and progress types, the query, the signal and the kick-off update are the job contract's
+// (src/jobs/contract.ts).
+export type { BulkExportPhase, BulkExportProgress, BulkExportResult, BulkExportWorkflowInput, TypeProgress } from '../jobs/contract';
 
 /**
  * The Bulk Data export of one connection, durable end to end: kick-off → status polls spaced by durable timers
@@ -150,6 +90,12 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     deletedResources: 0,
   };
   setHandler(bulkExportProgressQuery, () => progress);
+  // POST waits on this to answer with the server's status URL, or with the kick-off's failure. A handler adds no
+  // command (an update only adds its own events), so histories from before replay unchanged.
+  setHandler(bulkExportKickedOffUpdate, async () => {
+    await condition(() => progress.statusUrl !== undefined || isFinal(progress.phase));
+    return { phase: progress.phase, ...(progress.statusUrl ? { statusUrl: progress.statusUrl } : {}) };
+  });
 
   const downloads = proxyActivities<Activities>({
     startToCloseTimeout: '12 hours',
@@ -330,7 +276,12 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
       resourcesByType: progress.resourcesByType,
     };
     progress.phase = 'FINISHING';
-    await short.finishBulkExport({ jobId, request, status: 'COMPLETED', result: { ...result }, transactionTime: manifest.transactionTime });
+    const finish = () => short.finishBulkExport({ jobId, request, status: 'COMPLETED', result: { ...result }, transactionTime: manifest.transactionTime });
+    // A cancel that arrives while COMPLETED is being written must not undo it half way: the job document said
+    // COMPLETED (with outputUrls) and then CANCELLED. Now the write is not cancellable: once it has started the export
+    // ends COMPLETED, and a cancel before it ends CANCELLED. Histories from before cancel the write.
+    if (patched('export-finish-not-cancellable')) await CancellationScope.nonCancellable(finish);
+    else await finish();
     progress.phase = 'COMPLETED';
     // A partial export is filterable (EhrJobStatus = "COMPLETED_PARTIAL"); histories from before record COMPLETED.
     recordJobStatus(result.partial && patched('export-completed-partial-status') ? 'COMPLETED_PARTIAL' : 'COMPLETED');

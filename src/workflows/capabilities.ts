@@ -2,6 +2,7 @@ import { isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities, CapabilitiesSummary } from '../activities';
 import { recordJobStatus } from './jobStatus';
 import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
+import type { CapabilitiesInput } from '../jobs/contract';
 
 // Short, single-request activities: fail fast and retry a few times (network blips, 5xx).
 const { getCapabilities } = proxyActivities<Activities>({
@@ -10,9 +11,7 @@ const { getCapabilities } = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '20 seconds', maximumAttempts: 5 },
 });
 
-export interface CapabilitiesInput {
-  connectionId: string;
-}
+export type { CapabilitiesInput } from '../jobs/contract';
 
 /** Asks the connection's FHIR server what it supports. */
 export async function capabilitiesWorkflow(input: CapabilitiesInput): Promise<CapabilitiesSummary> {

@@ -1,9 +1,10 @@
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
-import type { SkippedType, SyncRequest, TypeSyncResult } from '../activities/sync';
+import type { TypeSyncResult } from '../activities/sync';
+import { syncProgressQuery, type EnhancedSyncInput, type EnhancedSyncResult, type SyncProgress } from '../jobs/contract';
 
 // Bookkeeping calls: quick, retried briefly.
 const bookkeeping = proxyActivities<Activities>({
@@ -24,34 +25,8 @@ function pagingActivities(heartbeatTimeoutSeconds: number) {
   });
 }
 
-export interface EnhancedSyncInput extends SyncRequest {
-  /** How many resource types page at once; the shared rate limiter bounds the request rate anyway. */
-  maxParallelTypes?: number;
-  /** How long a paging step may go without a heartbeat before another worker takes it over (default 120 s). */
-  heartbeatTimeoutSeconds?: number;
-  retryOf?: string;
-  /** The Temporal Schedule that started this run (recorded with the job's request). */
-  scheduleId?: string;
-}
-
-export interface EnhancedSyncResult {
-  jobId: string;
-  standardResources: number;
-  enhancedResources: number;
-  total: number;
-  written: { inserted: number; updated: number; unchanged: number; invalid: number };
-  types: Record<string, { fetched: number; inserted: number; updated: number; pages: number; resumed: boolean }>;
-  /** Types asked for but not searched (the server lacks them or cannot search them by patient), with why. */
-  skipped?: SkippedType[];
-}
-
-export interface SyncProgress {
-  status: 'PLANNING' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
-  types: Record<string, 'pending' | 'running' | 'done' | 'failed' | 'skipped'>;
-  finished: Record<string, { fetched: number }>;
-}
-
-export const syncProgressQuery = defineQuery<SyncProgress>('progress');
+// The input, result and progress types and the progress query are the job contract's (src/jobs/contract.ts).
+export type { EnhancedSyncInput, EnhancedSyncResult, SyncProgress } from '../jobs/contract';
 
 /** The spec's enhanced sync: one retryable, resumable step per resource type, counts only in history. */
 export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<EnhancedSyncResult> {

@@ -231,12 +231,16 @@ describe('bulk export end to end (Temporal + sandbox + MongoDB)', () => {
   it('fails the job with the server\'s reason when the kick-off is refused (unknown group) or the export fails on the server', async () => {
     const conn = await connectBackend(stack);
     const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'Group', groupId: 'no-such-group', options: FAST });
-    expect(res.statusCode).toBe(202);
-    const failed = await waitForJob(stack, res.body.data!.id);
+    // The refusal is known before the answer: an error status with the job to read, not 202 with status FAILED.
+    expect(res.statusCode).toBe(502);
+    expect(res.body.error?.message).toMatch(/Group\/no-such-group\/\$export answered 404/);
+    const { jobId } = res.body.error!.details as { jobId: string };
+    expect(res.headers.location).toBe(`/api/ehr/eclinicalworks/bulk-export/${jobId}`);
+    const failed = await waitForJob(stack, jobId);
     expect(failed.status).toBe('FAILED');
     expect(failed.errorMessage).toMatch(/Group\/no-such-group\/\$export answered 404/);
-    expect((await stack.services.jobs.get(res.body.data!.id)).errorMessage).toBe(failed.errorMessage);
-    const wf = await stack.client.workflow.getHandle(res.body.data!.id).describe();
+    expect((await stack.services.jobs.get(jobId)).errorMessage).toBe(failed.errorMessage);
+    const wf = await stack.client.workflow.getHandle(jobId).describe();
     expect(wf.status.name).toBe('FAILED');
 
     stack.sandbox.admin.setFaults({ export: { failJobs: true, durationMs: 500 } });

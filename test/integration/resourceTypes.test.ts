@@ -89,8 +89,10 @@ describe('resource types: any type the server has', () => {
     stack.sandbox.admin.setTypeKnobs({ unsupportedTypes: ['Communication'] });
     const conn = await connectBackend(stack);
     const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'System', resourceTypes: ['Observation', 'Communication'], options: FAST });
-    expect(res.statusCode).toBe(202);
-    const view = await waitForJob(stack, res.body.data!.id);
+    // Refused at the kick-off, before the answer: an error status that names the job, not 202 with status FAILED.
+    expect(res.statusCode).toBe(502);
+    expect(res.body.error?.message).toContain('refused the bulk export because of resource type Communication');
+    const view = await waitForJob(stack, (res.body.error!.details as { jobId: string }).jobId);
     expect(view.status).toBe('FAILED');
     expect(view.errorMessage).toContain('refused the bulk export because of resource type Communication');
     expect(view.errorMessage).toContain('The requested resource type "Communication" is not available on this server');
@@ -102,7 +104,8 @@ describe('resource types: any type the server has', () => {
     stack.sandbox.admin.setTypeKnobs({ noPatientSearchTypes: ['Task'] });
     const conn = await connectBackend(stack);
     const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', resourceTypes: ['Task', 'Observation'], options: FAST });
-    const view = await waitForJob(stack, res.body.data!.id);
+    expect(res.statusCode).toBe(502);
+    const view = await waitForJob(stack, (res.body.error!.details as { jobId: string }).jobId);
     expect(view.status).toBe('FAILED');
     expect(view.errorMessage).toContain('because of resource type Task');
     expect(view.errorMessage).toContain('has no search parameter that refers to patients');

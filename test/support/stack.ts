@@ -111,7 +111,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
     });
     running = worker.run();
   }
-  const workflows = new WorkflowGateway(env.client, taskQueue, config.API_WORKFLOW_WAIT_MS);
+  const workflows = new WorkflowGateway(env.client, taskQueue, config.API_WORKFLOW_WAIT_MS, services.jobs);
   const apiMetrics = new ApiMetrics(services);
   const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger, metrics: apiMetrics });
   const server: Server = await new Promise((resolve) => {

@@ -41,20 +41,23 @@ const ProviderParams = z.object({ provider: ProviderIdSchema });
 const ConnectionParams = z.object({ connectionId: ConnectionIdSchema });
 const ListQuery = z.object({ provider: ProviderIdSchema.optional() });
 
-/** SMART connections: start authorization, the OAuth callback, backend-services connections, list/read/delete. */
+/**
+ * SMART connections: start authorization, the OAuth callback, backend-services connections, list/read/delete.
+ * Both routers are mounted under /api/ehr (the public one before the API-key wall).
+ */
 export function connectionRoutes(services: Services, schedules?: Pick<SyncScheduleService, 'deleteAllOf'>): { publicRoutes: Router; routes: Router } {
   const { smartAuth, connections, registry } = services;
-  const publicRoutes = Router();
-  const routes = Router();
+  const publicRoutes = Router({ mergeParams: true });
+  const routes = Router({ mergeParams: true });
 
   // The EHR redirects the user's browser here: no API key, the one-time `state` is the credential.
-  publicRoutes.get('/api/ehr/callback', async (req, res) => {
+  publicRoutes.get('/callback', async (req, res) => {
     const query = parse(CallbackQuerySchema, req.query, 'query');
     const doc = await smartAuth.completeAuthorization(query);
     ok(res, ConnectionStore.view(doc), 201);
   });
 
-  routes.get('/api/ehr/providers', (_req, res) => {
+  routes.get('/providers', (_req, res) => {
     ok(
       res,
       registry.list().map((p) => ({
@@ -70,17 +73,17 @@ export function connectionRoutes(services: Services, schedules?: Pick<SyncSchedu
     );
   });
 
-  routes.get('/api/ehr/connections', async (req, res) => {
+  routes.get('/connections', async (req, res) => {
     const query = parse(ListQuery, req.query, 'query');
     ok(res, (await connections.list(query)).map(ConnectionStore.view));
   });
 
-  routes.get('/api/ehr/connections/:connectionId', async (req, res) => {
+  routes.get('/connections/:connectionId', async (req, res) => {
     const { connectionId } = parse(ConnectionParams, req.params, 'path');
     ok(res, ConnectionStore.view(await connections.get(connectionId)));
   });
 
-  routes.delete('/api/ehr/connections/:connectionId', async (req, res) => {
+  routes.delete('/connections/:connectionId', async (req, res) => {
     const { connectionId } = parse(ConnectionParams, req.params, 'path');
     // Its sync schedules go first: if this fails half way, the connection is still there and DELETE can be repeated.
     const schedulesDeleted = (await schedules?.deleteAllOf(connectionId)) ?? 0;
@@ -90,13 +93,13 @@ export function connectionRoutes(services: Services, schedules?: Pick<SyncSchedu
     ok(res, { connectionId, deleted: true, schedulesDeleted });
   });
 
-  routes.post('/api/ehr/:provider/authorize', async (req, res) => {
+  routes.post('/:provider/authorize', async (req, res) => {
     const { provider } = parse(ProviderParams, req.params, 'path');
     const body = parse(AuthorizeBodySchema, req.body, 'body');
     ok(res, await smartAuth.beginAuthorization(registry.get(provider).id, body), 201);
   });
 
-  routes.post('/api/ehr/:provider/connections/backend', async (req, res) => {
+  routes.post('/:provider/connections/backend', async (req, res) => {
     const { provider } = parse(ProviderParams, req.params, 'path');
     const body = parse(BackendConnectionBodySchema, req.body, 'body');
     const doc = await smartAuth.createBackendConnection(registry.get(provider).id, body);
@@ -104,14 +107,14 @@ export function connectionRoutes(services: Services, schedules?: Pick<SyncSchedu
   });
 
   // A FHIR server without authorization (opt-in per provider: allowOpenConnections); 403 unless enabled.
-  routes.post('/api/ehr/:provider/connections/open', async (req, res) => {
+  routes.post('/:provider/connections/open', async (req, res) => {
     const { provider } = parse(ProviderParams, req.params, 'path');
     const body = parse(OpenConnectionBodySchema, req.body, 'body');
     const doc = await services.openConnections.create(registry.get(provider).id, body);
     ok(res, ConnectionStore.view(doc), 201);
   });
 
-  routes.get('/api/ehr/:provider/connections', async (req, res) => {
+  routes.get('/:provider/connections', async (req, res) => {
     const { provider } = parse(ProviderParams, req.params, 'path');
     ok(res, (await connections.list({ provider: registry.get(provider).id })).map(ConnectionStore.view));
   });

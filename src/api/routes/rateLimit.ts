@@ -28,10 +28,11 @@ export const LiftBlocksQuerySchema = z
  * never longer than RETRY_AFTER_MAX_SECONDS after it was written).
  * DELETE /api/ehr/:provider/rate-limit/blocks[?quota=…&baseUrl=…] — lifts them (operators: a server that asked for
  * an absurd wait, or a block no longer needed); every process sends again at once. Idempotent.
+ * Mounted under /api/ehr/:provider.
  */
 export function rateLimitRoutes(services: Services): Router {
-  const routes = Router();
-  routes.get('/api/ehr/:provider/rate-limit', async (req, res) => {
+  const routes = Router({ mergeParams: true });
+  routes.get('/rate-limit', async (req, res) => {
     const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
     const { baseUrl } = parse(RateLimitQuerySchema, req.query, 'query');
     const p = services.registry.get(provider);
@@ -39,7 +40,7 @@ export function rateLimitRoutes(services: Services): Router {
     const [quotas, blocks] = await Promise.all([services.rateBudget.budget(provider, baseUrl), services.rateLimitBlocks.listBlocks(provider)]);
     ok(res, { provider, quotas, blocks });
   });
-  routes.delete('/api/ehr/:provider/rate-limit/blocks', async (req, res) => {
+  routes.delete('/rate-limit/blocks', async (req, res) => {
     const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
     const filter = parse(LiftBlocksQuerySchema, req.query, 'query');
     const p = services.registry.get(provider);

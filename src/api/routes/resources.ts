@@ -45,12 +45,13 @@ function dateFilter(value: string): { op: (typeof OPS)[keyof typeof OPS]; iso: s
 /**
  * Stored resources read back from MongoDB (not from the EHR), paged by a cursor: for example the spec's example 3,
  * a patient's completed Communications sent since a date: ?status=completed&sent=ge2024-01-01.
+ * Mounted under /api/ehr/:provider/resources.
  */
 export function resourceRoutes(services: Services): Router {
-  const routes = Router();
+  const routes = Router({ mergeParams: true });
 
   // How many resources of each type are stored for a connection (what a sync or export left in MongoDB).
-  routes.get('/api/ehr/:provider/resources', async (req, res) => {
+  routes.get('/', async (req, res) => {
     const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
     const q = parse(StoredCountsQuerySchema, req.query, 'query');
     const connection = await connectionOfProvider(services, provider, q.connectionId);
@@ -70,7 +71,7 @@ export function resourceRoutes(services: Services): Router {
     ok(res, { connectionId: connection._id, ...(patient ? { patient } : {}), counts: nonZero, total: counts.reduce((n, [, c]) => n + c, 0) });
   });
 
-  routes.get('/api/ehr/:provider/resources/:resourceType', async (req, res) => {
+  routes.get('/:resourceType', async (req, res) => {
     const { provider, resourceType } = parse(z.object({ provider: ProviderIdSchema, resourceType: R4ResourceTypeSchema }), req.params, 'path');
     const q = parse(StoredResourcesQuerySchema, req.query, 'query');
     const connection = await connectionOfProvider(services, provider, q.connectionId);

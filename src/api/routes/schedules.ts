@@ -7,6 +7,7 @@ import { MAX_INTERVAL_SECONDS, intervalSeconds, type SyncScheduleService } from 
 import { ok } from '../envelope';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 import { connectionOfProvider } from './connections';
+import { jobPath } from '../../jobs/contract';
 
 /** Free text shown in the Temporal UI: no control characters. */
 const NoteSchema = z.string().min(1).max(500).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
@@ -36,17 +37,16 @@ const ScheduleParams = ConnectionParams.extend({
   scheduleId: z.string().regex(/^sync-schedule-[A-Za-z0-9_-]{1,120}$/, 'must be a sync schedule id (sync-schedule-…)'),
 });
 
-const base = '/api/ehr/:provider/connections/:connectionId/sync-schedules';
-
 /**
  * Scheduled incremental enhanced syncs of a connection (Temporal Schedules): create, list, read, pause, unpause,
- * run now, delete. Every route first checks that the connection exists for the provider (404 otherwise).
+ * run now, delete. Mounted under /api/ehr/:provider/connections/:connectionId/sync-schedules. Every route first
+ * checks that the connection exists for the provider (404 otherwise).
  */
 export function syncScheduleRoutes(services: Services, schedules: SyncScheduleService): Router {
-  const routes = Router();
+  const routes = Router({ mergeParams: true });
   const minSeconds = services.config.SYNC_SCHEDULE_MIN_INTERVAL_SECONDS;
 
-  routes.post(base, async (req, res) => {
+  routes.post('/', async (req, res) => {
     const { provider, connectionId } = parse(ConnectionParams, req.params, 'path');
     const body = parse(SyncScheduleBodySchema, req.body, 'body');
     const seconds = intervalSeconds(body.every);
@@ -62,42 +62,42 @@ export function syncScheduleRoutes(services: Services, schedules: SyncScheduleSe
     ok(res, view, 201);
   });
 
-  routes.get(base, async (req, res) => {
+  routes.get('/', async (req, res) => {
     const { provider, connectionId } = parse(ConnectionParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
     ok(res, await schedules.list(provider, connectionId));
   });
 
-  routes.get(`${base}/:scheduleId`, async (req, res) => {
+  routes.get(`/:scheduleId`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
     ok(res, await schedules.get(provider, connectionId, scheduleId));
   });
 
-  routes.post(`${base}/:scheduleId/pause`, async (req, res) => {
+  routes.post(`/:scheduleId/pause`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     const { note } = parse(SyncScheduleNoteBodySchema, req.body, 'body');
     await connectionOfProvider(services, provider, connectionId);
     ok(res, await schedules.pause(provider, connectionId, scheduleId, note));
   });
 
-  routes.post(`${base}/:scheduleId/unpause`, async (req, res) => {
+  routes.post(`/:scheduleId/unpause`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     const { note } = parse(SyncScheduleNoteBodySchema, req.body, 'body');
     await connectionOfProvider(services, provider, connectionId);
     ok(res, await schedules.unpause(provider, connectionId, scheduleId, note));
   });
 
-  routes.post(`${base}/:scheduleId/trigger`, async (req, res) => {
+  routes.post(`/:scheduleId/trigger`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
     const { jobId } = await schedules.trigger(provider, connectionId, scheduleId);
-    const statusUrl = jobId ? `/api/ehr/${provider}/enhanced-sync/${jobId}` : undefined;
+    const statusUrl = jobId ? jobPath('enhanced-sync', provider, jobId) : undefined;
     if (statusUrl) res.set('Location', statusUrl);
     ok(res, { scheduleId, triggered: true, ...(jobId ? { jobId, statusUrl } : {}) }, 202);
   });
 
-  routes.delete(`${base}/:scheduleId`, async (req, res) => {
+  routes.delete(`/:scheduleId`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
     await schedules.delete(provider, connectionId, scheduleId);

@@ -1,20 +1,14 @@
-import { randomUUID } from 'node:crypto';
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Services } from '../../services';
-import type { EnhancedSyncInput, EnhancedSyncResult, SyncProgress } from '../../workflows/enhancedSync';
+import type { EnhancedSyncInput } from '../../jobs/contract';
 import { RequestedTypesSchema, selectsBeyondEnhanced } from '../../providers/schema';
 import { R4ResourceTypeSchema } from '../../fhir/resourceTypes';
-import { AppError, NotFoundError } from '../../errors';
-import type { JobDoc } from '../../store/jobs';
-import type { SyncPlan } from '../../activities/sync';
 import { ok } from '../envelope';
 import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
-import { pendingSteps, type StepView } from '../pendingSteps';
-import { jobMemo, jobSearchAttributes } from '../../temporal/searchAttributes';
+import { send } from './jobAnswer';
 
 const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2024-01-01T00:00:00Z' });
 
@@ -40,100 +34,57 @@ const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'Idempotency-Ke
 // Runs started by a sync schedule are named by Temporal `<prefix>-<nominal time>`, e.g. …-scheduled-2026-01-01T10:00:00Z.
 const JobParams = z.object({ provider: ProviderIdSchema, jobId: z.union([IdSchema, z.string().regex(/^enhanced-sync-[A-Za-z0-9_.:-]{1,150}$/)], 'must be a job id') });
 
-/** The spec's enhanced sync: POST starts it (and waits a little), GET reports progress and the final counts. */
+/**
+ * The spec's enhanced sync, mounted under /api/ehr/:provider: POST starts it (and waits a little), GET reports
+ * progress and the final counts, cancel stops it, retry starts a FAILED or CANCELLED one again. The gateway owns
+ * the policies (idempotency, answers, cancel, retry); this module owns the request's shape.
+ */
 export function syncRoutes(services: Services, workflows: WorkflowGateway, defaultWaitMs: number): Router {
-  const routes = Router();
+  const routes = Router({ mergeParams: true });
 
-  routes.post('/api/ehr/:provider/enhanced-sync', async (req, res) => {
+  routes.post('/enhanced-sync', async (req, res) => {
     const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
     const body = parse(EnhancedSyncBodySchema, req.body, 'body');
     const key = req.get('idempotency-key');
-    const idempotencyKey = key === undefined ? undefined : parse(IdempotencyKey, key, 'query');
+    const idempotencyKey = key === undefined ? undefined : parse(IdempotencyKey, key, 'header');
     const connection = await connectionOfProvider(services, provider, body.connectionId);
-    const jobId = `enhanced-sync-${connection._id}-${idempotencyKey ?? randomUUID()}`;
+    // The wait is how this request is answered, not part of the job: a replay may wait differently.
     const { waitMs, ...request } = body;
     const input: EnhancedSyncInput = request;
-    // The job exists before the workflow does, so GET answers at once (planSync's createOnce is then a no-op).
-    await services.jobs.createOnce({ _id: jobId, type: 'enhanced-sync', provider, connectionId: connection._id, request, startedAt: new Date() });
-    const job = { provider, connectionId: connection._id, jobType: 'enhanced-sync' as const };
-    const { handle } = await workflows.startJob('enhancedSyncWorkflow', jobId, input, {
-      idempotent: Boolean(idempotencyKey),
-      memo: jobMemo({ ...job, request }),
-      searchAttributes: jobSearchAttributes(job),
-    });
-    const result = await workflows.resultWithin<EnhancedSyncResult>(handle, waitMs ?? defaultWaitMs, `enhanced sync ${jobId}`);
-    if (result) {
-      ok(res, { ...result, id: jobId, status: 'COMPLETED' });
-      return;
-    }
-    res.set('Location', `/api/ehr/${provider}/enhanced-sync/${jobId}`);
-    ok(res, { id: jobId, status: 'IN_PROGRESS', startedAt: new Date().toISOString(), statusUrl: `/api/ehr/${provider}/enhanced-sync/${jobId}` }, 202);
+    send(res, await workflows.start('enhanced-sync', { provider, connectionId: connection._id, input, request }, { idempotencyKey, waitMs: waitMs ?? defaultWaitMs }));
   });
 
-  routes.get('/api/ehr/:provider/enhanced-sync/:jobId', async (req, res) => {
+  routes.get('/enhanced-sync/:jobId', async (req, res) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
-    const job = await services.jobs.find(jobId);
-    if (!job || job.type !== 'enhanced-sync' || job.provider !== provider) throw new NotFoundError('JOB_NOT_FOUND', `Enhanced sync job "${jobId}" does not exist.`);
-    let live: SyncProgress | undefined;
-    let steps: StepView[] = [];
-    if (job.status === 'IN_PROGRESS') {
-      const handle = workflows.client.workflow.getHandle(jobId);
-      live = await handle.query<SyncProgress>('progress').catch(() => undefined);
-      // The steps running or retrying now (attempt, last error, next retry), from Temporal's pending activities.
-      steps = pendingSteps(await handle.describe().catch(() => undefined));
-      // A search step names its type when only one type is paging (pending activities do not carry the input).
-      const paging = Object.entries(live?.types ?? {}).filter(([, s]) => s === 'running').map(([t]) => t);
-      const searches = steps.filter((s) => s.activity === 'syncResourceType');
-      if (paging.length === 1 && searches.length === 1) (searches[0] as StepView & { resourceType?: string }).resourceType = paging[0];
-    }
-    ok(res, { ...syncView(job, await services.jobs.progress(jobId), live), ...(steps[0] ? { currentStep: steps[0], steps } : {}) });
+    ok(res, await workflows.view('enhanced-sync', provider, jobId));
   });
 
   // Cancels a running sync: the workflow stops its paging steps (they see the cancellation at their next heartbeat),
   // records CANCELLED and ends. What was written stays (every write is a complete resource); a retry resumes.
-  const cancelSync = async (provider: string, jobId: string) => {
-    const job = await services.jobs.find(jobId);
-    if (!job || job.type !== 'enhanced-sync' || job.provider !== provider) throw new NotFoundError('JOB_NOT_FOUND', `Enhanced sync job "${jobId}" does not exist.`);
-    if (job.status !== 'IN_PROGRESS') throw new AppError('CONFLICT', `Job ${jobId} is already ${job.status}: nothing to cancel.`, { status: 409 });
-    try {
-      await workflows.client.workflow.getHandle(jobId).cancel();
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new AppError('CONFLICT', `Job ${jobId} has no running workflow (it ended while its record was being written); read it again.`, { status: 409 });
-      throw err;
-    }
-    return { id: jobId, status: 'CANCELLING', statusUrl: `/api/ehr/${provider}/enhanced-sync/${jobId}` };
+  const cancel = async (req: Request, res: Response) => {
+    const { provider, jobId } = parse(JobParams, req.params, 'path');
+    send(res, await workflows.cancel('enhanced-sync', provider, jobId));
   };
-
-  routes.post('/api/ehr/:provider/enhanced-sync/:jobId/cancel', async (req, res) => {
-    const { provider, jobId } = parse(JobParams, req.params, 'path');
-    ok(res, await cancelSync(provider, jobId), 202);
-  });
-
-  routes.delete('/api/ehr/:provider/enhanced-sync/:jobId', async (req, res) => {
-    const { provider, jobId } = parse(JobParams, req.params, 'path');
-    ok(res, await cancelSync(provider, jobId), 202);
-  });
+  routes.post('/enhanced-sync/:jobId/cancel', cancel);
+  routes.delete('/enhanced-sync/:jobId', cancel);
 
   // A failed or cancelled sync started again as a new run that names the old one (writes are idempotent, and
   // without `since` each type continues from its last successful sync point).
-  routes.post('/api/ehr/:provider/enhanced-sync/:jobId/retry', async (req, res) => {
+  routes.post('/enhanced-sync/:jobId/retry', async (req, res) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
-    const job = await services.jobs.find(jobId);
-    if (!job || job.type !== 'enhanced-sync' || job.provider !== provider) throw new NotFoundError('JOB_NOT_FOUND', `Enhanced sync job "${jobId}" does not exist.`);
-    if (job.status !== 'FAILED' && job.status !== 'CANCELLED') {
-      throw new AppError('CONFLICT', `Job ${jobId} is ${job.status}; only a FAILED or CANCELLED job can be retried.`, { status: 409 });
-    }
-    const request = parse(EnhancedSyncRequestSchema, job.request, 'body');
-    const newId = `enhanced-sync-${job.connectionId}-${randomUUID()}`;
-    const input: EnhancedSyncInput = { ...request, retryOf: jobId };
-    await services.jobs.createOnce({ _id: newId, type: 'enhanced-sync', provider, connectionId: job.connectionId, request, startedAt: new Date(), retryOf: jobId });
-    const attrs = { provider, connectionId: job.connectionId, jobType: 'enhanced-sync' as const };
-    await workflows.startJob('enhancedSyncWorkflow', newId, input, {
-      idempotent: false,
-      memo: jobMemo({ ...attrs, request, retryOf: jobId }),
-      searchAttributes: jobSearchAttributes(attrs),
-    });
-    ok(res, { id: newId, status: 'IN_PROGRESS', retryOf: jobId, statusUrl: `/api/ehr/${provider}/enhanced-sync/${newId}` }, 202);
+    const answer = await workflows.retry(
+      'enhanced-sync',
+      provider,
+      jobId,
+      async ({ job, memo }) => {
+        const stored = job ? { ...job.request, connectionId: job.connectionId } : memo.request;
+        const { scheduleId: _s, ...request } = parse(EnhancedSyncRequestSchema, withoutNulls(stored), 'body');
+        const connection = await connectionOfProvider(services, provider, request.connectionId);
+        return { connectionId: connection._id, input: { ...request, retryOf: jobId }, request };
+      },
+      { waitMs: 0 },
+    );
+    send(res, { ...answer, view: { ...answer.view, retryOf: jobId } });
   });
 
   return routes;
@@ -148,24 +99,11 @@ const EnhancedSyncRequestSchema = z.object({
   since: z.string().optional(),
   pageSize: z.number().int().optional(),
   heartbeatTimeoutSeconds: z.number().int().optional(),
+  scheduleId: z.string().optional(),
 });
 
-function syncView(job: JobDoc, perType: Record<string, unknown>, live?: SyncProgress) {
-  const details = (job.details ?? {}) as { result?: EnhancedSyncResult; plan?: SyncPlan; retryAfterClamped?: string };
-  const result = details.result;
-  // Known once the sync is planned, so a running job shows them too.
-  const skipped = details.plan?.skipped ?? [];
-  return {
-    id: job._id,
-    status: job.status,
-    connectionId: job.connectionId,
-    startedAt: job.startedAt.toISOString(),
-    ...(job.completedAt ? { completedAt: job.completedAt.toISOString() } : {}),
-    ...(job.errorMessage ? { errorMessage: job.errorMessage } : {}),
-    ...(result ? { standardResources: result.standardResources, enhancedResources: result.enhancedResources, total: result.total, written: result.written } : {}),
-    progress: { perType, ...(live ? { steps: live.types } : {}), ...(details.retryAfterClamped ? { notes: [details.retryAfterClamped] } : {}) },
-    ...(skipped.length ? { skipped } : {}),
-    ...(job.retryOf ? { retryOf: job.retryOf } : {}),
-    ...(typeof job.request.scheduleId === 'string' ? { scheduleId: job.request.scheduleId } : {}),
-  };
+/** Stored documents keep absent fields as null (the driver writes undefined as null). */
+function withoutNulls(value: unknown): unknown {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null));
 }
