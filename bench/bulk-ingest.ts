@@ -24,6 +24,7 @@ import { createServices, type Services } from '../src/services';
 import { startSandbox, RESOURCE_TYPES, type Sandbox } from '../src/sandbox';
 import type { BulkExportWorkflowInput, BulkExportResult } from '../src/workflows/bulkExport';
 import { bundleWorkflows, procKb, startWorkerProcess, stopWorkerProcess } from './worker-lib';
+import { WORKFLOWS } from '../src/jobs/contract';
 
 const TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
 const MONGODB_URI = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27117/';
@@ -112,7 +113,7 @@ async function runExport(client: Client, bundlePath: string, patients: number, a
     };
     const jobId = `bulk-export-${connectionId}-bench${again ? '-again' : ''}`;
     const t0 = performance.now();
-    const handle = await client.workflow.start('bulkExportWorkflow', { taskQueue, workflowId: jobId, args: [input] });
+    const handle = await client.workflow.start(WORKFLOWS.bulkExport.name, { taskQueue, workflowId: jobId, args: [input] });
     const result = (await handle.result()) as BulkExportResult;
     const seconds = (performance.now() - t0) / 1000;
     const stored = await services.resources.count({ connectionId });

@@ -111,22 +111,27 @@ export function routesFromOpenApi(doc: Json): RouteInfo[] {
 
 /**
  * The routes the Express app actually registers (method and template), read from its router: the generators feed
- * the ones the OpenAPI document does not list too. Routers mounted under a path prefix are not read (none today).
+ * the ones the OpenAPI document does not list too. Routers mounted under a path prefix (one per area, under
+ * /api/ehr) contribute their mount path (the layer's rawPath) before their routes' paths.
  */
 export function routesOfExpressApp(app: unknown): { method: string; template: string }[] {
-  type Layer = { route?: { path: unknown; methods: Record<string, boolean> }; handle?: { stack?: Layer[] } };
+  type Layer = { rawPath?: unknown; route?: { path: unknown; methods: Record<string, boolean> }; handle?: { stack?: Layer[] } };
   const out: { method: string; template: string }[] = [];
-  const walk = (stack: Layer[] | undefined) => {
+  const join = (prefix: string, path: string) => (path === '/' && prefix ? prefix : `${prefix}${path}`);
+  const walk = (stack: Layer[] | undefined, prefix: string) => {
     for (const layer of stack ?? []) {
       if (layer.route && typeof layer.route.path === 'string') {
         for (const [m, on] of Object.entries(layer.route.methods)) {
-          if (on && (METHODS as readonly string[]).includes(m.toUpperCase())) out.push({ method: m.toUpperCase(), template: layer.route.path.replace(/:(\w+)/g, '{$1}') });
+          if (on && (METHODS as readonly string[]).includes(m.toUpperCase())) out.push({ method: m.toUpperCase(), template: join(prefix, layer.route.path).replace(/:(\w+)/g, '{$1}') });
         }
-      } else if (layer.handle?.stack) walk(layer.handle.stack);
+      } else if (layer.handle?.stack) {
+        const mount = typeof layer.rawPath === 'string' && layer.rawPath !== '/' ? layer.rawPath : '';
+        walk(layer.handle.stack, `${prefix}${mount}`);
+      }
     }
   };
   const a = app as { router?: { stack?: Layer[] }; _router?: { stack?: Layer[] } };
-  walk(a.router?.stack ?? a._router?.stack);
+  walk(a.router?.stack ?? a._router?.stack, '');
   return out;
 }
 

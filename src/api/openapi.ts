@@ -45,6 +45,20 @@ const responses = (ok: string, extra: Record<string, string> = {}): Json => ({
   ...Object.fromEntries(Object.entries({ '400': 'Invalid input (message lists every problem)', '401': 'Missing or wrong API key', '404': 'Unknown provider, connection or job', ...extra }).map(([k, d]) => [k, { ...envelope(), description: d }])),
 });
 
+/** The errors of a job start: another request under the same Idempotency-Key, or the job failing while it waited. */
+const JOB_START_ERRORS = {
+  '409': 'The Idempotency-Key was used for a different request (or the connection needs re-authorization)',
+  '502': 'The job failed while the request waited (e.g. the EHR refused the kick-off); error.details names the job',
+};
+const CANCEL_RESPONSES = {
+  ...responses('200', { '409': 'The job is not running, or completed before the cancel took effect' }),
+  '202': { ...envelope(), description: 'Cancel requested; the job is still winding down (cancelRequested: true)' },
+};
+const RETRY_RESPONSES = {
+  ...responses('202', { '409': 'Only a FAILED or CANCELLED job can be retried', '502': 'The retry job failed while the request waited' }),
+  '200': { ...envelope(), description: 'The retry job (an earlier retry of this job) already ended COMPLETED or CANCELLED' },
+};
+
 export function openApiDocument(): Json {
   const p = (provider = true) => (provider ? path('provider') : []);
   return {
@@ -66,13 +80,13 @@ export function openApiDocument(): Json {
         delete: { summary: 'Delete a connection', parameters: path('connectionId'), responses: responses('200') },
       },
       '/api/ehr/{provider}/capabilities': { get: { summary: 'Capabilities of the connection\'s FHIR server (workflow)', parameters: [...p(), ...query(CapabilitiesQuerySchema)], responses: responses('200', { '502': 'The FHIR server failed' }) } },
-      '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts, or 202 with the job id)', parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200'), '202': envelope() } } },
+      '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts once it ended, 202 with the job while it runs; a failure is an error naming the job)', parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200', JOB_START_ERRORS), '202': envelope() } } },
       '/api/ehr/{provider}/enhanced-sync/{jobId}': {
         get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') },
-        delete: { summary: 'Cancel a running sync', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } },
+        delete: { summary: 'Cancel a running sync', parameters: path('provider', 'jobId'), responses: CANCEL_RESPONSES },
       },
-      '/api/ehr/{provider}/enhanced-sync/{jobId}/cancel': { post: { summary: 'Cancel a running sync (what was written stays; retry resumes)', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } } },
-      '/api/ehr/{provider}/enhanced-sync/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED sync again as a linked run', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } } },
+      '/api/ehr/{provider}/enhanced-sync/{jobId}/cancel': { post: { summary: 'Cancel a running sync (what was written stays; retry resumes)', parameters: path('provider', 'jobId'), responses: CANCEL_RESPONSES } },
+      '/api/ehr/{provider}/enhanced-sync/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED sync again as a linked run (one retry per job: repeated retries answer the same one)', parameters: path('provider', 'jobId'), responses: RETRY_RESPONSES } },
       '/api/ehr/{provider}/connections/{connectionId}/sync-schedules': {
         post: { summary: 'Create a recurring incremental enhanced sync (Temporal Schedule); 409 if the name exists', parameters: path('provider', 'connectionId'), requestBody: body(SyncScheduleBodySchema), responses: { ...responses('201'), '409': envelope() } },
         get: { summary: 'The connection\'s sync schedules', parameters: path('provider', 'connectionId'), responses: responses('200') },
@@ -84,13 +98,13 @@ export function openApiDocument(): Json {
       '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}/pause': { post: { summary: 'Pause a sync schedule, with an optional note', parameters: path('provider', 'connectionId', 'scheduleId'), requestBody: { ...body(SyncScheduleNoteBodySchema), required: false }, responses: responses('200') } },
       '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}/unpause': { post: { summary: 'Unpause a sync schedule, with an optional note', parameters: path('provider', 'connectionId', 'scheduleId'), requestBody: { ...body(SyncScheduleNoteBodySchema), required: false }, responses: responses('200') } },
       '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}/trigger': { post: { summary: 'Run the schedule\'s sync now (202 with the job id; 409 while one of its runs is going)', parameters: path('provider', 'connectionId', 'scheduleId'), responses: { ...responses('202'), '409': envelope() } } },
-      '/api/ehr/{provider}/bulk-export': { post: { summary: 'Start a bulk export ($export) into MongoDB', parameters: p(), requestBody: body(BulkExportBodySchema), responses: { ...responses('201'), '202': envelope() } } },
+      '/api/ehr/{provider}/bulk-export': { post: { summary: 'Start a bulk export ($export) into MongoDB (202 once kicked off; a refused kick-off is an error naming the job)', parameters: p(), requestBody: body(BulkExportBodySchema), responses: { ...responses('202', JOB_START_ERRORS), '200': { ...envelope(), description: 'A replayed Idempotency-Key of a job that ended COMPLETED or CANCELLED' } } } },
       '/api/ehr/{provider}/bulk-export/{jobId}': {
         get: { summary: 'Export status and progress', parameters: path('provider', 'jobId'), responses: responses('200') },
-        delete: { summary: 'Cancel a running export (also on the server)', parameters: path('provider', 'jobId'), responses: responses('202') },
+        delete: { summary: 'Cancel a running export (also on the server)', parameters: path('provider', 'jobId'), responses: CANCEL_RESPONSES },
       },
-      '/api/ehr/{provider}/bulk-export/{jobId}/cancel': { post: { summary: 'Cancel a running export', parameters: path('provider', 'jobId'), responses: responses('202') } },
-      '/api/ehr/{provider}/bulk-export/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED export again as a new job linked to it (retryOf)', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } } },
+      '/api/ehr/{provider}/bulk-export/{jobId}/cancel': { post: { summary: 'Cancel a running export', parameters: path('provider', 'jobId'), responses: CANCEL_RESPONSES } },
+      '/api/ehr/{provider}/bulk-export/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED export again as a new job linked to it (retryOf; one retry per job)', parameters: path('provider', 'jobId'), responses: RETRY_RESPONSES } },
       '/api/ehr/{provider}/resources': { get: { summary: 'Stored resources per type for a connection, from MongoDB', parameters: [...p(), ...query(StoredCountsQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/resources/{resourceType}': { get: { summary: 'Stored resources, from MongoDB, paged', parameters: [...path('provider', 'resourceType'), ...query(StoredResourcesQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/rate-limit': { get: { summary: 'Shared rate-limit budget per quota, and the blocks (429 Retry-After, bounded) per quota key', parameters: [...p(), ...query(RateLimitQuerySchema)], responses: responses('200') } },

@@ -2,6 +2,7 @@ import { COLLECTIONS } from '../../src/store/mongo';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
 import { startExport, waitForJob } from '../support/bulkExport';
+import { WORKFLOWS } from '../../src/jobs/contract';
 
 /** Bad requests to the bulk export routes: 4xx with a message, and nothing started or stored. */
 let stack: TestStack;
@@ -17,7 +18,7 @@ afterAll(async () => {
 
 async function bulkWorkflows(): Promise<number> {
   let n = 0;
-  for await (const _ of stack.client.workflow.list({ query: `WorkflowType = 'bulkExportWorkflow'` })) n++;
+  for await (const _ of stack.client.workflow.list({ query: `WorkflowType = '${WORKFLOWS.bulkExport.name}'` })) n++;
   return n;
 }
 

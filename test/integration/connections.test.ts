@@ -5,6 +5,7 @@ import type { ConnectionView } from '../../src/store/connections';
 import { COLLECTIONS } from '../../src/store/mongo';
 import { approveInSandbox, connectPatient, deliverCallback, startAuthorization } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
+import { WORKFLOWS } from '../../src/jobs/contract';
 
 let stack: TestStack;
 
@@ -237,7 +238,7 @@ describe('capabilities, answered by a Temporal workflow asking the FHIR server',
     expect(stats).toMatch(/metadata/);
     // ... and by a workflow that Temporal recorded.
     const runs = [];
-    for await (const wf of stack.client.workflow.list({ query: `WorkflowType = 'capabilitiesWorkflow'` })) runs.push(wf);
+    for await (const wf of stack.client.workflow.list({ query: `WorkflowType = '${WORKFLOWS.capabilities.name}'` })) runs.push(wf);
     expect(runs.some((r) => r.workflowId.startsWith(`capabilities-${conn.connectionId}-`) && r.status.name === 'COMPLETED')).toBe(true);
   });
 

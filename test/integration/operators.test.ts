@@ -13,6 +13,7 @@ import { WORKFLOW_BUNDLE_PATH, temporalCliPath } from '../support/paths';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
 import { startExport, storedResources, waitForJob, type BulkJobView } from '../support/bulkExport';
+import { WORKFLOWS } from '../../src/jobs/contract';
 
 /**
  * What an operator does from the Temporal UI / CLI and the API: find jobs by their search attributes, read the
@@ -228,7 +229,7 @@ describe('jobs started without the API', () => {
       const worker = await Worker.create({ connection: bare.nativeConnection, taskQueue: 'by-hand', workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH }, ...workerOptions(stack.services) });
       await worker.runUntil(async () => {
         const jobId = `enhanced-sync-${conn}-by-hand`;
-        const handle = await bare.client.workflow.start('enhancedSyncWorkflow', {
+        const handle = await bare.client.workflow.start(WORKFLOWS.enhancedSync.name, {
           taskQueue: 'by-hand',
           workflowId: jobId,
           args: [{ connectionId: conn, includeStandard: false, includeEnhanced: true, resourceTypes: ['Task'] }],

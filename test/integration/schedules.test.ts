@@ -9,6 +9,7 @@ import type { SyncScheduleView } from '../../src/temporal/syncSchedules';
 import type { EnhancedSyncResult } from '../../src/workflows/enhancedSync';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
+import { WORKFLOWS } from '../../src/jobs/contract';
 
 type JobView = {
   id: string;
@@ -136,7 +137,7 @@ describe('scheduled incremental syncs (Temporal Schedules, real stack)', () => {
     // What Temporal holds: the action starts the incremental sync (no `since`) with the job's search attributes.
     const d = await stack.client.schedule.getHandle(scheduleId).describe();
     expect(d.action.type).toBe('startWorkflow');
-    expect(d.action.workflowType).toBe('enhancedSyncWorkflow');
+    expect(d.action.workflowType).toBe(WORKFLOWS.enhancedSync.name);
     expect(d.action.workflowId).toBe(`enhanced-sync-${conn.connectionId}-scheduled-default`);
     expect(d.action.taskQueue).toBe(stack.taskQueue);
     expect(d.action.args).toEqual([{ connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, scheduleId }]);

@@ -5,6 +5,7 @@ import { workerOptions } from '../../src/worker';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
 import { WORKFLOW_BUNDLE_PATH } from '../support/paths';
+import { WORKFLOWS } from '../../src/jobs/contract';
 
 /**
  * Two worker processes' worth of workers (each with its own MongoDB client and limiter instance, as separate
@@ -47,7 +48,7 @@ describe('two workers, two connections, one shared quota', () => {
       );
     }
     const start = (connectionId: string) =>
-      stack.client.workflow.start('enhancedSyncWorkflow', {
+      stack.client.workflow.start(WORKFLOWS.enhancedSync.name, {
         taskQueue: stack.taskQueue,
         workflowId: `enhanced-sync-${connectionId}-shared-limit`,
         args: [{ connectionId, includeStandard: true, includeEnhanced: true, pageSize: 2 }],
