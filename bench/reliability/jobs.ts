@@ -134,11 +134,13 @@ async function drive(infra: SuiteInfra, spec: JobSpec, run: RunEnv, fired: strin
     let final: { status: string; errorMessage?: string; startProblem?: string } | undefined;
     const watchJob = (async () => {
       const res = await post;
-      if (res.statusCode !== 202 && res.statusCode !== 200) {
+      // A job that failed while the start waited is an error answer naming the job: its outcome is read like any other.
+      const failedJob = ((res.body.error as { details?: { jobId?: string } } | undefined)?.details)?.jobId;
+      if (res.statusCode !== 202 && res.statusCode !== 200 && !failedJob) {
         final = { status: '', startProblem: `start answered ${res.statusCode} ${res.body.error?.code ?? ''}` };
         return;
       }
-      const jobId = (res.body.data as { id: string }).id;
+      const jobId = failedJob ?? (res.body.data as { id: string }).id;
       const deadline = Date.now() + (spec.timeoutMs ?? 300_000);
       while (Date.now() < deadline) {
         const view = await run.api.get<{ status: string; errorMessage?: string }>(`${path}/${jobId}`).catch(() => undefined);
