@@ -87,6 +87,11 @@ export const WorkerEnvSchema = z.object({
    * this margin: the FHIR server's clock may run behind ours, and a change it stamps earlier must not be skipped.
    */
   SYNC_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(86400).default(300),
+  /**
+   * DELETE of a connection cancels its running jobs first (an export also on the EHR) and waits this long for them to
+   * end; past it, DELETE answers 202 and purges nothing yet (a repeated DELETE continues).
+   */
+  CONNECTION_DELETE_WAIT_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
 });
 
 export const ApiEnvSchema = WorkerEnvSchema.extend({

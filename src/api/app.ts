@@ -20,6 +20,7 @@ import { syncRoutes } from './routes/sync';
 import type { WorkflowGateway } from './workflowGateway';
 import { SyncScheduleService } from '../temporal/syncSchedules';
 import { SyncScheduleStore } from '../store/syncSchedules';
+import { ConnectionDeleter } from '../connections/deleteConnection';
 
 export interface AppDeps {
   services: Services;
@@ -50,7 +51,14 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   // Before the API-key wall: scrapers send METRICS_TOKEN as a bearer token (API keys work too); see README.
   app.get('/metrics', metricsRoute(metrics.registry, metricsAuthorizer([...apiKeys, services.config.METRICS_TOKEN ?? ''])));
   const schedules = new SyncScheduleService(workflows.client, workflows.taskQueue, new SyncScheduleStore(services.db), services.jobs);
-  const connections = connectionRoutes(services, schedules);
+  const deleter = new ConnectionDeleter({
+    db: services.db,
+    connections: services.connections,
+    client: workflows.client,
+    schedules,
+    cancelWaitMs: services.config.CONNECTION_DELETE_WAIT_SECONDS * 1000,
+  });
+  const connections = connectionRoutes(services, deleter);
   app.use(connections.publicRoutes);
   const openapi = openApiDocument();
   app.get('/api/openapi.json', (_req, res) => {
