@@ -25,6 +25,13 @@ export const WorkerEnvSchema = z.object({
 
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: port(3000),
+  // Bounds on receiving a request (src/api/serverTimeouts.ts). With the API's other settings for one config type.
+  /** The request line and headers must arrive within this (Node's headersTimeout); then 408. */
+  API_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** The whole request, body included, must arrive within this (Node's requestTimeout); then 408. */
+  API_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  /** A request body may pause at most this long between two chunks; then 408. */
+  API_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   /** Public base URL of this API (used in links it returns). */
   API_PUBLIC_URL: httpUrl.optional(),
   ENCRYPTION_KEY: base64Key,
@@ -100,6 +107,9 @@ export const ApiEnvSchema = WorkerEnvSchema.extend({
     .string({ error: 'is required: one or more API keys (comma separated, 16+ characters each)' })
     .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
     .pipe(z.array(z.string().min(16, 'each API key must be at least 16 characters')).min(1, 'needs at least one key')),
+}).refine((c) => c.API_HEADERS_TIMEOUT_MS <= c.API_REQUEST_TIMEOUT_MS, {
+  path: ['API_HEADERS_TIMEOUT_MS'],
+  message: 'must not exceed API_REQUEST_TIMEOUT_MS (the headers are part of the request)',
 });
 
 export type WorkerConfig = z.output<typeof WorkerEnvSchema>;
