@@ -95,6 +95,15 @@ export const WorkerEnvSchema = z.object({
    */
   SYNC_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(86400).default(300),
   /**
+   * SMART discovery of a FHIR server (.well-known/smart-configuration, then /metadata), retries included, ends
+   * within this; a host that accepts connections and never answers then fails fast with a 504 naming it.
+   */
+  DISCOVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** A discovered SMART configuration is reused this long per base URL (per process). 0 = always ask. */
+  DISCOVERY_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86400).default(600),
+  /** A failed discovery is answered from memory this long without asking the host again. 0 = off. */
+  DISCOVERY_FAILURE_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
+  /**
    * DELETE of a connection cancels its running jobs first (an export also on the EHR) and waits this long for them to
    * end; past it, DELETE answers 202 and purges nothing yet (a repeated DELETE continues).
    */
