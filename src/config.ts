@@ -104,6 +104,11 @@ export const WorkerEnvSchema = z.object({
   /** A failed discovery is answered from memory this long without asking the host again. 0 = off. */
   DISCOVERY_FAILURE_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   /**
+   * GET …/capabilities answers from a per-connection cache in MongoDB this long before asking the FHIR server again
+   * (`?refresh=true` asks at once). 0 = no cache (concurrent calls still share one workflow).
+   */
+  CAPABILITIES_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(7 * 86400).default(3600),
+  /**
    * DELETE of a connection cancels its running jobs first (an export also on the EHR) and waits this long for them to
    * end; past it, DELETE answers 202 and purges nothing yet (a repeated DELETE continues).
    */

@@ -50,6 +50,8 @@ describe('DELETE /api/ehr/connections/:id deletes the connection with all of its
     const exported = await startExport(stack, { connectionId: id, exportType: 'Patient', resourceTypes: ['Patient', 'Observation'], options: { pollIntervalSeconds: 1 } });
     expect(exported.statusCode).toBe(202);
     expect((await waitForJob(stack, exported.body.data!.id)).status).toBe('COMPLETED');
+    // Cached capabilities.
+    expect((await stack.api.get('api/ehr/eclinicalworks/capabilities', { searchParams: { connectionId: id } })).statusCode).toBe(200);
     // A schedule.
     const schedule = await stack.api.post<{ scheduleId: string }>(`api/ehr/eclinicalworks/connections/${id}/sync-schedules`, { json: { name: 'hourly', every: '1h' } });
     expect(schedule.statusCode).toBe(201);
@@ -72,7 +74,7 @@ describe('DELETE /api/ehr/connections/:id deletes the connection with all of its
 
     const storedBefore = await stack.services.resources.count({ connectionId: id });
     expect(storedBefore).toBeGreaterThan(0);
-    expect(Object.keys(await documentsMentioning(id))).toEqual(expect.arrayContaining([COLLECTIONS.connections, COLLECTIONS.resources, COLLECTIONS.jobs, COLLECTIONS.jobProgress, COLLECTIONS.syncPoints, COLLECTIONS.syncSchedules]));
+    expect(Object.keys(await documentsMentioning(id))).toEqual(expect.arrayContaining([COLLECTIONS.connections, COLLECTIONS.resources, COLLECTIONS.jobs, COLLECTIONS.jobProgress, COLLECTIONS.syncPoints, COLLECTIONS.syncSchedules, COLLECTIONS.capabilitiesCache]));
 
     const del = await stack.api.delete<DeleteConnectionResult>(`api/ehr/connections/${id}`);
     expect(del.statusCode).toBe(200);
@@ -86,6 +88,7 @@ describe('DELETE /api/ehr/connections/:id deletes the connection with all of its
     );
     expect(result.removed[COLLECTIONS.resources]).toBeGreaterThanOrEqual(storedBefore);
     expect(result.removed[COLLECTIONS.connections]).toBe(1);
+    expect(result.removed[COLLECTIONS.capabilitiesCache]).toBe(1);
     expect(result.removed[COLLECTIONS.jobs]).toBeGreaterThanOrEqual(4);
 
     // Cancelled on the EHR, with the connection's credentials, before they were deleted.
