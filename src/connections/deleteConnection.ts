@@ -1,5 +1,6 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Db } from 'mongodb';
+import { z } from 'zod';
 import { NotFoundError } from '../errors';
 import type { ConnectionStore } from '../store/connections';
 import { COLLECTIONS } from '../store/mongo';
@@ -19,24 +20,23 @@ export interface DeleteConnectionDeps {
   cancelWaitMs: number;
 }
 
-export interface CancelledJob {
-  jobId: string;
-  workflowType: string;
-  /** How the workflow ended after the cancel request, or RUNNING when it had not ended within the bound. */
-  outcome: string;
-}
+/** A job the delete cancelled: how its workflow ended after the cancel request, or RUNNING when not within the bound. */
+export const CancelledJobSchema = z.object({ jobId: z.string(), workflowType: z.string(), outcome: z.string() });
+export type CancelledJob = z.infer<typeof CancelledJobSchema>;
 
-export interface DeleteConnectionResult {
-  connectionId: string;
-  /** DELETED: nothing of the connection is left. DELETING: not finished within the bounds; DELETE again. */
-  status: 'DELETED' | 'DELETING';
-  deleted: boolean;
-  jobsCancelled: CancelledJob[];
-  schedulesDeleted: number;
+/** The answer of DELETE /api/ehr/connections/:id (also the OpenAPI document's schema of it). */
+export const DeleteConnectionResultSchema = z.object({
+  connectionId: z.string(),
+  /** DELETED: nothing of the connection is left (200). DELETING: not finished within the bounds; DELETE again (202). */
+  status: z.enum(['DELETED', 'DELETING']),
+  deleted: z.boolean(),
+  jobsCancelled: z.array(CancelledJobSchema),
+  schedulesDeleted: z.number().int(),
   /** Documents removed by this call, per collection. */
-  removed: Record<string, number>;
-  message: string;
-}
+  removed: z.record(z.string(), z.number().int()),
+  message: z.string(),
+});
+export type DeleteConnectionResult = z.infer<typeof DeleteConnectionResultSchema>;
 
 /**
  * Deletes a connection and everything of it, in this order:
