@@ -46,6 +46,8 @@ export interface ConnectionView {
   status: ConnectionStatus;
   statusReason?: string;
   tokenExpiresAt?: string;
+  /** Set while DELETE of the connection has begun and not finished (repeat DELETE to finish it). */
+  deletingSince?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -168,6 +170,7 @@ export class ConnectionStore {
       status: doc.status,
       statusReason: doc.statusReason,
       tokenExpiresAt: doc.accessTokenExpiresAt?.toISOString(),
+      ...(doc.deletingSince ? { deletingSince: doc.deletingSince.toISOString() } : {}),
       createdAt: doc.createdAt.toISOString(),
       updatedAt: doc.updatedAt.toISOString(),
     };

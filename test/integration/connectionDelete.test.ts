@@ -5,9 +5,12 @@ import { connectPatient } from '../support/smartFlow';
 import { eventually, startExport, waitForJob } from '../support/bulkExport';
 import { startStack, type TestStack } from '../support/stack';
 
+/** The bound on waiting for cancellations; the slow-cancel test makes the EHR take longer than this. */
+const CANCEL_WAIT_SECONDS = 8;
+
 let stack: TestStack;
 beforeAll(async () => {
-  stack = await startStack({ sandbox: { patients: 3, resourcesPerPatient: 3 } });
+  stack = await startStack({ sandbox: { patients: 3, resourcesPerPatient: 3 }, configEnv: { CONNECTION_DELETE_WAIT_SECONDS: String(CANCEL_WAIT_SECONDS) } });
 });
 afterAll(async () => {
   await stack?.close();
@@ -145,6 +148,47 @@ describe('DELETE /api/ehr/connections/:id deletes the connection with all of its
     const del = await stack.api.delete<DeleteConnectionResult>(`api/ehr/connections/${id}`);
     expect(del.statusCode).toBe(200);
     expect(del.body.data).toMatchObject({ status: 'DELETED', removed: { [COLLECTIONS.resources]: stored, [COLLECTIONS.connections]: 0 } });
+    expect(await documentsMentioning(id)).toEqual({});
+  });
+
+  it('an export whose cancellation on the EHR outlasts the wait: 202 DELETING, nothing purged yet; a repeated DELETE finishes', async () => {
+    const conn = await connectPatient(stack);
+    const id = conn.connectionId;
+    stack.sandbox.admin.setFaults({ export: { neverFinish: true } });
+    const running = await startExport(stack, { connectionId: id, exportType: 'Patient', options: { pollIntervalSeconds: 1 } });
+    const jobId = running.body.data!.id;
+    const statusUrl = await eventually(async () => (await stack.api.get<{ statusUrl?: string }>(`api/ehr/eclinicalworks/bulk-export/${jobId}`)).body.data?.statusUrl, 'the export\'s status URL');
+    // The EHR now takes longer to answer the status URL (and so its DELETE) than the delete waits.
+    stack.sandbox.admin.setFaults({ delayMs: (CANCEL_WAIT_SECONDS + 6) * 1000, applyTo: ['export-status'] });
+
+    const first = await stack.api.delete<DeleteConnectionResult>(`api/ehr/connections/${id}`);
+    expect(first.statusCode).toBe(202);
+    expect(first.body.data).toMatchObject({ status: 'DELETING', deleted: false, jobsCancelled: [{ jobId, workflowType: 'bulkExportWorkflow', outcome: 'RUNNING' }] });
+    expect(first.body.data!.removed).toEqual({});
+    expect(first.body.data!.message).toMatch(/did not finish cancelling within 8 s \(CONNECTION_DELETE_WAIT_SECONDS\).*repeat DELETE/);
+    // Its credentials are still there, so the export can still be cancelled on the EHR; the API shows it as gone.
+    expect(await stack.services.connections.find(id)).toMatchObject({ _id: id, deletingSince: expect.any(Date) });
+    expect((await stack.api.get(`api/ehr/connections/${id}`)).body.data).toMatchObject({ connectionId: id, deletingSince: expect.any(String) });
+    expect((await stack.api.get('api/ehr/eclinicalworks/resources', { searchParams: { connectionId: id } })).statusCode).toBe(404);
+
+    const final = await eventually(async () => {
+      const r = await stack.api.delete<DeleteConnectionResult>(`api/ehr/connections/${id}`);
+      return r.statusCode === 200 ? r : undefined;
+    }, 'a repeated DELETE to finish', 60_000);
+    expect(final.body.data).toMatchObject({ status: 'DELETED', removed: { [COLLECTIONS.connections]: 1 } });
+    expect(stack.sandbox.admin.listExportJobs().find((j) => statusUrl.endsWith(j.id))?.state).toBe('deleted');
+    expect((await workflowsOf(id)).find((w) => w.workflowId === jobId)?.status).toBe('CANCELLED');
+    expect(await documentsMentioning(id)).toEqual({});
+  });
+
+  it('concurrent DELETEs of one connection: each answers 200 or 404, and nothing of it is left', async () => {
+    const conn = await connectPatient(stack);
+    const id = conn.connectionId;
+    expect((await stack.api.post('api/ehr/eclinicalworks/enhanced-sync', { json: { connectionId: id, waitMs: 60_000 } })).statusCode).toBe(200);
+    const answers = await Promise.all(Array.from({ length: 5 }, () => stack.api.delete<DeleteConnectionResult>(`api/ehr/connections/${id}`)));
+    const statuses = answers.map((a) => a.statusCode);
+    expect(statuses.every((s) => s === 200 || s === 404)).toBe(true);
+    expect(statuses).toContain(200);
     expect(await documentsMentioning(id)).toEqual({});
   });
 
