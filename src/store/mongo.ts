@@ -31,6 +31,8 @@ export const COLLECTIONS = {
   connections: 'connections',
   oauthStates: 'oauth_states',
   resources: 'resources',
+  /** Version hints of stored resources (src/store/versionHints.ts). */
+  resourceVersions: 'resource_versions',
   jobs: 'jobs',
   jobProgress: 'job_progress',
   syncPoints: 'sync_points',
@@ -86,6 +88,8 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
   // One document per (connection, type, id). _id is derived from the same triple, this index serves queries.
   { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, id: 1 }, unique: true },
   { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, patientId: 1, lastUpdated: -1 } },
+  // Purge of a connection's hints; lookups are by _id.
+  { collection: COLLECTIONS.resourceVersions, key: { connectionId: 1 } },
   { collection: COLLECTIONS.jobs, key: { connectionId: 1, type: 1, createdAt: -1 } },
   // Job counts by type and status (/metrics) without reading every job.
   { collection: COLLECTIONS.jobs, key: { type: 1, status: 1 } },
