@@ -6,6 +6,7 @@ import { StoredCountsQuerySchema, StoredResourcesQuerySchema } from './routes/re
 import { EnhancedSyncBodySchema } from './routes/sync';
 import { LiftBlocksQuerySchema, RateLimitQuerySchema } from './routes/rateLimit';
 import { SyncScheduleBodySchema, SyncScheduleNoteBodySchema } from './routes/schedules';
+import { DeleteConnectionResultSchema } from '../connections/deleteConnection';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the same zod schemas that validate the requests
@@ -42,8 +43,17 @@ function query(schema: z.ZodType): Json[] {
 const path = (...names: string[]): Json[] => names.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
 const responses = (ok: string, extra: Record<string, string> = {}): Json => ({
   [ok]: envelope(),
-  ...Object.fromEntries(Object.entries({ '400': 'Invalid input (message lists every problem)', '401': 'Missing or wrong API key', '404': 'Unknown provider, connection or job', ...extra }).map(([k, d]) => [k, { ...envelope(), description: d }])),
+  ...Object.fromEntries(
+    Object.entries({
+      '400': 'Invalid input (message lists every problem)',
+      '401': 'Missing or wrong API key',
+      '404': 'Unknown provider, connection or job',
+      '408': 'The request did not arrive in time (API_HEADERS_TIMEOUT_MS, API_REQUEST_TIMEOUT_MS, API_BODY_IDLE_TIMEOUT_MS); the message names the bound',
+      ...extra,
+    }).map(([k, d]) => [k, { ...envelope(), description: d }]),
+  ),
 });
+const schemaOf = (schema: z.ZodType): Json => z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as Json;
 
 /** The errors of a job start: another request under the same Idempotency-Key, or the job failing while it waited. */
 const JOB_START_ERRORS = {
@@ -69,7 +79,7 @@ export function openApiDocument(): Json {
     paths: {
       '/health': { get: { security: [], summary: 'Liveness', responses: { '200': envelope() } } },
       '/api/ehr/providers': { get: { summary: 'The provider registry', responses: responses('200') } },
-      '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201') } },
+      '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201', { '502': 'SMART discovery failed', '504': 'The FHIR server did not answer SMART discovery within DISCOVERY_TIMEOUT_MS' }) } },
       '/api/ehr/callback': { get: { security: [], summary: 'OAuth redirect target: exchanges the code, stores the connection', parameters: query(CallbackQuerySchema), responses: responses('201') } },
       '/api/ehr/{provider}/connections/backend': { post: { summary: 'SMART Backend Services connection', parameters: p(), requestBody: body(BackendConnectionBodySchema), responses: responses('201') } },
       '/api/ehr/{provider}/connections/open': { post: { summary: 'Connection to a FHIR server without authorization (no token); 403 unless the provider sets allowOpenConnections', parameters: p(), requestBody: body(OpenConnectionBodySchema), responses: { ...responses('201'), '403': envelope() } } },
@@ -77,9 +87,32 @@ export function openApiDocument(): Json {
       '/api/ehr/{provider}/connections': { get: { summary: "List a provider's connections (never tokens)", parameters: p(), responses: responses('200') } },
       '/api/ehr/connections/{connectionId}': {
         get: { summary: 'Read a connection', parameters: path('connectionId'), responses: responses('200') },
-        delete: { summary: 'Delete a connection', parameters: path('connectionId'), responses: responses('200') },
+        delete: {
+          summary: 'Delete a connection and everything stored for it: cancels its running jobs (exports also on the EHR), deletes its schedules, purges every collection. Idempotent: repeat while it answers 202.',
+          parameters: path('connectionId'),
+          responses: {
+            ...responses('200', { '404': 'Nothing is known of this connection id' }),
+            '200': { ...envelope(schemaOf(DeleteConnectionResultSchema)), description: 'Deleted (status DELETED): counts removed per collection, the jobs cancelled' },
+            '202': { ...envelope(schemaOf(DeleteConnectionResultSchema)), description: 'Not finished (status DELETING: jobs still cancelling, or the purge budget ran out); DELETE again' },
+          },
+        },
       },
-      '/api/ehr/{provider}/capabilities': { get: { summary: 'Capabilities of the connection\'s FHIR server (workflow)', parameters: [...p(), ...query(CapabilitiesQuerySchema)], responses: responses('200', { '502': 'The FHIR server failed' }) } },
+      '/api/ehr/{provider}/capabilities': {
+        get: {
+          summary: "Capabilities of the connection's FHIR server (a workflow), cached per connection for CAPABILITIES_CACHE_TTL_SECONDS; refresh=true asks the server again",
+          parameters: [...p(), ...query(CapabilitiesQuerySchema)],
+          responses: {
+            ...responses('200', { '502': 'The FHIR server failed', '504': 'The capabilities workflow did not finish within API_WORKFLOW_WAIT_MS' }),
+            '200': {
+              ...envelope(),
+              headers: {
+                'X-Cache': { description: 'HIT (from the cache), MISS (asked now, no fresh cache) or REFRESH (asked now, refresh=true)', schema: { type: 'string', enum: ['HIT', 'MISS', 'REFRESH'] } },
+                Age: { description: 'Seconds since the server was asked', schema: { type: 'integer' } },
+              },
+            },
+          },
+        },
+      },
       '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts once it ended, 202 with the job while it runs; a failure is an error naming the job)', parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200', JOB_START_ERRORS), '202': envelope() } } },
       '/api/ehr/{provider}/enhanced-sync/{jobId}': {
         get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') },

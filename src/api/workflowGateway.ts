@@ -11,7 +11,6 @@ import {
   jobIdFor,
   jobPath,
   retryJobId,
-  type CapabilitiesSummary,
   type JobInputs,
   type JobKind,
   type WorkflowFn,
@@ -95,21 +94,22 @@ export class WorkflowGateway {
     private readonly jobs: JobStore,
   ) {}
 
-  async capabilities(provider: string, connectionId: string): Promise<CapabilitiesSummary> {
+  /**
+   * Starts the capabilities workflow of a connection under `workflowId`, or joins the run in progress under it
+   * (USE_EXISTING: concurrent asks from any API process share one run); a finished run is not in the way of the next.
+   */
+  async startCapabilities(provider: string, connectionId: string, workflowId: string): Promise<WorkflowHandle<WorkflowFn<typeof WORKFLOWS.capabilities>>> {
     const job = { provider, connectionId, jobType: 'capabilities' as const };
-    const handle = await this.client.workflow.start<WorkflowFn<typeof WORKFLOWS.capabilities>>(WORKFLOWS.capabilities.name, {
+    return this.client.workflow.start<WorkflowFn<typeof WORKFLOWS.capabilities>>(WORKFLOWS.capabilities.name, {
       taskQueue: this.taskQueue,
-      workflowId: `capabilities-${connectionId}-${randomUUID()}`,
+      workflowId,
       args: [{ connectionId }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
       workflowExecutionTimeout: '5 minutes',
       typedSearchAttributes: jobSearchAttributes(job),
       memo: jobMemo({ ...job, request: { connectionId } }),
     });
-    const result = await this.resultWithin<CapabilitiesSummary>(handle, this.waitMs, `capabilities of ${connectionId}`);
-    if (result === undefined) {
-      throw new AppError('TIMEOUT', `Timed out after ${this.waitMs} ms waiting for the capabilities of ${connectionId}; the workflow is still running in Temporal.`, { status: 504 });
-    }
-    return result;
   }
 
   /**
