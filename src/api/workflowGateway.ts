@@ -150,7 +150,15 @@ export class WorkflowGateway {
       throw new AppError('CONFLICT', `Job ${jobId} is ${record.status}; only a FAILED or CANCELLED ${JOB_KINDS[kind].label} can be retried.`, { status: 409 });
     }
     const request = await rebuild(record);
-    const { handle, started } = await this.startOnce(kind, retryJobId(jobId), { ...request, provider, retryOf: jobId });
+    const retryId = retryJobId(jobId);
+    const { handle, started } = await this.startOnce(kind, retryId, { ...request, provider, retryOf: jobId });
+    if (!started) {
+      // The id exists: this job's retry (answered as it is), unless a caller's Idempotency-Key happened to spell it.
+      const memo = ((await handle.describe()).memo ?? {}) as { retryOf?: unknown };
+      if (memo.retryOf !== jobId) {
+        throw new AppError('CONFLICT', `The retry id ${retryId} of job ${jobId} is taken by another job (an Idempotency-Key spelled it); start the job again with POST instead.`, { status: 409 });
+      }
+    }
     return this.settleAndAnswer(kind, provider, handle, started, opts.waitMs);
   }
 

@@ -41,4 +41,26 @@ describe('API request lines', () => {
     expect(parsed[0]).toMatchObject({ requestId: 'trace-1', method: 'GET', ms: expect.any(Number), msg: 'request' });
     expect(lines.join('')).not.toMatch(/secret-id|token=|abc/);
   });
+
+  it('a router mounted under parameters (one per area) is logged by its template, never the values', async () => {
+    const lines: string[] = [];
+    const logger = createLogger('debug', {}, { write: (l: string) => void lines.push(l) });
+    const app = express();
+    app.use(observeRequests({ logger }));
+    const jobs = Router({ mergeParams: true });
+    jobs.get('/jobs/:jobId', (_req, res) => void res.status(204).end());
+    const api = Router();
+    api.use('/:provider', jobs);
+    app.use('/api', api);
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await got(`${base}/api/secret-provider/jobs/secret-job-1`, { throwHttpErrors: false, retry: { limit: 0 } });
+    } finally {
+      server.close();
+    }
+    expect(lines.map((l) => (JSON.parse(l) as { route: string }).route)).toEqual(['/api/:provider/jobs/:jobId']);
+    expect(lines.join('')).not.toMatch(/secret-/);
+  });
 });
