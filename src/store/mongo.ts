@@ -65,6 +65,8 @@ export type ConnectionScope =
 export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope } = {
   connections: { by: 'connection' },
   oauthStates: { by: 'none', why: 'a pending authorization precedes its connection and holds none of its data; it expires after 10 minutes' },
+  // Before resources (the purge follows this order): a version hint must never outlive its resource.
+  resourceVersions: { by: 'field', field: 'connectionId' },
   resources: { by: 'field', field: 'connectionId' },
   jobs: { by: 'field', field: 'connectionId' },
   jobProgress: { by: 'job', field: 'jobId' },
