@@ -78,7 +78,7 @@ export function openApiDocument(): Json {
         get: { summary: 'The connection\'s sync schedules', parameters: path('provider', 'connectionId'), responses: responses('200') },
       },
       '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}': {
-        get: { summary: 'A sync schedule: paused, note, next run times, recent runs with their job ids', parameters: path('provider', 'connectionId', 'scheduleId'), responses: responses('200') },
+        get: { summary: 'A sync schedule: paused, note, next run times (none while paused), recent runs with their job ids', parameters: path('provider', 'connectionId', 'scheduleId'), responses: responses('200') },
         delete: { summary: 'Delete a sync schedule (runs already started go on)', parameters: path('provider', 'connectionId', 'scheduleId'), responses: responses('200') },
       },
       '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}/pause': { post: { summary: 'Pause a sync schedule, with an optional note', parameters: path('provider', 'connectionId', 'scheduleId'), requestBody: { ...body(SyncScheduleNoteBodySchema), required: false }, responses: responses('200') } },
