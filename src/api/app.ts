@@ -7,6 +7,7 @@ import { requireApiKey } from './apiKey';
 import { errorHandler, notFound } from './errorHandler';
 import { fail, ok } from './envelope';
 import { openApiDocument } from './openapi';
+import { refuseUnknownQueryParameters } from './queryParams';
 import { observeRequests } from './requestLog';
 import { ApiMetrics } from '../metrics/api';
 import { metricsAuthorizer, metricsRoute } from '../metrics/endpoint';
@@ -46,13 +47,16 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
     next();
   });
 
+  // Every route's query parameters are the ones the OpenAPI document lists: anything else is a 400 (queryParams.ts).
+  const openapi = openApiDocument();
+  app.use(refuseUnknownQueryParameters(openapi));
+
   app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
   // Before the API-key wall: scrapers send METRICS_TOKEN as a bearer token (API keys work too); see README.
   app.get('/metrics', metricsRoute(metrics.registry, metricsAuthorizer([...apiKeys, services.config.METRICS_TOKEN ?? ''])));
   const schedules = new SyncScheduleService(workflows.client, workflows.taskQueue, new SyncScheduleStore(services.db), services.jobs);
   const connections = connectionRoutes(services, schedules);
   app.use(connections.publicRoutes);
-  const openapi = openApiDocument();
   app.get('/api/openapi.json', (_req, res) => {
     res.json(openapi);
   });

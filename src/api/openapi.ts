@@ -6,6 +6,7 @@ import { StoredCountsQuerySchema, StoredResourcesQuerySchema } from './routes/re
 import { EnhancedSyncBodySchema } from './routes/sync';
 import { LiftBlocksQuerySchema, RateLimitQuerySchema } from './routes/rateLimit';
 import { SyncScheduleBodySchema, SyncScheduleNoteBodySchema } from './routes/schedules';
+import { IGNORES_UNKNOWN_QUERY } from './queryParams';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the same zod schemas that validate the requests
@@ -56,7 +57,15 @@ export function openApiDocument(): Json {
       '/health': { get: { security: [], summary: 'Liveness', responses: { '200': envelope() } } },
       '/api/ehr/providers': { get: { summary: 'The provider registry', responses: responses('200') } },
       '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201') } },
-      '/api/ehr/callback': { get: { security: [], summary: 'OAuth redirect target: exchanges the code, stores the connection', parameters: query(CallbackQuerySchema), responses: responses('201') } },
+      '/api/ehr/callback': {
+        get: {
+          security: [],
+          summary: 'OAuth redirect target: exchanges the code, stores the connection (query parameters it does not know are ignored, as RFC 6749 asks)',
+          parameters: query(CallbackQuerySchema),
+          [IGNORES_UNKNOWN_QUERY]: 'ignored',
+          responses: responses('201'),
+        },
+      },
       '/api/ehr/{provider}/connections/backend': { post: { summary: 'SMART Backend Services connection', parameters: p(), requestBody: body(BackendConnectionBodySchema), responses: responses('201') } },
       '/api/ehr/{provider}/connections/open': { post: { summary: 'Connection to a FHIR server without authorization (no token); 403 unless the provider sets allowOpenConnections', parameters: p(), requestBody: body(OpenConnectionBodySchema), responses: { ...responses('201'), '403': envelope() } } },
       '/api/ehr/connections': { get: { summary: 'List connections (never tokens)', responses: responses('200') } },

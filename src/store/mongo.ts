@@ -37,6 +37,8 @@ export const COLLECTIONS = {
   rateLimitSlots: 'rate_limit_slots',
   leases: 'leases',
   syncSchedules: 'sync_schedules',
+  /** One marker per one-off data migration done (src/store/fhirSearch/backfill.ts). */
+  migrations: 'migrations',
 } as const;
 
 /**
@@ -61,7 +63,7 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
 ];
 
 /** Collections that are only ever read by _id: created up front so that their _id index exists from the start. */
-const ID_ONLY_COLLECTIONS = [COLLECTIONS.rateLimits, COLLECTIONS.leases];
+const ID_ONLY_COLLECTIONS = [COLLECTIONS.rateLimits, COLLECTIONS.leases, COLLECTIONS.migrations];
 
 /** Creates the collections and their indexes; safe to run at every start (createIndex is idempotent). */
 export async function ensureIndexes(db: Db): Promise<void> {

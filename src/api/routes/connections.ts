@@ -49,7 +49,7 @@ export function connectionRoutes(services: Services, schedules?: Pick<SyncSchedu
 
   // The EHR redirects the user's browser here: no API key, the one-time `state` is the credential.
   publicRoutes.get('/api/ehr/callback', async (req, res) => {
-    const query = parse(CallbackQuerySchema, req.query, 'query');
+    const query = parse(CallbackQuerySchema, req.query, 'query', { unknownQuery: 'ignore' }); // RFC 6749 §4.1.2
     const doc = await smartAuth.completeAuthorization(query);
     ok(res, ConnectionStore.view(doc), 201);
   });

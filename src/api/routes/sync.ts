@@ -10,7 +10,7 @@ import { AppError, NotFoundError } from '../../errors';
 import type { JobDoc } from '../../store/jobs';
 import type { SyncPlan } from '../../activities/sync';
 import { ok } from '../envelope';
-import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse } from '../validate';
+import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse, parseHeader } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
 import { pendingSteps, type StepView } from '../pendingSteps';
@@ -36,7 +36,7 @@ export const EnhancedSyncBodySchema = z.strictObject({
   // would then skip every change made until now.
   .refine((b) => !b.since || Date.parse(b.since) <= Date.now() + 60_000, { path: ['since'], message: 'must not be in the future' });
 
-const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'Idempotency-Key must be 8-64 letters, digits, dash or underscore');
+const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be 8-64 letters, digits, dash or underscore');
 // Runs started by a sync schedule are named by Temporal `<prefix>-<nominal time>`, e.g. …-scheduled-2026-01-01T10:00:00Z.
 const JobParams = z.object({ provider: ProviderIdSchema, jobId: z.union([IdSchema, z.string().regex(/^enhanced-sync-[A-Za-z0-9_.:-]{1,150}$/)], 'must be a job id') });
 
@@ -47,8 +47,7 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
   routes.post('/api/ehr/:provider/enhanced-sync', async (req, res) => {
     const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
     const body = parse(EnhancedSyncBodySchema, req.body, 'body');
-    const key = req.get('idempotency-key');
-    const idempotencyKey = key === undefined ? undefined : parse(IdempotencyKey, key, 'query');
+    const idempotencyKey = parseHeader(IdempotencyKey, req, 'Idempotency-Key');
     const connection = await connectionOfProvider(services, provider, body.connectionId);
     const jobId = `enhanced-sync-${connection._id}-${idempotencyKey ?? randomUUID()}`;
     const { waitMs, ...request } = body;
