@@ -7,6 +7,7 @@ import { EnhancedSyncBodySchema } from './routes/sync';
 import { LiftBlocksQuerySchema, RateLimitQuerySchema } from './routes/rateLimit';
 import { SyncScheduleBodySchema, SyncScheduleNoteBodySchema } from './routes/schedules';
 import { IGNORES_UNKNOWN_QUERY } from './queryParams';
+import { RESOURCE_TYPES_RULE } from '../providers/syncTypes';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the same zod schemas that validate the requests
@@ -56,7 +57,7 @@ export function openApiDocument(): Json {
     paths: {
       '/health': { get: { security: [], summary: 'Liveness', responses: { '200': envelope() } } },
       '/api/ehr/providers': { get: { summary: 'The provider registry', responses: responses('200') } },
-      '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201') } },
+      '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state); scopes may not be wider than the provider\'s (400 naming the scope)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201') } },
       '/api/ehr/callback': {
         get: {
           security: [],
@@ -66,7 +67,7 @@ export function openApiDocument(): Json {
           responses: responses('201'),
         },
       },
-      '/api/ehr/{provider}/connections/backend': { post: { summary: 'SMART Backend Services connection', parameters: p(), requestBody: body(BackendConnectionBodySchema), responses: responses('201') } },
+      '/api/ehr/{provider}/connections/backend': { post: { summary: 'SMART Backend Services connection; scopes may not be wider than the provider\'s backendScopes (400 naming the scope)', parameters: p(), requestBody: body(BackendConnectionBodySchema), responses: responses('201') } },
       '/api/ehr/{provider}/connections/open': { post: { summary: 'Connection to a FHIR server without authorization (no token); 403 unless the provider sets allowOpenConnections', parameters: p(), requestBody: body(OpenConnectionBodySchema), responses: { ...responses('201'), '403': envelope() } } },
       '/api/ehr/connections': { get: { summary: 'List connections (never tokens)', responses: responses('200') } },
       '/api/ehr/{provider}/connections': { get: { summary: "List a provider's connections (never tokens)", parameters: p(), responses: responses('200') } },
@@ -75,7 +76,7 @@ export function openApiDocument(): Json {
         delete: { summary: 'Delete a connection', parameters: path('connectionId'), responses: responses('200') },
       },
       '/api/ehr/{provider}/capabilities': { get: { summary: 'Capabilities of the connection\'s FHIR server (workflow)', parameters: [...p(), ...query(CapabilitiesQuerySchema)], responses: responses('200', { '502': 'The FHIR server failed' }) } },
-      '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts, or 202 with the job id)', parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200'), '202': envelope() } } },
+      '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts, or 202 with the job id)', description: `Which types: ${RESOURCE_TYPES_RULE}`, parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200'), '202': envelope() } } },
       '/api/ehr/{provider}/enhanced-sync/{jobId}': {
         get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') },
         delete: { summary: 'Cancel a running sync', parameters: path('provider', 'jobId'), responses: { ...responses('202'), '409': envelope() } },

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Services } from '../../services';
 import type { EnhancedSyncInput, EnhancedSyncResult, SyncProgress } from '../../workflows/enhancedSync';
-import { RequestedTypesSchema, selectsBeyondEnhanced } from '../../providers/schema';
+import { RequestedTypesSchema } from '../../providers/schema';
+import { selectsAnyType } from '../../providers/syncTypes';
 import { R4ResourceTypeSchema } from '../../fhir/resourceTypes';
 import { AppError, NotFoundError } from '../../errors';
 import type { JobDoc } from '../../store/jobs';
@@ -29,8 +30,8 @@ export const EnhancedSyncBodySchema = z.strictObject({
   pageSize: z.number().int().min(1).max(1000).optional(),
   /** How fast a crashed worker's step is taken over (seconds without a heartbeat). */
   heartbeatTimeoutSeconds: z.number().int().min(2).max(600).optional(),
-}).refine((b) => b.includeStandard || b.includeEnhanced || selectsBeyondEnhanced(b.resourceTypes), {
-  message: 'Nothing to sync: set includeStandard or includeEnhanced, or list resourceTypes other than the enhanced ones',
+}).refine((b) => selectsAnyType(b), {
+  message: 'Nothing to sync: set includeStandard or includeEnhanced, or list resourceTypes',
 })
   // A future `since` fetches nothing, yet each type's sync point would advance to now: the next incremental sync
   // would then skip every change made until now.
