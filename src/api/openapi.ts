@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { BulkExportBodySchema } from './routes/bulkExport';
 import { CapabilitiesQuerySchema } from './routes/capabilities';
-import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema, OpenConnectionBodySchema } from './routes/connections';
+import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema, ConnectionListQuerySchema, OpenConnectionBodySchema } from './routes/connections';
 import { StoredCountsQuerySchema, StoredResourcesQuerySchema } from './routes/resources';
 import { EnhancedSyncBodySchema } from './routes/sync';
 import { LiftBlocksQuerySchema, RateLimitQuerySchema } from './routes/rateLimit';
@@ -69,7 +69,7 @@ export function openApiDocument(): Json {
       },
       '/api/ehr/{provider}/connections/backend': { post: { summary: 'SMART Backend Services connection; scopes may not be wider than the provider\'s backendScopes (400 naming the scope)', parameters: p(), requestBody: body(BackendConnectionBodySchema), responses: responses('201') } },
       '/api/ehr/{provider}/connections/open': { post: { summary: 'Connection to a FHIR server without authorization (no token); 403 unless the provider sets allowOpenConnections', parameters: p(), requestBody: body(OpenConnectionBodySchema), responses: { ...responses('201'), '403': envelope() } } },
-      '/api/ehr/connections': { get: { summary: 'List connections (never tokens)', responses: responses('200') } },
+      '/api/ehr/connections': { get: { summary: 'List connections (never tokens), optionally of one provider', parameters: query(ConnectionListQuerySchema), responses: responses('200') } },
       '/api/ehr/{provider}/connections': { get: { summary: "List a provider's connections (never tokens)", parameters: p(), responses: responses('200') } },
       '/api/ehr/connections/{connectionId}': {
         get: { summary: 'Read a connection', parameters: path('connectionId'), responses: responses('200') },

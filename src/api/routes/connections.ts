@@ -39,7 +39,8 @@ export const CallbackQuerySchema = z.object({
 
 const ProviderParams = z.object({ provider: ProviderIdSchema });
 const ConnectionParams = z.object({ connectionId: ConnectionIdSchema });
-const ListQuery = z.object({ provider: ProviderIdSchema.optional() });
+/** GET /api/ehr/connections?provider=…: only that provider's connections. */
+export const ConnectionListQuerySchema = z.object({ provider: ProviderIdSchema.optional() });
 
 /** SMART connections: start authorization, the OAuth callback, backend-services connections, list/read/delete. */
 export function connectionRoutes(services: Services, schedules?: Pick<SyncScheduleService, 'deleteAllOf'>): { publicRoutes: Router; routes: Router } {
@@ -71,7 +72,7 @@ export function connectionRoutes(services: Services, schedules?: Pick<SyncSchedu
   });
 
   routes.get('/api/ehr/connections', async (req, res) => {
-    const query = parse(ListQuery, req.query, 'query');
+    const query = parse(ConnectionListQuerySchema, req.query, 'query');
     ok(res, (await connections.list(query)).map(ConnectionStore.view));
   });
 
