@@ -90,6 +90,11 @@ describe('stored-resource search follows the FHIR R4 date rules', () => {
     expect(await ids(`patient=Patient/${patientId}&sent=2024-10-23`)).toEqual(['day']);
     expect(await ids(`patient=${patientId}&sent=2024-10-23`)).toEqual(['day']);
     expect(await ids('patient=Patient/someone-else')).toEqual(['other']);
+    // Repeated: each must hold (two different patients: none); commas: either.
+    expect(await ids(`patient=${patientId}&patient=someone-else`)).toEqual([]);
+    expect(await ids(`patient=${patientId},Patient/someone-else&patient=someone-else`)).toEqual(['other']);
+    expect(await ids(`patient=${patientId},someone-else&sent=2024-10-23`)).toEqual(['day', 'other']);
+    expect(await ids('patient=someone-else&status=completed&status=in-progress')).toEqual([]);
     const counts = await stack.api.get<{ total: number }>(`api/ehr/eclinicalworks/resources?connectionId=${connectionId}&patient=Patient/someone-else`);
     expect(counts.body.data?.total).toBe(1);
   });
