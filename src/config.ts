@@ -25,6 +25,13 @@ export const WorkerEnvSchema = z.object({
 
   API_HOST: z.string().default('127.0.0.1'),
   API_PORT: port(3000),
+  // Bounds on receiving a request (src/api/serverTimeouts.ts). With the API's other settings for one config type.
+  /** The request line and headers must arrive within this (Node's headersTimeout); then 408. */
+  API_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** The whole request, body included, must arrive within this (Node's requestTimeout); then 408. */
+  API_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  /** A request body may pause at most this long between two chunks; then 408. */
+  API_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   /** Public base URL of this API (used in links it returns). */
   API_PUBLIC_URL: httpUrl.optional(),
   ENCRYPTION_KEY: base64Key,
@@ -87,6 +94,25 @@ export const WorkerEnvSchema = z.object({
    * this margin: the FHIR server's clock may run behind ours, and a change it stamps earlier must not be skipped.
    */
   SYNC_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(86400).default(300),
+  /**
+   * SMART discovery of a FHIR server (.well-known/smart-configuration, then /metadata), retries included, ends
+   * within this; a host that accepts connections and never answers then fails fast with a 504 naming it.
+   */
+  DISCOVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** A discovered SMART configuration is reused this long per base URL (per process). 0 = always ask. */
+  DISCOVERY_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(86400).default(600),
+  /** A failed discovery is answered from memory this long without asking the host again. 0 = off. */
+  DISCOVERY_FAILURE_CACHE_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
+  /**
+   * GET …/capabilities answers from a per-connection cache in MongoDB this long before asking the FHIR server again
+   * (`?refresh=true` asks at once). 0 = no cache (concurrent calls still share one workflow).
+   */
+  CAPABILITIES_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).max(7 * 86400).default(3600),
+  /**
+   * DELETE of a connection cancels its running jobs first (an export also on the EHR) and waits this long for them to
+   * end; past it, DELETE answers 202 and purges nothing yet (a repeated DELETE continues).
+   */
+  CONNECTION_DELETE_WAIT_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
 });
 
 export const ApiEnvSchema = WorkerEnvSchema.extend({
@@ -95,6 +121,9 @@ export const ApiEnvSchema = WorkerEnvSchema.extend({
     .string({ error: 'is required: one or more API keys (comma separated, 16+ characters each)' })
     .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
     .pipe(z.array(z.string().min(16, 'each API key must be at least 16 characters')).min(1, 'needs at least one key')),
+}).refine((c) => c.API_HEADERS_TIMEOUT_MS <= c.API_REQUEST_TIMEOUT_MS, {
+  path: ['API_HEADERS_TIMEOUT_MS'],
+  message: 'must not exceed API_REQUEST_TIMEOUT_MS (the headers are part of the request)',
 });
 
 export type WorkerConfig = z.output<typeof WorkerEnvSchema>;

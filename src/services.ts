@@ -66,7 +66,11 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
   const box = new SecretBox(config.ENCRYPTION_KEY);
   const retryAfterMaxMs = config.RETRY_AFTER_MAX_SECONDS * 1000;
   const http = createHttpClient({ maxRetryAfterMs: retryAfterMaxMs });
-  const discovery = new SmartDiscovery(http);
+  const discovery = new SmartDiscovery(http, {
+    timeoutMs: config.DISCOVERY_TIMEOUT_MS,
+    cacheTtlMs: config.DISCOVERY_CACHE_TTL_SECONDS * 1000,
+    failureTtlMs: config.DISCOVERY_FAILURE_CACHE_SECONDS * 1000,
+  });
   const connections = new ConnectionStore(db, box);
   const oauthStates = new OAuthStateStore(db, box);
   const resources = new ResourceStore(db);

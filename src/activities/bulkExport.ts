@@ -374,6 +374,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       const commit = async (final: boolean) => {
         let counts = emptyCounts();
         let deleted = 0;
+        if (batch.length > 0 || deletions.length > 0) await connections.assertWritable(connection._id);
         if (batch.length > 0) {
           counts = await resources.upsertMany(connection._id, batch, input.jobId);
           metrics.resourcesWritten(input.type, counts);

@@ -210,6 +210,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         await noteClamp();
         if (first) Object.assign(checkpoint, syncPointOf(page, skewMs));
         first = false;
+        await connections.assertWritable(connection._id);
         const counts = await resources.upsertMany(connection._id, page.resources, input.jobId);
         metrics.resourcesWritten(input.resourceType, counts);
         checkpoint.counts = addCounts(checkpoint.counts, counts);

@@ -1,5 +1,6 @@
 import { STATUS_CODES, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import express, { type Express } from 'express';
 import type { Services } from '../services';
 import type { Logger } from '../logger';
@@ -8,6 +9,7 @@ import { errorHandler, notFound } from './errorHandler';
 import { fail, ok } from './envelope';
 import { openApiDocument } from './openapi';
 import { refuseUnknownQueryParameters } from './queryParams';
+import { bodyIdleTimeout, timeoutMessage } from './serverTimeouts';
 import { observeRequests } from './requestLog';
 import { ApiMetrics } from '../metrics/api';
 import { metricsAuthorizer, metricsRoute } from '../metrics/endpoint';
@@ -21,6 +23,7 @@ import { syncRoutes } from './routes/sync';
 import type { WorkflowGateway } from './workflowGateway';
 import { SyncScheduleService } from '../temporal/syncSchedules';
 import { SyncScheduleStore } from '../store/syncSchedules';
+import { ConnectionDeleter } from '../connections/deleteConnection';
 
 export interface AppDeps {
   services: Services;
@@ -37,6 +40,7 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   app.disable('x-powered-by');
   app.use(observeRequests({ logger, metrics }));
   app.set('query parser', 'simple'); // flat string values only: no nested objects for operator injection
+  app.use(bodyIdleTimeout(services.config.API_BODY_IDLE_TIMEOUT_MS));
   app.use(express.json({ limit: '256kb', strict: true, type: ['application/json', 'application/*+json'] }));
   // A body the JSON parser did not read (text, a form, no content type) is refused, not ignored: a route whose fields
   // are all optional (authorize) would otherwise act on it as if it were `{}`.
@@ -55,7 +59,14 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   // Before the API-key wall: scrapers send METRICS_TOKEN as a bearer token (API keys work too); see README.
   app.get('/metrics', metricsRoute(metrics.registry, metricsAuthorizer([...apiKeys, services.config.METRICS_TOKEN ?? ''])));
   const schedules = new SyncScheduleService(workflows.client, workflows.taskQueue, new SyncScheduleStore(services.db), services.jobs);
-  const connections = connectionRoutes(services, schedules);
+  const deleter = new ConnectionDeleter({
+    db: services.db,
+    connections: services.connections,
+    client: workflows.client,
+    schedules,
+    cancelWaitMs: services.config.CONNECTION_DELETE_WAIT_SECONDS * 1000,
+  });
+  const connections = connectionRoutes(services, deleter);
   app.use(connections.publicRoutes);
   app.get('/api/openapi.json', (_req, res) => {
     res.json(openapi);
@@ -86,7 +97,7 @@ export function answerClientErrors(server: Server): Server {
       return;
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const message = status === 431 ? 'The request line or headers are too large (16 KB at most).' : status === 408 ? 'The request took too long to arrive.' : 'The request is not valid HTTP.';
+    const message = status === 431 ? 'The request line or headers are too large (16 KB at most).' : status === 408 ? timeoutMessage(server, socket as Socket) : 'The request is not valid HTTP.';
     const body = JSON.stringify({ success: false, error: { code: status === 400 ? 'BAD_REQUEST' : status === 431 ? 'HEADERS_TOO_LARGE' : 'REQUEST_TIMEOUT', message } });
     socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });

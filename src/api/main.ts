@@ -5,6 +5,7 @@ import { createServices } from '../services';
 import { registerSearchAttributes } from '../temporal/registerSearchAttributes';
 import { answerClientErrors, createApp } from './app';
 import { WorkflowGateway } from './workflowGateway';
+import { apiServerTimeouts, createApiServer } from './serverTimeouts';
 
 async function main(): Promise<void> {
   const config = loadApiConfig();
@@ -16,11 +17,10 @@ async function main(): Promise<void> {
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const workflows = new WorkflowGateway(client, config.TEMPORAL_TASK_QUEUE, config.API_WORKFLOW_WAIT_MS);
   const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger });
-  const server = answerClientErrors(
-    app.listen(config.API_PORT, config.API_HOST, () => {
-      logger.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
-    }),
-  );
+  const server = answerClientErrors(createApiServer(app, apiServerTimeouts(config)));
+  server.listen(config.API_PORT, config.API_HOST, () => {
+    logger.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
+  });
   const shutdown = async () => {
     server.close();
     await connection.close();

@@ -8,6 +8,7 @@ import { LiftBlocksQuerySchema, RateLimitQuerySchema } from './routes/rateLimit'
 import { SyncScheduleBodySchema, SyncScheduleNoteBodySchema } from './routes/schedules';
 import { IGNORES_UNKNOWN_QUERY } from './queryParams';
 import { RESOURCE_TYPES_RULE } from '../providers/syncTypes';
+import { DeleteConnectionResultSchema } from '../connections/deleteConnection';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the same zod schemas that validate the requests
@@ -44,8 +45,17 @@ function query(schema: z.ZodType): Json[] {
 const path = (...names: string[]): Json[] => names.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
 const responses = (ok: string, extra: Record<string, string> = {}): Json => ({
   [ok]: envelope(),
-  ...Object.fromEntries(Object.entries({ '400': 'Invalid input (message lists every problem)', '401': 'Missing or wrong API key', '404': 'Unknown provider, connection or job', ...extra }).map(([k, d]) => [k, { ...envelope(), description: d }])),
+  ...Object.fromEntries(
+    Object.entries({
+      '400': 'Invalid input (message lists every problem)',
+      '401': 'Missing or wrong API key',
+      '404': 'Unknown provider, connection or job',
+      '408': 'The request did not arrive in time (API_HEADERS_TIMEOUT_MS, API_REQUEST_TIMEOUT_MS, API_BODY_IDLE_TIMEOUT_MS); the message names the bound',
+      ...extra,
+    }).map(([k, d]) => [k, { ...envelope(), description: d }]),
+  ),
 });
+const schemaOf = (schema: z.ZodType): Json => z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as Json;
 
 export function openApiDocument(): Json {
   const p = (provider = true) => (provider ? path('provider') : []);
@@ -57,7 +67,7 @@ export function openApiDocument(): Json {
     paths: {
       '/health': { get: { security: [], summary: 'Liveness', responses: { '200': envelope() } } },
       '/api/ehr/providers': { get: { summary: 'The provider registry', responses: responses('200') } },
-      '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state); scopes may not be wider than the provider\'s (400 naming the scope)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201') } },
+      '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state); scopes may not be wider than the provider\'s (400 naming the scope)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201', { '502': 'SMART discovery failed', '504': 'The FHIR server did not answer SMART discovery within DISCOVERY_TIMEOUT_MS' }) } },
       '/api/ehr/callback': {
         get: {
           security: [],
@@ -73,9 +83,32 @@ export function openApiDocument(): Json {
       '/api/ehr/{provider}/connections': { get: { summary: "List a provider's connections (never tokens)", parameters: p(), responses: responses('200') } },
       '/api/ehr/connections/{connectionId}': {
         get: { summary: 'Read a connection', parameters: path('connectionId'), responses: responses('200') },
-        delete: { summary: 'Delete a connection', parameters: path('connectionId'), responses: responses('200') },
+        delete: {
+          summary: 'Delete a connection and everything stored for it: cancels its running jobs (exports also on the EHR), deletes its schedules, purges every collection. Idempotent: repeat while it answers 202.',
+          parameters: path('connectionId'),
+          responses: {
+            ...responses('200', { '404': 'Nothing is known of this connection id' }),
+            '200': { ...envelope(schemaOf(DeleteConnectionResultSchema)), description: 'Deleted (status DELETED): counts removed per collection, the jobs cancelled' },
+            '202': { ...envelope(schemaOf(DeleteConnectionResultSchema)), description: 'Not finished (status DELETING: jobs still cancelling, or the purge budget ran out); DELETE again' },
+          },
+        },
       },
-      '/api/ehr/{provider}/capabilities': { get: { summary: 'Capabilities of the connection\'s FHIR server (workflow)', parameters: [...p(), ...query(CapabilitiesQuerySchema)], responses: responses('200', { '502': 'The FHIR server failed' }) } },
+      '/api/ehr/{provider}/capabilities': {
+        get: {
+          summary: "Capabilities of the connection's FHIR server (a workflow), cached per connection for CAPABILITIES_CACHE_TTL_SECONDS; refresh=true asks the server again",
+          parameters: [...p(), ...query(CapabilitiesQuerySchema)],
+          responses: {
+            ...responses('200', { '502': 'The FHIR server failed', '504': 'The capabilities workflow did not finish within API_WORKFLOW_WAIT_MS' }),
+            '200': {
+              ...envelope(),
+              headers: {
+                'X-Cache': { description: 'HIT (from the cache), MISS (asked now, no fresh cache) or REFRESH (asked now, refresh=true)', schema: { type: 'string', enum: ['HIT', 'MISS', 'REFRESH'] } },
+                Age: { description: 'Seconds since the server was asked', schema: { type: 'integer' } },
+              },
+            },
+          },
+        },
+      },
       '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts, or 202 with the job id)', description: `Which types: ${RESOURCE_TYPES_RULE}`, parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200'), '202': envelope() } } },
       '/api/ehr/{provider}/enhanced-sync/{jobId}': {
         get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') },

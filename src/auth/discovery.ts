@@ -1,6 +1,7 @@
 import type { Got } from 'got';
 import { AppError } from '../errors';
 import { normalizeBaseUrl } from '../providers/registry';
+import { DiscoveryCache } from './discoveryCache';
 
 /** The parts of a SMART configuration the service uses (SMART App Launch 2.x, `.well-known/smart-configuration`). */
 export interface SmartConfiguration {
@@ -31,28 +32,56 @@ export interface CapabilityStatement {
 }
 
 const OAUTH_URIS = 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris';
-const CACHE_MS = 10 * 60_000;
+
+export interface DiscoveryOptions {
+  /** The whole discovery of one base URL (both documents, retries included) ends within this (DISCOVERY_TIMEOUT_MS). */
+  timeoutMs: number;
+  /** A discovered configuration is reused this long per base URL (DISCOVERY_CACHE_TTL_SECONDS). */
+  cacheTtlMs: number;
+  /** A failed discovery is answered from memory this long, without asking the host again (DISCOVERY_FAILURE_CACHE_SECONDS). */
+  failureTtlMs: number;
+}
+
+export const DEFAULT_DISCOVERY_OPTIONS: DiscoveryOptions = { timeoutMs: 10_000, cacheTtlMs: 10 * 60_000, failureTtlMs: 30_000 };
 
 /**
  * Finds a FHIR server's SMART endpoints: `.well-known/smart-configuration` first, then the CapabilityStatement's
- * oauth-uris extension (older servers). Results are cached per base URL for a few minutes.
+ * oauth-uris extension (older servers). Bounded in time as a whole (a host that accepts connections and never
+ * answers would otherwise hold the caller through every retry of got's), and cached per base URL.
  */
 export class SmartDiscovery {
-  private readonly cache = new Map<string, { at: number; value: SmartConfiguration }>();
+  private readonly cache: DiscoveryCache<SmartConfiguration>;
 
-  constructor(private readonly http: Got) {}
+  constructor(
+    private readonly http: Got,
+    private readonly opts: DiscoveryOptions = DEFAULT_DISCOVERY_OPTIONS,
+  ) {
+    this.cache = new DiscoveryCache({ ttlMs: opts.cacheTtlMs, failureTtlMs: opts.failureTtlMs });
+  }
 
   async discover(fhirBaseUrl: string, signal?: AbortSignal): Promise<SmartConfiguration> {
     const base = normalizeBaseUrl(fhirBaseUrl);
-    const hit = this.cache.get(base);
-    if (hit && Date.now() - hit.at < CACHE_MS) return hit.value;
-    const value = await this.fetch(base, signal);
-    this.cache.set(base, { at: Date.now(), value });
-    return value;
+    return this.cache.get(base, () => this.bounded(base, (s) => this.fetch(base, s), signal));
   }
 
   async capabilityStatement(fhirBaseUrl: string, signal?: AbortSignal): Promise<CapabilityStatement> {
-    const url = `${normalizeBaseUrl(fhirBaseUrl)}/metadata`;
+    const base = normalizeBaseUrl(fhirBaseUrl);
+    return this.bounded(base, (s) => this.readCapabilityStatement(base, s), signal);
+  }
+
+  /** Runs `fn` under the discovery deadline; running out of it is a clear, retryable 504. */
+  private async bounded<T>(base: string, fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const deadline = AbortSignal.timeout(this.opts.timeoutMs);
+    try {
+      return await fn(signal ? AbortSignal.any([deadline, signal]) : deadline);
+    } catch (err) {
+      if (deadline.aborted && !signal?.aborted) throw new DiscoveryTimeoutError(base, this.opts.timeoutMs, err);
+      throw err;
+    }
+  }
+
+  private async readCapabilityStatement(base: string, signal?: AbortSignal): Promise<CapabilityStatement> {
+    const url = `${base}/metadata`;
     try {
       const body = await this.http.get(url, { headers: { accept: 'application/fhir+json' }, signal }).json<CapabilityStatement>();
       if (body?.resourceType !== 'CapabilityStatement') throw new Error('the response is not a CapabilityStatement');
@@ -71,10 +100,11 @@ export class SmartDiscovery {
     } catch (err) {
       wellKnownError = err;
     }
+    if (signal?.aborted) throw wellKnownError;
     // SMART 1.0 servers publish the endpoints only in the CapabilityStatement.
     let cs: CapabilityStatement;
     try {
-      cs = await this.capabilityStatement(base, signal);
+      cs = await this.readCapabilityStatement(base, signal);
     } catch {
       throw discoveryError(url, wellKnownError);
     }
@@ -131,6 +161,18 @@ export class NoSmartEndpointsError extends AppError {
 function noSmartError(base: string, wellKnownError: unknown): NoSmartEndpointsError {
   const detail = wellKnownError instanceof Error ? wellKnownError.message : String(wellKnownError);
   return new NoSmartEndpointsError(base, detail, wellKnownError);
+}
+
+/** The FHIR server did not finish answering discovery in time (it may accept connections and never answer). */
+export class DiscoveryTimeoutError extends AppError {
+  constructor(readonly fhirBaseUrl: string, timeoutMs: number, cause?: unknown) {
+    super(
+      'FHIR_DISCOVERY_FAILED',
+      `The FHIR server at ${fhirBaseUrl} did not answer its SMART discovery (.well-known/smart-configuration, /metadata) within ${timeoutMs} ms ` +
+        '(DISCOVERY_TIMEOUT_MS). Check that the server is up and reachable from here, then try again.',
+      { status: 504, retryable: true, cause },
+    );
+  }
 }
 
 function discoveryError(url: string, cause: unknown): AppError {

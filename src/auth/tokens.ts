@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { LeaseStore } from '../store/leases';
+import { refreshLeaseName } from '../store/leaseNames';
 import { AppError, ReauthorizationRequiredError } from '../errors';
 import { OAuthError, type SmartAuth } from './smartAuth';
 import { safeReport, type FhirObserver } from '../fhir/observer';
@@ -45,7 +46,7 @@ export class TokenService {
       if (current && current.accessToken !== rejected && !expiresSoon(current.expiresAt, doc.updatedAt)) {
         return { token: current.accessToken, connection: doc };
       }
-      const lease = `refresh:${connectionId}`;
+      const lease = refreshLeaseName(connectionId);
       const owner = await this.leases.tryAcquire(lease, LEASE_MS);
       if (owner) {
         try {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import type { SecretBox } from '../crypto/secretBox';
-import { NotFoundError } from '../errors';
+import { AppError, NotFoundError } from '../errors';
 import { COLLECTIONS } from './mongo';
 
 /** `open`: a FHIR server without authorization (opt-in per provider); no token is ever requested or sent. */
@@ -26,6 +26,11 @@ export interface ConnectionDoc {
   sealedPrivateKey?: string;
   keyAlg?: 'RS384' | 'ES384';
   keyId?: string;
+  /**
+   * Set when DELETE of the connection began (src/connections/deleteConnection.ts): the API no longer starts work on
+   * it or shows its data, while its running jobs still use its credentials to cancel their exports on the EHR.
+   */
+  deletingSince?: Date;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -41,6 +46,8 @@ export interface ConnectionView {
   status: ConnectionStatus;
   statusReason?: string;
   tokenExpiresAt?: string;
+  /** Set while DELETE of the connection has begun and not finished (repeat DELETE to finish it). */
+  deletingSince?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -87,9 +94,22 @@ export class ConnectionStore {
       .toArray();
   }
 
-  async delete(id: string): Promise<boolean> {
-    const res = await this.col.deleteOne({ _id: id });
-    return res.deletedCount === 1;
+  /**
+   * Refuses to store more data for a connection that is deleted or being deleted. A step of a cancelled job can
+   * still be running when its workflow has ended; checked before each write, it cannot re-create data that the
+   * delete (which marks the connection first) purges.
+   */
+  async assertWritable(id: string): Promise<void> {
+    const doc = await this.col.findOne({ _id: id }, { projection: { deletingSince: 1 } });
+    if (!doc || doc.deletingSince) {
+      throw new AppError('CONNECTION_NOT_FOUND', `Connection ${id} was deleted or is being deleted: nothing more is stored for it.`, { status: 404, retryable: false });
+    }
+  }
+
+  /** Marks the connection as being deleted (keeps the first instant when repeated); false when it does not exist. */
+  async markDeleting(id: string): Promise<boolean> {
+    const res = await this.col.updateOne({ _id: id, deletingSince: { $exists: false } }, { $set: { deletingSince: new Date() } });
+    return res.matchedCount === 1 || (await this.col.countDocuments({ _id: id }, { limit: 1 })) === 1;
   }
 
   sealTokens(connectionId: string, tokens: TokenSet): Pick<ConnectionDoc, 'sealedAccessToken' | 'sealedRefreshToken' | 'accessTokenExpiresAt'> {
@@ -150,6 +170,7 @@ export class ConnectionStore {
       status: doc.status,
       statusReason: doc.statusReason,
       tokenExpiresAt: doc.accessTokenExpiresAt?.toISOString(),
+      ...(doc.deletingSince ? { deletingSince: doc.deletingSince.toISOString() } : {}),
       createdAt: doc.createdAt.toISOString(),
       updatedAt: doc.updatedAt.toISOString(),
     };

@@ -27,6 +27,8 @@ export const HOT_PATHS: readonly HotPath[] = [
     collection: COLLECTIONS.resources,
     filter: { _id: X, $or: [{ lastUpdated: { $lt: new Date(0) } }, { lastUpdated: new Date(0), versionNum: { $lt: 1 } }] },
   },
+  { name: 'version hints of a batch ($in on _id)', collection: COLLECTIONS.resourceVersions, filter: { _id: { $in: [X, `${X}2`] } } },
+  { name: 'version hints of a connection', collection: COLLECTIONS.resourceVersions, filter: { connectionId: X } },
   { name: 'stored resources of a connection', collection: COLLECTIONS.resources, filter: { connectionId: X } },
   { name: 'stored resources by connection and type', collection: COLLECTIONS.resources, filter: { connectionId: X, resourceType: 'Observation' } },
   {

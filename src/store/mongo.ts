@@ -8,6 +8,7 @@
  * granted slot or per writer), never on read-modify-write updates of one shared document.
  */
 import { MongoClient, type Db } from 'mongodb';
+import { refreshLeaseName } from './leaseNames';
 
 /**
  * MongoDB access. Only features that both MongoDB and FerretDB 1.x support are used: single-document atomic
@@ -30,6 +31,8 @@ export const COLLECTIONS = {
   connections: 'connections',
   oauthStates: 'oauth_states',
   resources: 'resources',
+  /** Version hints of stored resources (src/store/versionHints.ts). */
+  resourceVersions: 'resource_versions',
   jobs: 'jobs',
   jobProgress: 'job_progress',
   syncPoints: 'sync_points',
@@ -39,7 +42,44 @@ export const COLLECTIONS = {
   syncSchedules: 'sync_schedules',
   /** One marker per one-off data migration done (src/store/fhirSearch/backfill.ts). */
   migrations: 'migrations',
+  capabilitiesCache: 'capabilities_cache',
 } as const;
+
+export type CollectionKey = keyof typeof COLLECTIONS;
+
+/**
+ * How the documents of each collection belong to a connection: what deleting a connection purges
+ * (src/store/purge.ts). Typed as a record over COLLECTIONS, so a new collection does not compile until it says how
+ * (or why not) its documents are keyed by connection.
+ */
+export type ConnectionScope =
+  /** Documents carry the connection id in this field. */
+  | { by: 'field'; field: string }
+  /** Documents belong to a job of the connection: this field holds the job id. */
+  | { by: 'job'; field: string }
+  /** Documents with these exact ids. */
+  | { by: 'ids'; ids: (connectionId: string) => string[] }
+  /** The connection document itself (holds the sealed tokens and keys): purged last, so a repeated delete finds it. */
+  | { by: 'connection' }
+  /** Nothing in it is keyed by a connection. */
+  | { by: 'none'; why: string };
+
+export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope } = {
+  connections: { by: 'connection' },
+  oauthStates: { by: 'none', why: 'a pending authorization precedes its connection and holds none of its data; it expires after 10 minutes' },
+  // Before resources (the purge follows this order): a version hint must never outlive its resource.
+  resourceVersions: { by: 'field', field: 'connectionId' },
+  resources: { by: 'field', field: 'connectionId' },
+  jobs: { by: 'field', field: 'connectionId' },
+  jobProgress: { by: 'job', field: 'jobId' },
+  syncPoints: { by: 'field', field: 'connectionId' },
+  rateLimits: { by: 'none', why: 'rate-limit blocks are keyed by provider or FHIR base URL, shared by every connection' },
+  rateLimitSlots: { by: 'none', why: 'rate-limit tickets are keyed by provider or FHIR base URL, shared by every connection' },
+  leases: { by: 'ids', ids: (connectionId) => [refreshLeaseName(connectionId)] },
+  syncSchedules: { by: 'field', field: 'connectionId' },
+  capabilitiesCache: { by: 'field', field: 'connectionId' },
+  migrations: { by: 'none', why: 'one marker per one-off migration of the whole store (src/store/fhirSearch/backfill.ts)' },
+};
 
 /**
  * Every secondary index the service's queries need, declared through the driver so that MongoDB and the embedded
@@ -53,6 +93,8 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
   // One document per (connection, type, id). _id is derived from the same triple, this index serves queries.
   { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, id: 1 }, unique: true },
   { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, patientId: 1, lastUpdated: -1 } },
+  // Purge of a connection's hints; lookups are by _id.
+  { collection: COLLECTIONS.resourceVersions, key: { connectionId: 1 } },
   { collection: COLLECTIONS.jobs, key: { connectionId: 1, type: 1, createdAt: -1 } },
   // Job counts by type and status (/metrics) without reading every job.
   { collection: COLLECTIONS.jobs, key: { type: 1, status: 1 } },
@@ -60,6 +102,7 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
   { collection: COLLECTIONS.syncPoints, key: { connectionId: 1, resourceType: 1 }, unique: true },
   { collection: COLLECTIONS.rateLimitSlots, key: { q: 1, k: 1 } },
   { collection: COLLECTIONS.syncSchedules, key: { connectionId: 1 } },
+  { collection: COLLECTIONS.capabilitiesCache, key: { connectionId: 1 } },
 ];
 
 /** Collections that are only ever read by _id: created up front so that their _id index exists from the start. */

@@ -1,6 +1,7 @@
 import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
 import { COLLECTIONS } from './mongo';
 import { DATE_NORM_VERSION, normalisedDates, type NormalisedDates } from './fhirSearch/dateParams';
+import { VersionHints, isNewer, type StoredVersion } from './versionHints';
 
 /** A FHIR resource as received: only the fields the store relies on are typed. */
 export interface FhirResource {
@@ -73,12 +74,17 @@ export function resourceKey(connectionId: string, resourceType: string, id: stri
  * the filter does not match, the upsert tries to insert the same _id and fails with a duplicate-key error: nothing
  * changes. So replaying a batch, re-running an export or receiving an older copy never duplicates a resource or
  * rolls it back, without transactions. Counts come from a read of the stored versions just before the write.
+ *
+ * What is stored is first looked up in the version hints (src/store/versionHints.ts): a re-run that receives what is
+ * already stored is answered from those small documents without reading a single resource.
  */
 export class ResourceStore {
   readonly col: Collection<ResourceDoc>;
+  readonly hints: VersionHints;
 
   constructor(db: Db) {
     this.col = db.collection<ResourceDoc>(COLLECTIONS.resources);
+    this.hints = new VersionHints(db);
   }
 
   async upsertMany(connectionId: string, resources: FhirResource[], jobId?: string): Promise<WriteCounts> {
@@ -98,16 +104,31 @@ export class ResourceStore {
     }
     if (candidates.size === 0) return counts;
 
-    // One indexed read of the stored versions first: what is stored at the same or a newer version is skipped, so
-    // a re-run (the common case of a re-sync or a re-export) costs this read and nothing else.
-    const stored = await this.storedVersions([...candidates.keys()]);
+    // The hints first: a candidate the same or older than its hint is stored already (a hint never claims more than
+    // is stored), so a re-run (the common case of a re-sync or a re-export) costs this one read of small documents.
+    const hinted = await this.hints.read([...candidates.keys()]);
+    const unknown: Candidate[] = [];
+    for (const c of candidates.values()) {
+      const hint = hinted.get(c._id);
+      if (hint && !isNewer(c, hint)) counts.unchanged++;
+      else unknown.push(c);
+    }
+    if (unknown.length === 0) return counts;
+
+    // The rest: one indexed read of their stored versions (cheap for resources not stored yet: nothing to decode).
+    const stored = await this.storedVersions(unknown.map((c) => c._id));
     const fresh: Candidate[] = [];
     const newer: Candidate[] = [];
-    for (const c of candidates.values()) {
+    // What is known to be stored once the writes below succeed: the hints written at the end.
+    const nowStored = new Map<string, StoredVersion>();
+    for (const c of unknown) {
       const current = stored.get(c._id);
       if (!current) fresh.push(c);
       else if (isNewer(c, current)) newer.push(c);
-      else counts.unchanged++;
+      else {
+        counts.unchanged++;
+        nowStored.set(c._id, current); // stored before hints existed, or its hint was lost to a crash: hint it now
+      }
     }
 
     // New resources go in with one insertMany (a unique-_id insert is atomic on every backend). A duplicate key here
@@ -115,32 +136,38 @@ export class ResourceStore {
     if (fresh.length > 0) {
       const raced = await this.insertNew(fresh, connectionId, jobId, now);
       counts.inserted += fresh.length - raced.length;
+      const racedIds = new Set(raced.map((c) => c._id));
+      for (const c of fresh) if (!racedIds.has(c._id)) nowStored.set(c._id, c);
       newer.push(...raced);
     }
-    if (newer.length === 0) return counts;
-
-    // Conditional upserts for the rest; a raced candidate whose stored copy turns out to be the same or newer
-    // is "unchanged", the others count as updated (they replace an older stored version).
-    const before = await this.storedVersions(newer.map((c) => c._id));
-    for (const c of newer) {
-      const current = before.get(c._id);
-      if (current && !isNewer(c, current)) counts.unchanged++;
-      else if (current) counts.updated++;
-      else counts.inserted++;
-    }
-    await this.writeVerified(
-      newer.filter((c) => {
+    if (newer.length > 0) {
+      // Conditional upserts for the rest; a raced candidate whose stored copy turns out to be the same or newer
+      // is "unchanged", the others count as updated (they replace an older stored version).
+      const before = await this.storedVersions(newer.map((c) => c._id));
+      const toWrite: Candidate[] = [];
+      for (const c of newer) {
         const current = before.get(c._id);
-        return !current || isNewer(c, current);
-      }),
-      (c) => upsertOp(c, connectionId, jobId, now),
-    );
+        if (current && !isNewer(c, current)) {
+          counts.unchanged++;
+          nowStored.set(c._id, current);
+        } else {
+          if (current) counts.updated++;
+          else counts.inserted++;
+          toWrite.push(c);
+        }
+      }
+      await this.writeVerified(toWrite, (c) => upsertOp(c, connectionId, jobId, now));
+      for (const c of toWrite) nowStored.set(c._id, c);
+    }
+    // Only now that every write above stuck: record the hints (a crash before this leaves none, which is safe).
+    await this.hints.record(connectionId, nowStored, hinted);
     return counts;
   }
 
   /** The stored version of each of these keys (one indexed $in read, only the version fields projected). */
-  private async storedVersions(ids: string[]): Promise<Map<string, { lastUpdated: Date; versionNum: number }>> {
-    const stored = await this.col.find({ _id: { $in: ids } }, { projection: { lastUpdated: 1, versionNum: 1 } }).toArray();
+  private async storedVersions(ids: string[]): Promise<Map<string, StoredVersion>> {
+    if (ids.length === 0) return new Map();
+    const stored = await this.col.find({ _id: { $in: ids } }, { projection: { lastUpdated: 1, versionNum: 1 }, batchSize: ids.length }).toArray();
     return new Map(stored.map((d) => [d._id, d]));
   }
 
@@ -167,7 +194,10 @@ export class ResourceStore {
   async deleteByKeys(connectionId: string, keys: Array<{ resourceType: string; id: string }>): Promise<number> {
     if (keys.length === 0) return 0;
     const ids = [...new Set(keys.map((k) => resourceKey(connectionId, k.resourceType, k.id)))];
+    // Hints go first (a hint must never outlive its resource), and once more after (see VersionHints.forget).
+    await this.hints.forget(ids);
     const res = await this.col.deleteMany({ _id: { $in: ids } });
+    await this.hints.forget(ids);
     return res.deletedCount;
   }
 
@@ -221,12 +251,6 @@ function candidate(connectionId: string, resource: FhirResource): Candidate {
     lastUpdated: parseInstant(resource.meta?.lastUpdated),
     versionNum: Number.isFinite(versionNum) ? versionNum : 0,
   };
-}
-
-/** Newer = later meta.lastUpdated, or the same instant and a higher meta.versionId. */
-function isNewer(a: { lastUpdated: Date; versionNum: number }, b: { lastUpdated: Date; versionNum: number }): boolean {
-  const dt = a.lastUpdated.getTime() - b.lastUpdated.getTime();
-  return dt > 0 || (dt === 0 && a.versionNum > b.versionNum);
 }
 
 /** The document a new resource is inserted as (the same fields the conditional upsert sets). */

@@ -8,6 +8,7 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { loadApiConfig, type ApiConfig } from '../../src/config';
 import { answerClientErrors, createApp } from '../../src/api/app';
 import { WorkflowGateway } from '../../src/api/workflowGateway';
+import { apiServerTimeouts, createApiServer } from '../../src/api/serverTimeouts';
 import { createLogger, type Logger } from '../../src/logger';
 import { fhirLogObserver } from '../../src/activities/observe';
 import { combineObservers } from '../../src/fhir/observer';
@@ -115,7 +116,8 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
   const apiMetrics = new ApiMetrics(services);
   const app = createApp({ services, workflows, apiKeys: config.API_KEYS, logger, metrics: apiMetrics });
   const server: Server = await new Promise((resolve) => {
-    const s = answerClientErrors(app.listen(0, '127.0.0.1', () => resolve(s)));
+    const s = answerClientErrors(createApiServer(app, apiServerTimeouts(config)));
+    s.listen(0, '127.0.0.1', () => resolve(s));
   });
   const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const apiKey = config.API_KEYS[0] as string;

@@ -4,7 +4,7 @@ import { ClientIdSchema } from '../../auth/clientId';
 import type { Services } from '../../services';
 import { ConnectionStore } from '../../store/connections';
 import { NotFoundError } from '../../errors';
-import type { SyncScheduleService } from '../../temporal/syncSchedules';
+import type { ConnectionDeleter } from '../../connections/deleteConnection';
 import { ok } from '../envelope';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 
@@ -43,7 +43,7 @@ const ConnectionParams = z.object({ connectionId: ConnectionIdSchema });
 export const ConnectionListQuerySchema = z.object({ provider: ProviderIdSchema.optional() });
 
 /** SMART connections: start authorization, the OAuth callback, backend-services connections, list/read/delete. */
-export function connectionRoutes(services: Services, schedules?: Pick<SyncScheduleService, 'deleteAllOf'>): { publicRoutes: Router; routes: Router } {
+export function connectionRoutes(services: Services, deleter: Pick<ConnectionDeleter, 'delete'>): { publicRoutes: Router; routes: Router } {
   const { smartAuth, connections, registry } = services;
   const publicRoutes = Router();
   const routes = Router();
@@ -83,12 +83,9 @@ export function connectionRoutes(services: Services, schedules?: Pick<SyncSchedu
 
   routes.delete('/api/ehr/connections/:connectionId', async (req, res) => {
     const { connectionId } = parse(ConnectionParams, req.params, 'path');
-    // Its sync schedules go first: if this fails half way, the connection is still there and DELETE can be repeated.
-    const schedulesDeleted = (await schedules?.deleteAllOf(connectionId)) ?? 0;
-    if (!(await connections.delete(connectionId))) {
-      throw new NotFoundError('CONNECTION_NOT_FOUND', `Connection "${connectionId}" does not exist.`);
-    }
-    ok(res, { connectionId, deleted: true, schedulesDeleted });
+    // Cancels its jobs (and their exports on the EHR), deletes its schedules, purges its data; 202 = repeat DELETE.
+    const result = await deleter.delete(connectionId);
+    ok(res, result, result.status === 'DELETED' ? 200 : 202);
   });
 
   routes.post('/api/ehr/:provider/authorize', async (req, res) => {
@@ -124,8 +121,9 @@ export function connectionRoutes(services: Services, schedules?: Pick<SyncSchedu
 export async function connectionOfProvider(services: Services, provider: string, connectionId: string) {
   services.registry.get(provider);
   const doc = await services.connections.find(connectionId);
-  if (!doc || doc.provider !== provider) {
-    throw new NotFoundError('CONNECTION_NOT_FOUND', `Connection "${connectionId}" does not exist for provider ${provider}.`);
+  // A connection being deleted is gone for the API: no new work on it, none of its data shown.
+  if (!doc || doc.provider !== provider || doc.deletingSince) {
+    throw new NotFoundError('CONNECTION_NOT_FOUND', `Connection "${connectionId}" does not exist for provider ${provider}${doc?.deletingSince ? ' (it is being deleted; repeat DELETE /api/ehr/connections/' + connectionId + ' to finish)' : ''}.`);
   }
   return doc;
 }
