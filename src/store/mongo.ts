@@ -40,6 +40,8 @@ export const COLLECTIONS = {
   rateLimitSlots: 'rate_limit_slots',
   leases: 'leases',
   syncSchedules: 'sync_schedules',
+  /** One marker per one-off data migration done (src/store/fhirSearch/backfill.ts). */
+  migrations: 'migrations',
   capabilitiesCache: 'capabilities_cache',
 } as const;
 
@@ -76,6 +78,7 @@ export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope
   leases: { by: 'ids', ids: (connectionId) => [refreshLeaseName(connectionId)] },
   syncSchedules: { by: 'field', field: 'connectionId' },
   capabilitiesCache: { by: 'field', field: 'connectionId' },
+  migrations: { by: 'none', why: 'one marker per one-off migration of the whole store (src/store/fhirSearch/backfill.ts)' },
 };
 
 /**
@@ -103,7 +106,7 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
 ];
 
 /** Collections that are only ever read by _id: created up front so that their _id index exists from the start. */
-const ID_ONLY_COLLECTIONS = [COLLECTIONS.rateLimits, COLLECTIONS.leases];
+const ID_ONLY_COLLECTIONS = [COLLECTIONS.rateLimits, COLLECTIONS.leases, COLLECTIONS.migrations];
 
 /** Creates the collections and their indexes; safe to run at every start (createIndex is idempotent). */
 export async function ensureIndexes(db: Db): Promise<void> {
