@@ -13,6 +13,7 @@
  *   sync      the wall time of one patient connection's incremental enhanced sync with nothing changed (real
  *             sandbox, SMART patient launch, a worker process, Temporal), after its first sync;
  *   size      the database's size on disk (dbStats storageSize; for the embedded FerretDB, its SQLite file).
+ * A warm-up runs the workload once on a scratch database before the first N.
  * Goals printed: re-ingest ≥ 0.5 × first at every N; every figure within 1.5× between the smallest and largest N;
  * the largest N loads in under 15 minutes.
  *
@@ -25,7 +26,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadWorkerConfig } from '../src/config';
 import { createServices, type Services } from '../src/services';
-import { startSandbox, RESOURCE_TYPES, type Sandbox } from '../src/sandbox';
+import { startSandbox, RESOURCE_TYPES as SANDBOX_TYPES, EXTRA_TYPES, type Sandbox } from '../src/sandbox';
 import type { FhirResource } from '../src/store/resources';
 import { enhancedSyncWorkflow } from '../src/workflows';
 import { approveInSandbox } from '../test/support/smartFlow';
@@ -39,6 +40,8 @@ const WRITERS = Number(process.env.BENCH_STORE_WRITERS ?? 5);
 const CONNECTIONS = 1_000;
 const WORKLOAD = 10_000;
 const BATCH = 1_000;
+/** The 12 standard types (the sandbox's extra types hold no data by default). */
+const RESOURCE_TYPES = SANDBOX_TYPES.filter((t) => !(EXTRA_TYPES as readonly string[]).includes(t));
 const REDIRECT_URI = 'http://127.0.0.1:3000/api/ehr/callback';
 
 /** Realistic resources: the sandbox's own generated resources of each type, used as templates. */
@@ -224,6 +227,26 @@ async function measure(client: Client, bundlePath: string, templates: Templates,
   }
 }
 
+/**
+ * Runs the workload once on a scratch database first, so that the first column does not also pay for warming up
+ * (Node's JIT, the driver's connection pool, FerretDB's and SQLite's caches) and the columns compare by N alone.
+ */
+async function warmUp(templates: Templates): Promise<void> {
+  const dbName = `bench_store_warmup_${randomBytes(3).toString('hex')}`;
+  const services = await createServices(loadWorkerConfig({
+    NODE_ENV: 'production', LOG_LEVEL: 'silent', MONGODB_URI, MONGODB_DB: dbName, ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    ECLINICALWORKS_CLIENT_ID: 'ehr-sync-local', ECLINICALWORKS_REDIRECT_URI: REDIRECT_URI, TEMPORAL_ADDRESS,
+  }));
+  try {
+    process.stderr.write('warm-up: the workload once on a scratch database\n');
+    await timedWrite(services, workloadBatches(templates, 'warm', () => 1));
+    await timedWrite(services, workloadBatches(templates, 'warm', () => 1));
+  } finally {
+    await services.db.dropDatabase().catch(() => undefined);
+    await services.close();
+  }
+}
+
 function table(rows: Row[]): string {
   const f0 = (x: number) => Math.round(x).toLocaleString('en');
   const head = ['', ...rows.map((r) => `N = ${r.n.toLocaleString('en')}`), 'max/min'];
@@ -275,6 +298,7 @@ async function main(): Promise<void> {
   const templates = Object.fromEntries(RESOURCE_TYPES.map((t) => [t, tplSandbox.admin.getResources(t) as FhirResource[]]));
   await tplSandbox.close();
   try {
+    await warmUp(templates);
     const rows: Row[] = [];
     for (const n of SIZES) rows.push(await measure(client, bundlePath, templates, n));
     process.stdout.write(`\nstore benchmark (${WRITERS} writers, batches of ${BATCH}, workload ${WORKLOAD.toLocaleString('en')} resources per row; ${MONGODB_URI.includes(':27117') ? 'embedded FerretDB' : 'MONGODB_URI'})\n`);

@@ -13,6 +13,7 @@ import { TokenService } from './auth/tokens';
 import { ProviderRegistry } from './providers/registry';
 import { connectMongo, ensureIndexes } from './store/mongo';
 import { verifyIndexedHotPaths } from './store/indexCheck';
+import { backfillDateNorms } from './store/fhirSearch/backfill';
 import { ConnectionStore } from './store/connections';
 import { OAuthStateStore } from './store/oauthStates';
 import { ResourceStore } from './store/resources';
@@ -54,6 +55,11 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
   await ensureIndexes(db);
   // Refuse to run on a database that would scan whole collections (see src/store/indexCheck.ts).
   await verifyIndexedHotPaths(db).catch(async (err: unknown) => {
+    await mongo.close().catch(() => undefined);
+    throw err;
+  });
+  // Resources stored before date searches used normalised ranges get them now, once (a marker skips it afterwards).
+  await backfillDateNorms(db).catch(async (err: unknown) => {
     await mongo.close().catch(() => undefined);
     throw err;
   });

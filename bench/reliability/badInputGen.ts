@@ -83,6 +83,11 @@ const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 const BODY_LIMIT = 256 * 1024;
 
 /** The routes of the document, one per method and path. */
+function scalarOf(s: JsonSchema): JsonSchema {
+  const anyOf = (s as { anyOf?: JsonSchema[] }).anyOf;
+  return anyOf?.find((x) => x.type === 'string') ?? s;
+}
+
 export function routesFromOpenApi(doc: Json): RouteInfo[] {
   const globalSecurity = Array.isArray(doc.security) && doc.security.length > 0;
   const out: RouteInfo[] = [];
@@ -98,7 +103,8 @@ export function routesFromOpenApi(doc: Json): RouteInfo[] {
         template,
         authenticated: security ? security.length > 0 : globalSecurity,
         pathParams: [...template.matchAll(/\{([^}]+)\}/g)].map((x) => x[1] as string),
-        query: params.filter((p) => p.in === 'query').map((p) => ({ name: p.name, required: Boolean(p.required), schema: p.schema ?? {} })),
+        // A repeatable parameter is `anyOf: [string, array of string]`: its bad values are those of the string.
+        query: params.filter((p) => p.in === 'query').map((p) => ({ name: p.name, required: Boolean(p.required), schema: scalarOf(p.schema ?? {}) })),
         body,
         idempotencyKey:
           params.some((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key') ||

@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { FhirClient } from '../fhir/client';
 import type { ProviderRegistry } from '../providers/registry';
+import { selectSyncTypes } from '../providers/syncTypes';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type ResourceStore, type WriteCounts } from '../store/resources';
@@ -27,10 +28,7 @@ export interface SyncRequest {
   connectionId: string;
   includeStandard: boolean;
   includeEnhanced: boolean;
-  /**
-   * Restricts the enhanced types to these; standard types listed here are added even without includeStandard, and
-   * so are types in neither of the provider's lists (any R4 type, synced as enhanced).
-   */
+  /** Which types: RESOURCE_TYPES_RULE in src/providers/syncTypes.ts. */
   resourceTypes?: string[];
   /** ISO instant; without it each type starts from the connection's last successful sync point (or everything). */
   since?: string;
@@ -120,19 +118,10 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       const connection = await connections.get(input.connectionId);
       const provider = registry.get(connection.provider);
       bindActivityLog({ provider: provider.id });
-      const standard = new Set<string>(input.includeStandard ? provider.resourceTypes.standard : []);
-      let enhanced = new Set<string>(input.includeEnhanced ? provider.resourceTypes.enhanced : []);
-      if (input.resourceTypes?.length) {
-        const wanted = new Set(input.resourceTypes);
-        const offeredEnhanced = new Set<string>(provider.resourceTypes.enhanced);
-        enhanced = new Set([...enhanced].filter((t) => wanted.has(t)));
-        // Any other listed type is synced too: standard types as standard, types the provider does not list
-        // (any R4 type the server may have) as enhanced.
-        for (const t of wanted) {
-          if ((provider.resourceTypes.standard as string[]).includes(t)) standard.add(t);
-          else if (!offeredEnhanced.has(t)) enhanced.add(t);
-        }
-      }
+      // RESOURCE_TYPES_RULE (src/providers/syncTypes.ts): listed types, plus the full categories none of whose types is listed.
+      const selected = selectSyncTypes(provider.resourceTypes, input);
+      const standard = new Set<string>(selected.standard);
+      const enhanced = new Set<string>(selected.enhanced);
       if (standard.size + enhanced.size === 0) throw new BadRequestError('Nothing to sync: no resource type selected.');
       await jobs.createOnce({
         _id: input.jobId,

@@ -8,6 +8,7 @@ import { requireApiKey } from './apiKey';
 import { errorHandler, notFound } from './errorHandler';
 import { fail, ok } from './envelope';
 import { openApiDocument } from './openapi';
+import { refuseUnknownQueryParameters } from './queryParams';
 import { bodyIdleTimeout, timeoutMessage } from './serverTimeouts';
 import { observeRequests } from './requestLog';
 import { ApiMetrics } from '../metrics/api';
@@ -48,6 +49,10 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
     next();
   });
 
+  // Every route's query parameters are the ones the OpenAPI document lists: anything else is a 400 (queryParams.ts).
+  const openapi = openApiDocument();
+  app.use(refuseUnknownQueryParameters(openapi));
+
   app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
   // Before the API-key wall: scrapers send METRICS_TOKEN as a bearer token (API keys work too); see README.
   app.get('/metrics', metricsRoute(metrics.registry, metricsAuthorizer([...apiKeys, services.config.METRICS_TOKEN ?? ''])));
@@ -61,7 +66,6 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   });
   const connections = connectionRoutes(services, deleter);
   app.use('/api/ehr', connections.publicRoutes);
-  const openapi = openApiDocument();
   app.get('/api/openapi.json', (_req, res) => {
     res.json(openapi);
   });

@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { BulkExportBodySchema } from './routes/bulkExport';
 import { CapabilitiesQuerySchema } from './routes/capabilities';
-import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema, OpenConnectionBodySchema } from './routes/connections';
+import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema, ConnectionListQuerySchema, OpenConnectionBodySchema } from './routes/connections';
 import { StoredCountsQuerySchema, StoredResourcesQuerySchema } from './routes/resources';
 import { EnhancedSyncBodySchema } from './routes/sync';
 import { LiftBlocksQuerySchema, RateLimitQuerySchema } from './routes/rateLimit';
 import { SyncScheduleBodySchema, SyncScheduleNoteBodySchema } from './routes/schedules';
+import { IGNORES_UNKNOWN_QUERY } from './queryParams';
+import { RESOURCE_TYPES_RULE } from '../providers/syncTypes';
 import { DeleteConnectionResultSchema } from '../connections/deleteConnection';
 
 /**
@@ -79,11 +81,19 @@ export function openApiDocument(): Json {
     paths: {
       '/health': { get: { security: [], summary: 'Liveness', responses: { '200': envelope() } } },
       '/api/ehr/providers': { get: { summary: 'The provider registry', responses: responses('200') } },
-      '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201', { '502': 'SMART discovery failed', '504': 'The FHIR server did not answer SMART discovery within DISCOVERY_TIMEOUT_MS' }) } },
-      '/api/ehr/callback': { get: { security: [], summary: 'OAuth redirect target: exchanges the code, stores the connection', parameters: query(CallbackQuerySchema), responses: responses('201') } },
-      '/api/ehr/{provider}/connections/backend': { post: { summary: 'SMART Backend Services connection', parameters: p(), requestBody: body(BackendConnectionBodySchema), responses: responses('201') } },
+      '/api/ehr/{provider}/authorize': { post: { summary: 'Start a SMART patient launch (PKCE + state); scopes may not be wider than the provider\'s (400 naming the scope)', parameters: p(), requestBody: body(AuthorizeBodySchema), responses: responses('201', { '502': 'SMART discovery failed', '504': 'The FHIR server did not answer SMART discovery within DISCOVERY_TIMEOUT_MS' }) } },
+      '/api/ehr/callback': {
+        get: {
+          security: [],
+          summary: 'OAuth redirect target: exchanges the code, stores the connection (query parameters it does not know are ignored, as RFC 6749 asks)',
+          parameters: query(CallbackQuerySchema),
+          [IGNORES_UNKNOWN_QUERY]: 'ignored',
+          responses: responses('201'),
+        },
+      },
+      '/api/ehr/{provider}/connections/backend': { post: { summary: 'SMART Backend Services connection; scopes may not be wider than the provider\'s backendScopes (400 naming the scope)', parameters: p(), requestBody: body(BackendConnectionBodySchema), responses: responses('201') } },
       '/api/ehr/{provider}/connections/open': { post: { summary: 'Connection to a FHIR server without authorization (no token); 403 unless the provider sets allowOpenConnections', parameters: p(), requestBody: body(OpenConnectionBodySchema), responses: { ...responses('201'), '403': envelope() } } },
-      '/api/ehr/connections': { get: { summary: 'List connections (never tokens)', responses: responses('200') } },
+      '/api/ehr/connections': { get: { summary: 'List connections (never tokens), optionally of one provider', parameters: query(ConnectionListQuerySchema), responses: responses('200') } },
       '/api/ehr/{provider}/connections': { get: { summary: "List a provider's connections (never tokens)", parameters: p(), responses: responses('200') } },
       '/api/ehr/connections/{connectionId}': {
         get: { summary: 'Read a connection', parameters: path('connectionId'), responses: responses('200') },
@@ -113,7 +123,7 @@ export function openApiDocument(): Json {
           },
         },
       },
-      '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts once it ended, 202 with the job while it runs; a failure is an error naming the job)', parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200', JOB_START_ERRORS), '202': envelope() } } },
+      '/api/ehr/{provider}/enhanced-sync': { post: { summary: 'Enhanced sync (200 with counts once it ended, 202 with the job while it runs; a failure is an error naming the job)', description: `Which types: ${RESOURCE_TYPES_RULE}`, parameters: p(), requestBody: body(EnhancedSyncBodySchema), responses: { ...responses('200', JOB_START_ERRORS), '202': envelope() } } },
       '/api/ehr/{provider}/enhanced-sync/{jobId}': {
         get: { summary: 'Sync progress and final counts', parameters: path('provider', 'jobId'), responses: responses('200') },
         delete: { summary: 'Cancel a running sync', parameters: path('provider', 'jobId'), responses: CANCEL_RESPONSES },
@@ -125,7 +135,7 @@ export function openApiDocument(): Json {
         get: { summary: 'The connection\'s sync schedules', parameters: path('provider', 'connectionId'), responses: responses('200') },
       },
       '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}': {
-        get: { summary: 'A sync schedule: paused, note, next run times, recent runs with their job ids', parameters: path('provider', 'connectionId', 'scheduleId'), responses: responses('200') },
+        get: { summary: 'A sync schedule: paused, note, next run times (none while paused), recent runs with their job ids', parameters: path('provider', 'connectionId', 'scheduleId'), responses: responses('200') },
         delete: { summary: 'Delete a sync schedule (runs already started go on)', parameters: path('provider', 'connectionId', 'scheduleId'), responses: responses('200') },
       },
       '/api/ehr/{provider}/connections/{connectionId}/sync-schedules/{scheduleId}/pause': { post: { summary: 'Pause a sync schedule, with an optional note', parameters: path('provider', 'connectionId', 'scheduleId'), requestBody: { ...body(SyncScheduleNoteBodySchema), required: false }, responses: responses('200') } },
@@ -139,7 +149,7 @@ export function openApiDocument(): Json {
       '/api/ehr/{provider}/bulk-export/{jobId}/cancel': { post: { summary: 'Cancel a running export', parameters: path('provider', 'jobId'), responses: CANCEL_RESPONSES } },
       '/api/ehr/{provider}/bulk-export/{jobId}/retry': { post: { summary: 'Start a FAILED or CANCELLED export again as a new job linked to it (retryOf; one retry per job)', parameters: path('provider', 'jobId'), responses: RETRY_RESPONSES } },
       '/api/ehr/{provider}/resources': { get: { summary: 'Stored resources per type for a connection, from MongoDB', parameters: [...p(), ...query(StoredCountsQuerySchema)], responses: responses('200') } },
-      '/api/ehr/{provider}/resources/{resourceType}': { get: { summary: 'Stored resources, from MongoDB, paged', parameters: [...path('provider', 'resourceType'), ...query(StoredResourcesQuerySchema)], responses: responses('200') } },
+      '/api/ehr/{provider}/resources/{resourceType}': { get: { summary: 'Stored resources, from MongoDB, paged', description: 'FHIR R4 search: dates have the implicit range of their precision (no time zone = UTC) and every prefix (eq ne gt lt ge le sa eb ap); a repeated parameter ANDs, commas OR; patient takes an id or Patient/<id>; a date parameter of another resource type is a 400.', parameters: [...path('provider', 'resourceType'), ...query(StoredResourcesQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/rate-limit': { get: { summary: 'Shared rate-limit budget per quota, and the blocks (429 Retry-After, bounded) per quota key', parameters: [...p(), ...query(RateLimitQuerySchema)], responses: responses('200') } },
       '/api/ehr/{provider}/rate-limit/blocks': { delete: { summary: "Lift the provider's rate-limit blocks (all, or by quota / baseUrl); idempotent", parameters: [...p(), ...query(LiftBlocksQuerySchema)], responses: responses('200') } },
       '/metrics': { get: { summary: 'Prometheus metrics (text format 0.0.4): Bearer METRICS_TOKEN or an API key', responses: { '200': { description: 'Prometheus text', content: { 'text/plain': { schema: { type: 'string' } } } }, '401': { ...envelope(), description: 'Missing or wrong credential' } } } },

@@ -1,12 +1,29 @@
 import { z } from 'zod';
 import { BadRequestError } from '../errors';
 
-/** Parses request input with a zod schema; a failure is a 400 whose message lists every problem. */
-export function parse<S extends z.ZodType>(schema: S, input: unknown, where: 'body' | 'query' | 'path' | 'header'): z.output<S> {
-  const result = schema.safeParse(input ?? {});
+/** Where a request input comes from; named in every message so the caller knows what to fix. */
+export type InputPlace = 'body' | 'query' | 'path' | 'header';
+
+/**
+ * Parses request input with a zod schema; a failure is a 400 whose message lists every problem. Query objects are
+ * strict whatever the schema says: an unknown parameter (a misspelt filter, `status[$ne]`) is refused, never
+ * silently dropped, since the caller believes it applied. Only the OAuth callback ignores them (`unknownQuery:
+ * 'ignore'`): RFC 6749 §4.1.2 tells clients to ignore response parameters they do not know.
+ */
+export function parse<S extends z.ZodType>(schema: S, input: unknown, where: InputPlace, opts: { unknownQuery?: 'refuse' | 'ignore' } = {}): z.output<S> {
+  const strict = where === 'query' && schema instanceof z.ZodObject && opts.unknownQuery !== 'ignore';
+  const checked = strict ? (schema.strict() as unknown as S) : schema;
+  const result = checked.safeParse(input ?? {});
   if (result.success) return result.data;
   const problems = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : where}: ${i.message}`);
   throw new BadRequestError(`Invalid request ${where}: ${problems.join('; ')}`, result.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })));
+}
+
+/** A request header checked with a schema; undefined when absent. A bad one is a 400 naming the header. */
+export function parseHeader<S extends z.ZodType>(schema: S, req: { get(name: string): string | undefined }, name: string): z.output<S> | undefined {
+  const value = req.get(name);
+  if (value === undefined) return undefined;
+  return parse(z.object({ [name]: schema }), { [name]: value }, 'header')[name] as z.output<S>;
 }
 
 /** Ids the API accepts in paths and queries: plain tokens, so nothing else reaches a query. */

@@ -7,6 +7,7 @@ import { AppError, BadRequestError } from '../errors';
 import type { Provider } from '../providers/schema';
 import { isAllowedBaseUrl, normalizeBaseUrl, type ProviderRegistry } from '../providers/registry';
 import { smartPrivateKeyJwt } from './clientAssertion';
+import { checkRequestedScopes } from './scopePolicy';
 import type { SmartConfiguration, SmartDiscovery } from './discovery';
 
 /** How long a started authorization may take before its state is refused. */
@@ -43,6 +44,8 @@ export class SmartAuth {
   /** Step 1 of the patient launch: where to send the user, with PKCE and state kept server-side. */
   async beginAuthorization(providerId: string, opts: { fhirBaseUrl?: string; scopes?: string[] } = {}) {
     const provider = this.deps.registry.get(providerId);
+    // Checked before anything is fetched or stored: the provider's scopes bound what may be asked for.
+    const scopes = checkRequestedScopes(opts.scopes, provider.oauth.scopes, `provider ${provider.id}'s patient launch`);
     const fhirBaseUrl = this.resolveBaseUrl(provider, opts.fhirBaseUrl);
     const smart = await this.deps.discovery.discover(fhirBaseUrl);
     if (!smart.authorization_endpoint) {
@@ -52,7 +55,6 @@ export class SmartAuth {
       throw new AppError('FHIR_DISCOVERY_FAILED', `The FHIR server at ${fhirBaseUrl} does not support PKCE S256, which SMART requires.`, { status: 502 });
     }
     const config = this.configuration(provider, fhirBaseUrl, smart, clientAuthFor(provider));
-    const scopes = opts.scopes?.length ? opts.scopes : provider.oauth.scopes;
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const now = Date.now();
@@ -120,10 +122,10 @@ export class SmartAuth {
   /** SMART Backend Services: validates the key, gets a first token (proves the registration works), stores it. */
   async createBackendConnection(providerId: string, input: BackendConnectionInput): Promise<ConnectionDoc> {
     const provider = this.deps.registry.get(providerId);
+    const scopes = checkRequestedScopes(input.scopes, provider.oauth.backendScopes, `provider ${provider.id}'s backend services`);
     const fhirBaseUrl = this.resolveBaseUrl(provider, input.fhirBaseUrl);
     const key = await importPrivateKey(input.privateKey, input.alg, input.kid);
     const connectionId = newConnectionId();
-    const scopes = input.scopes?.length ? input.scopes : provider.oauth.backendScopes;
     const draft: ConnectionDoc = {
       _id: connectionId,
       provider: provider.id,

@@ -26,10 +26,6 @@ export const RequestedTypesSchema = z
   .array(R4ResourceTypeSchema)
   .max(R4_RESOURCE_TYPES.length)
   .refine((types) => new Set(types).size === types.length, 'must not repeat a type');
-/** Listed types that are synced even without includeStandard/includeEnhanced: all but the default enhanced ones. */
-export function selectsBeyondEnhanced(types: readonly string[] | undefined): boolean {
-  return (types ?? []).some((t) => !(ENHANCED_RESOURCE_TYPES as readonly string[]).includes(t));
-}
 
 /**
  * One quota that a set of requests shares. `shareBy` says which requests share it: all requests to the provider,

@@ -32,9 +32,20 @@ export const HOT_PATHS: readonly HotPath[] = [
   { name: 'stored resources of a connection', collection: COLLECTIONS.resources, filter: { connectionId: X } },
   { name: 'stored resources by connection and type', collection: COLLECTIONS.resources, filter: { connectionId: X, resourceType: 'Observation' } },
   {
+    // The date conditions (src/store/fhirSearch/dateSearch.ts) are applied to what the indexed equalities find.
     name: 'stored resources by connection, type, patient and date',
     collection: COLLECTIONS.resources,
-    filter: { connectionId: X, resourceType: 'Observation', patientId: X, lastUpdated: { $gte: new Date(0) } },
+    filter: {
+      connectionId: X,
+      resourceType: 'Communication',
+      patientId: X,
+      $and: [{ $or: [{ '_norm.sent.e': { $gt: new Date(0) } }, { '_norm.sent.s': { $gte: new Date(0) }, '_norm.sent.e': { $lte: new Date(1) } }] }],
+    },
+  },
+  {
+    name: 'stored resources by connection, type and date (no patient)',
+    collection: COLLECTIONS.resources,
+    filter: { connectionId: X, resourceType: 'Observation', $and: [{ '_norm._lastUpdated.s': { $lt: new Date(0) } }] },
   },
   { name: 'job by id', collection: COLLECTIONS.jobs, filter: { _id: X } },
   { name: 'jobs of a connection', collection: COLLECTIONS.jobs, filter: { connectionId: X, type: 'enhanced-sync' } },

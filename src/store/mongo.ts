@@ -41,6 +41,8 @@ export const COLLECTIONS = {
   leases: 'leases',
   syncSchedules: 'sync_schedules',
   syncScheduleSlots: 'sync_schedule_slots',
+  /** One marker per one-off data migration done (src/store/fhirSearch/backfill.ts). */
+  migrations: 'migrations',
   capabilitiesCache: 'capabilities_cache',
 } as const;
 
@@ -66,9 +68,9 @@ export type ConnectionScope =
 export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope } = {
   connections: { by: 'connection' },
   oauthStates: { by: 'none', why: 'a pending authorization precedes its connection and holds none of its data; it expires after 10 minutes' },
-  resources: { by: 'field', field: 'connectionId' },
-  // Version hints of stored resources (merged from main without a scope; they carry the connection id).
+  // Before resources (the purge follows this order): a version hint must never outlive its resource.
   resourceVersions: { by: 'field', field: 'connectionId' },
+  resources: { by: 'field', field: 'connectionId' },
   jobs: { by: 'field', field: 'connectionId' },
   jobProgress: { by: 'job', field: 'jobId' },
   syncPoints: { by: 'field', field: 'connectionId' },
@@ -79,6 +81,7 @@ export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope
   // At most MAX_SCHEDULES_PER_CONNECTION small documents per connection (the schedule limit's slots).
   syncScheduleSlots: { by: 'field', field: 'connectionId' },
   capabilitiesCache: { by: 'field', field: 'connectionId' },
+  migrations: { by: 'none', why: 'one marker per one-off migration of the whole store (src/store/fhirSearch/backfill.ts)' },
 };
 
 /**
@@ -106,7 +109,7 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
 ];
 
 /** Collections that are only ever read by _id: created up front so that their _id index exists from the start. */
-const ID_ONLY_COLLECTIONS = [COLLECTIONS.rateLimits, COLLECTIONS.leases, COLLECTIONS.syncScheduleSlots];
+const ID_ONLY_COLLECTIONS = [COLLECTIONS.rateLimits, COLLECTIONS.leases, COLLECTIONS.migrations, COLLECTIONS.syncScheduleSlots];
 
 /** Creates the collections and their indexes; safe to run at every start (createIndex is idempotent). */
 export async function ensureIndexes(db: Db): Promise<void> {

@@ -1,5 +1,6 @@
 import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
 import { COLLECTIONS } from './mongo';
+import { DATE_NORM_VERSION, normalisedDates, type NormalisedDates } from './fhirSearch/dateParams';
 import { VersionHints, isNewer, type StoredVersion } from './versionHints';
 
 /** A FHIR resource as received: only the fields the store relies on are typed. */
@@ -22,6 +23,13 @@ export interface ResourceDoc {
   resource: FhirResource;
   jobId?: string;
   storedAt: Date;
+  /**
+   * The resource's date search values as UTC ranges, computed at write time (src/store/fhirSearch/dateParams.ts) so
+   * that date searches compare instants, not strings. Missing on documents written before: backfilled once at start-up.
+   */
+  _norm?: NormalisedDates;
+  /** The DATE_NORM_VERSION `_norm` was computed with. */
+  _normV?: number;
 }
 
 export interface WriteCounts {
@@ -260,6 +268,8 @@ function newDoc(c: Candidate, connectionId: string, jobId: string | undefined, n
     resource,
     jobId,
     storedAt: now,
+    _norm: normalisedDates(resource),
+    _normV: DATE_NORM_VERSION,
   };
 }
 

@@ -357,7 +357,9 @@ export class SyncScheduleService {
       ...(d.state.note ? { note: d.state.note } : {}),
       overlap: d.policies.overlap ?? 'SKIP', // unset means the server default, which is SKIP
       catchupWindowSeconds: Math.round(d.policies.catchupWindow / 1000),
-      nextRunTimes: d.info.nextActionTimes.map((t) => t.toISOString()),
+      // Temporal keeps computing next action times for a paused schedule, but none of them will run: a paused
+      // schedule lists none (a trigger still runs it at once).
+      nextRunTimes: d.state.paused ? [] : d.info.nextActionTimes.map((t) => t.toISOString()),
       runningJobIds: runningJobIds(d),
       recentRuns,
       runsTaken: d.info.numActionsTaken,

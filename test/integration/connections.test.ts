@@ -267,3 +267,31 @@ describe('capabilities, answered by a Temporal workflow asking the FHIR server',
     }
   });
 });
+
+describe('requested scopes are bounded by the provider\'s (read-only by default)', () => {
+  it('refuses a scope wider than the provider allows with a 400 naming it, and stores nothing', async () => {
+    const states = () => stack.services.db.collection(COLLECTIONS.oauthStates).countDocuments();
+    const connections = () => stack.services.db.collection(COLLECTIONS.connections).countDocuments();
+    const [statesBefore, connectionsBefore] = [await states(), await connections()];
+    for (const scope of ['patient/*.*', 'user/*.*', 'system/*.*', 'patient/*.write', 'patient/Observation.cruds', 'user/Patient.read', 'launch', 'openid']) {
+      const res = await stack.api.post('api/ehr/eclinicalworks/authorize', { json: { scopes: ['launch/patient', scope] } });
+      expect([scope, res.statusCode, res.body.error?.message]).toEqual([scope, 400, expect.stringContaining(`"${scope}"`)]);
+    }
+    const write = await stack.api.post('api/ehr/eclinicalworks/authorize', { json: { scopes: ['patient/*.*'] } });
+    expect(write.body.error?.message).toContain('write access is not granted');
+    for (const scope of ['system/*.*', 'system/*.write', 'patient/*.read']) {
+      const res = await stack.api.post('api/ehr/eclinicalworks/connections/backend', { json: { clientId: 'some-client', privateKey: 'x'.repeat(64), scopes: [scope] } });
+      expect([scope, res.statusCode, res.body.error?.message]).toEqual([scope, 400, expect.stringContaining(`"${scope}"`)]);
+    }
+    expect([await states(), await connections()]).toEqual([statesBefore, connectionsBefore]);
+  });
+
+  it('accepts the same or narrower scopes, and asks the EHR for exactly those', async () => {
+    const narrow = ['launch/patient', 'patient/Observation.read', 'patient/Condition.rs', 'offline_access'];
+    const res = await stack.api.post<{ authorizeUrl: string }>('api/ehr/eclinicalworks/authorize', { json: { scopes: narrow } });
+    expect(res.statusCode).toBe(201);
+    expect(new URL(res.body.data!.authorizeUrl).searchParams.get('scope')).toBe(narrow.join(' '));
+    const all = await stack.api.post<{ authorizeUrl: string }>('api/ehr/eclinicalworks/authorize', { json: {} });
+    expect(new URL(all.body.data!.authorizeUrl).searchParams.get('scope')).toBe('launch/patient patient/*.read offline_access');
+  });
+});

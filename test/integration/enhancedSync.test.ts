@@ -119,6 +119,16 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     expect(res.body.data!.standardResources).toBe(0);
   });
 
+  it('syncs exactly the listed standard type (Condition), not all seven, and the spec example keeps the standard types', async () => {
+    const conn = await connectPatient(stack);
+    const only = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: false, resourceTypes: ['Condition'] });
+    expect(Object.keys(only.body.data!.types)).toEqual(['Condition']);
+    const spec = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, resourceTypes: ['DiagnosticReport', 'CarePlan', 'Encounter', 'Communication', 'Task'], since: '2024-01-01T00:00:00Z' });
+    expect(Object.keys(spec.body.data!.types).sort()).toEqual([...STANDARD_RESOURCE_TYPES, ...ENHANCED_RESOURCE_TYPES].sort());
+    expect(spec.body.data!.standardResources).toBeGreaterThan(0);
+    expect(spec.body.data!.enhancedResources).toBeGreaterThan(0);
+  });
+
   it('rides out 429 storms, 5xx bursts, dropped connections and an expired token with the same data', async () => {
     const conn = await connectPatient(stack);
     stack.sandbox.admin.expireAccessTokens();

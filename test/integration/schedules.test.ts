@@ -222,13 +222,14 @@ describe('scheduled incremental syncs (Temporal Schedules, real stack)', () => {
   it('pauses with a note and unpauses', async () => {
     const paused = await stack.api.post<SyncScheduleView>(`${base(conn.connectionId)}/${scheduleId}/pause`, { json: { note: 'EHR maintenance tonight' } });
     expect(paused.statusCode).toBe(200);
-    expect(paused.body.data).toMatchObject({ paused: true, note: 'EHR maintenance tonight' });
-    expect((await getSchedule(conn.connectionId, scheduleId)).body.data).toMatchObject({ paused: true, note: 'EHR maintenance tonight' });
+    expect(paused.body.data).toMatchObject({ paused: true, note: 'EHR maintenance tonight', nextRunTimes: [] });
+    expect((await getSchedule(conn.connectionId, scheduleId)).body.data).toMatchObject({ paused: true, note: 'EHR maintenance tonight', nextRunTimes: [] });
     expect((await stack.client.schedule.getHandle(scheduleId).describe()).state.paused).toBe(true);
 
     const resumed = await stack.api.post<SyncScheduleView>(`${base(conn.connectionId)}/${scheduleId}/unpause`);
     expect(resumed.statusCode).toBe(200);
     expect(resumed.body.data).toMatchObject({ paused: false, note: 'Unpaused through the API' });
+    expect(resumed.body.data!.nextRunTimes.length).toBeGreaterThan(0); // running again: its next times are back
     expect((await stack.client.schedule.getHandle(scheduleId).describe()).state.paused).toBe(false);
   });
 
@@ -279,7 +280,7 @@ describe('sync schedules and their connection', () => {
     const conn = await connectPatient(stack);
     const paused = await createSchedule(conn.connectionId, { name: 'paused', every: `${MIN_INTERVAL_SECONDS}s`, paused: true, includeStandard: false, resourceTypes: ['Task'] });
     expect(paused.statusCode).toBe(201);
-    expect(paused.body.data).toMatchObject({ paused: true, note: 'Created paused through the API' });
+    expect(paused.body.data).toMatchObject({ paused: true, note: 'Created paused through the API', nextRunTimes: [] });
     const res = await createSchedule(conn.connectionId, { name: 'tasks', every: `${MIN_INTERVAL_SECONDS}s`, includeStandard: false, resourceTypes: ['Task'] });
     expect(res.statusCode).toBe(201);
     const id = res.body.data!.scheduleId;

@@ -6,7 +6,7 @@ import { DEFAULT_BULK_EXPORT_OPTIONS } from '../../workflows/bulkExportOptions';
 import { R4_RESOURCE_TYPES, R4ResourceTypeSchema } from '../../fhir/resourceTypes';
 import { BadRequestError } from '../../errors';
 import { ok } from '../envelope';
-import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
+import { ConnectionIdSchema, ProviderIdSchema, parse, parseHeader } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
 import { send } from './jobAnswer';
@@ -47,7 +47,6 @@ export const BulkExportBodySchema = z
   });
 
 const IdempotencyKeySchema = z.string().regex(/^[A-Za-z0-9_.-]{8,64}$/, 'must be 8-64 letters, digits, dot, dash or underscore');
-const HeadersSchema = z.object({ 'idempotency-key': IdempotencyKeySchema.optional() });
 const JobIdSchema = z.string().regex(/^bulk-export-[A-Za-z0-9_.-]{1,116}$/, 'must be a bulk export job id (bulk-export-…)');
 const JobParams = z.object({ provider: ProviderIdSchema, jobId: JobIdSchema });
 const ProviderParams = z.object({ provider: ProviderIdSchema });
@@ -64,7 +63,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
   routes.post('/bulk-export', async (req, res) => {
     const { provider } = parse(ProviderParams, req.params, 'path');
     const body = parse(BulkExportBodySchema, req.body, 'body');
-    const { 'idempotency-key': idempotencyKey } = parse(HeadersSchema, { 'idempotency-key': req.get('idempotency-key') }, 'header');
+    const idempotencyKey = parseHeader(IdempotencyKeySchema, req, 'Idempotency-Key');
     const connection = await connectionOfProvider(services, provider, body.connectionId);
     const providerDoc = services.registry.get(provider);
     if (!providerDoc.capabilities.bulkExport) throw new BadRequestError(`Provider ${provider} does not offer bulk data export.`);

@@ -39,7 +39,8 @@ export const CallbackQuerySchema = z.object({
 
 const ProviderParams = z.object({ provider: ProviderIdSchema });
 const ConnectionParams = z.object({ connectionId: ConnectionIdSchema });
-const ListQuery = z.object({ provider: ProviderIdSchema.optional() });
+/** GET /api/ehr/connections?provider=…: only that provider's connections. */
+export const ConnectionListQuerySchema = z.object({ provider: ProviderIdSchema.optional() });
 
 /**
  * SMART connections: start authorization, the OAuth callback, backend-services connections, list/read/delete.
@@ -52,7 +53,7 @@ export function connectionRoutes(services: Services, deleter: Pick<ConnectionDel
 
   // The EHR redirects the user's browser here: no API key, the one-time `state` is the credential.
   publicRoutes.get('/callback', async (req, res) => {
-    const query = parse(CallbackQuerySchema, req.query, 'query');
+    const query = parse(CallbackQuerySchema, req.query, 'query', { unknownQuery: 'ignore' }); // RFC 6749 §4.1.2
     const doc = await smartAuth.completeAuthorization(query);
     ok(res, ConnectionStore.view(doc), 201);
   });
@@ -74,7 +75,7 @@ export function connectionRoutes(services: Services, deleter: Pick<ConnectionDel
   });
 
   routes.get('/connections', async (req, res) => {
-    const query = parse(ListQuery, req.query, 'query');
+    const query = parse(ConnectionListQuerySchema, req.query, 'query');
     ok(res, (await connections.list(query)).map(ConnectionStore.view));
   });
 

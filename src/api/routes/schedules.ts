@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Services } from '../../services';
-import { RequestedTypesSchema, selectsBeyondEnhanced } from '../../providers/schema';
+import { RequestedTypesSchema } from '../../providers/schema';
+import { selectsAnyType } from '../../providers/syncTypes';
 import { BadRequestError } from '../../errors';
 import { MAX_INTERVAL_SECONDS, intervalSeconds, type SyncScheduleService } from '../../temporal/syncSchedules';
 import { ok } from '../envelope';
@@ -26,8 +27,8 @@ export const SyncScheduleBodySchema = z
     paused: z.boolean().default(false),
     note: NoteSchema.optional(),
   })
-  .refine((b) => b.includeStandard || b.includeEnhanced || selectsBeyondEnhanced(b.resourceTypes), {
-    message: 'Nothing to sync: set includeStandard or includeEnhanced, or list resourceTypes other than the enhanced ones',
+  .refine((b) => selectsAnyType(b), {
+    message: 'Nothing to sync: set includeStandard or includeEnhanced, or list resourceTypes',
   });
 
 export const SyncScheduleNoteBodySchema = z.strictObject({ note: NoteSchema.optional() });

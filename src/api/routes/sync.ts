@@ -2,10 +2,11 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Services } from '../../services';
 import type { EnhancedSyncInput } from '../../jobs/contract';
-import { RequestedTypesSchema, selectsBeyondEnhanced } from '../../providers/schema';
+import { RequestedTypesSchema } from '../../providers/schema';
+import { selectsAnyType } from '../../providers/syncTypes';
 import { R4ResourceTypeSchema } from '../../fhir/resourceTypes';
 import { ok } from '../envelope';
-import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse } from '../validate';
+import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse, parseHeader } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
 import { send } from './jobAnswer';
@@ -23,14 +24,14 @@ export const EnhancedSyncBodySchema = z.strictObject({
   pageSize: z.number().int().min(1).max(1000).optional(),
   /** How fast a crashed worker's step is taken over (seconds without a heartbeat). */
   heartbeatTimeoutSeconds: z.number().int().min(2).max(600).optional(),
-}).refine((b) => b.includeStandard || b.includeEnhanced || selectsBeyondEnhanced(b.resourceTypes), {
-  message: 'Nothing to sync: set includeStandard or includeEnhanced, or list resourceTypes other than the enhanced ones',
+}).refine((b) => selectsAnyType(b), {
+  message: 'Nothing to sync: set includeStandard or includeEnhanced, or list resourceTypes',
 })
   // A future `since` fetches nothing, yet each type's sync point would advance to now: the next incremental sync
   // would then skip every change made until now.
   .refine((b) => !b.since || Date.parse(b.since) <= Date.now() + 60_000, { path: ['since'], message: 'must not be in the future' });
 
-const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'Idempotency-Key must be 8-64 letters, digits, dash or underscore');
+const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be 8-64 letters, digits, dash or underscore');
 // Runs started by a sync schedule are named by Temporal `<prefix>-<nominal time>`, e.g. …-scheduled-2026-01-01T10:00:00Z.
 const JobParams = z.object({ provider: ProviderIdSchema, jobId: z.union([IdSchema, z.string().regex(/^enhanced-sync-[A-Za-z0-9_.:-]{1,150}$/)], 'must be a job id') });
 
@@ -45,8 +46,7 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
   routes.post('/enhanced-sync', async (req, res) => {
     const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
     const body = parse(EnhancedSyncBodySchema, req.body, 'body');
-    const key = req.get('idempotency-key');
-    const idempotencyKey = key === undefined ? undefined : parse(IdempotencyKey, key, 'header');
+    const idempotencyKey = parseHeader(IdempotencyKey, req, 'Idempotency-Key');
     const connection = await connectionOfProvider(services, provider, body.connectionId);
     // The wait is how this request is answered, not part of the job: a replay may wait differently.
     const { waitMs, ...request } = body;
