@@ -84,6 +84,15 @@ export const ProviderSchema = z.object({
     telehealth: z.boolean().default(false),
   }),
   /**
+   * Origins (`https://host[:port]`) besides the FHIR server's own from which bulk export files may be fetched:
+   * object stores that serve presigned file URLs, directly in the manifest or as a redirect target. Files on any
+   * other origin fail the export, naming the host. These origins never receive the bearer token.
+   */
+  exportStorageOrigins: z
+    .array(z.url({ protocol: /^https?$/ }).refine((u) => new URL(u).origin === u.replace(/\/+$/, ''), 'must be an origin only (scheme, host and port), such as https://storage.example.com'))
+    .default([])
+    .transform((list) => list.map((u) => new URL(u).origin)),
+  /**
    * Allows `open` connections (POST /api/ehr/:provider/connections/open): FHIR servers that need no authorization,
    * such as public test servers. Off by default: requests on them carry no token and reach any patient's data.
    */
