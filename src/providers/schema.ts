@@ -55,6 +55,12 @@ export const QuotaSchema = z.discriminatedUnion('kind', [
 ]);
 export type Quota = z.output<typeof QuotaSchema>;
 
+/** `https://host[:port]` with nothing after it (a trailing slash at most). */
+function isOriginOnly(url: string): boolean {
+  const u = new URL(url);
+  return u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password && !/[?#]$/.test(url);
+}
+
 export const ProviderSchema = z.object({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'provider ids are lowercase letters, digits and dashes'),
   name: z.string().min(1),
@@ -89,7 +95,7 @@ export const ProviderSchema = z.object({
    * other origin fail the export, naming the host. These origins never receive the bearer token.
    */
   exportStorageOrigins: z
-    .array(z.url({ protocol: /^https?$/ }).refine((u) => new URL(u).origin === u.replace(/\/+$/, ''), 'must be an origin only (scheme, host and port), such as https://storage.example.com'))
+    .array(z.url({ protocol: /^https?$/ }).refine(isOriginOnly, 'must be an origin only (scheme, host and port), such as https://storage.example.com'))
     .default([])
     .transform((list) => list.map((u) => new URL(u).origin)),
   /**
