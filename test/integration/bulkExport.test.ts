@@ -118,6 +118,17 @@ describe('bulk export end to end (Temporal + sandbox + MongoDB)', () => {
     expect(result.written.unchanged).toBeGreaterThanOrEqual(4);
   });
 
+  it('a status URL on another host is never polled: the job fails at kick-off naming the host', async () => {
+    const patient = stack.sandbox.admin.listPatients()[0]!;
+    const conn = await connectPatient(stack, patient.id);
+    stack.sandbox.admin.setFaults({ export: { statusUrlOrigin: 'http://127.0.0.1:9' } });
+    const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', resourceTypes: ['Observation'], options: FAST });
+    const view = await waitForJob(stack, res.body.data!.id);
+    expect(view.status).toBe('FAILED');
+    expect(view.errorMessage).toContain('export status URL (Content-Location) on host 127.0.0.1:9');
+    expect(view.statusUrl).toBeUndefined();
+  });
+
   it('a same-origin file that redirects to the storage host: the token goes to the FHIR server only, never across the redirect', async () => {
     const patient = stack.sandbox.admin.listPatients()[0]!;
     const conn = await connectPatient(stack, patient.id);
