@@ -1,5 +1,6 @@
 import { ForeignUrlError, canonicalBaseUrl, canonicalUrl, urlOnOrigins } from '../../src/fhir/urls';
-import { isAllowedBaseUrl } from '../../src/providers/registry';
+import { SmartAuth } from '../../src/auth/smartAuth';
+import { ProviderRegistry, isAllowedBaseUrl } from '../../src/providers/registry';
 import { ProviderSchema } from '../../src/providers/schema';
 
 const provider = ProviderSchema.parse({
@@ -78,5 +79,26 @@ describe('exportStorageOrigins (provider setting)', () => {
     const r = ProviderSchema.safeParse({ ...base, exportStorageOrigins: ['https://files.example.com/bucket'] });
     expect(r.success).toBe(false);
     expect(JSON.stringify(r.error?.issues)).toContain('must be an origin only');
+  });
+});
+
+describe('the base URL a connection stores (SmartAuth.resolveBaseUrl)', () => {
+  // Only the URL rules are exercised: no discovery, store or network is reached.
+  const smartAuth = new SmartAuth({ registry: new ProviderRegistry([provider]), insecureHosts: [] } as unknown as ConstructorParameters<typeof SmartAuth>[0]);
+
+  test('a percent-encoded climb out of the allowed prefix is refused with a 400 that says what to change', () => {
+    let caught: unknown;
+    try {
+      smartAuth.resolveBaseUrl(provider, 'https://fhir.eclinicalworks.com/fhir/r4/%2e%2e/%2e%2e/evil');
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toMatchObject({ code: 'BAD_REQUEST', status: 400 });
+    expect((caught as Error).message).toMatch(/FHIR base URL https:\/\/fhir\.eclinicalworks\.com\/evil is not allowed .* allowedBaseUrls/);
+  });
+
+  test('an encoded slash is refused naming the reason; an allowed URL is stored in canonical form', () => {
+    expect(() => smartAuth.resolveBaseUrl(provider, 'https://fhir.eclinicalworks.com/fhir/r4/a%2Fb')).toThrow(/encoded slash/);
+    expect(smartAuth.resolveBaseUrl(provider, 'https://FHIR.eclinicalworks.com/fhir/r4/%4aAFJCD/')).toBe('https://fhir.eclinicalworks.com/fhir/r4/JAFJCD');
   });
 });
