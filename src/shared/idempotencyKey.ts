@@ -6,4 +6,5 @@ import { z } from 'zod';
  */
 export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_.-]{8,64}$/;
 
-export const IdempotencyKeySchema = z.string().regex(IDEMPOTENCY_KEY_PATTERN, 'Idempotency-Key must be 8-64 letters, digits, dot, dash or underscore');
+/** The message names no header: the caller's parser (parseHeader on main) names it. */
+export const IdempotencyKeySchema = z.string().regex(IDEMPOTENCY_KEY_PATTERN, 'must be 8-64 letters, digits, dot, dash or underscore');
