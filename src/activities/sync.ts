@@ -8,6 +8,7 @@ import { addCounts, emptyCounts, type ResourceStore, type WriteCounts } from '..
 import { BadRequestError, errorMessage } from '../errors';
 import type { CapabilityStatement } from '../auth/discovery';
 import { listsType, patientSearchFor } from '../fhir/patientSearch';
+import { fhirConnectionOf } from './fhirConnection';
 import { workflowRunId } from './workflowRun';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 import { activityLog, bindActivityLog, finishJobObserved } from './observe';
@@ -99,7 +100,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
    */
   async function capabilityStatementOf(connection: ConnectionDoc): Promise<CapabilityStatement | undefined> {
     try {
-      const statement = await fhir.getJson<CapabilityStatement>(connection, 'metadata', { auth: false, kind: 'capabilities' });
+      const statement = await fhir.getJson<CapabilityStatement>(fhirConnectionOf(connection), 'metadata', { auth: false, kind: 'capabilities' });
       return statement?.resourceType === 'CapabilityStatement' ? statement : undefined;
     } catch (err) {
       activityLog().warn({ err: errorMessage(err) }, 'CapabilityStatement not read: syncing every type with the usual patient parameter');
@@ -195,14 +196,15 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         clamped = undefined;
         await jobs.update(input.jobId, { 'details.retryAfterClamped': note });
       };
+      const target = fhirConnectionOf(connection);
       let next: string | undefined = saved?.next;
       let first = !saved;
       while (first || next) {
         let page;
         try {
           page = first
-            ? await fhir.searchPage(connection, input.resourceType, searchParams(connection, input), ctx.cancellationSignal, { onRetryAfterClamped })
-            : await fhir.searchPage(connection, next as string, {}, ctx.cancellationSignal, { onRetryAfterClamped });
+            ? await fhir.searchPage(target, input.resourceType, searchParams(connection, input), ctx.cancellationSignal, { onRetryAfterClamped })
+            : await fhir.searchPage(target, next as string, {}, ctx.cancellationSignal, { onRetryAfterClamped });
         } catch (err) {
           await noteClamp().catch(() => undefined);
           throw err;

@@ -4,6 +4,7 @@ import type { SearchAttributePair } from '@temporalio/common';
 import type { CapabilitiesSummary } from '../activities';
 import { AppError, type ErrorCode } from '../errors';
 import { jobMemo, jobSearchAttributes } from '../temporal/searchAttributes';
+import { innermost } from '../shared/failureChain';
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   CONNECTION_NOT_FOUND: 404,
@@ -91,12 +92,7 @@ export class WorkflowGateway {
 /** The innermost ApplicationFailure of a workflow failure chain, as a typed error. */
 export function workflowError(err: unknown, what: string): unknown {
   if (!(err instanceof WorkflowFailedError)) return err;
-  let cause: unknown = err.cause;
-  let app: ApplicationFailure | undefined;
-  while (cause instanceof Error) {
-    if (cause instanceof ApplicationFailure) app = cause;
-    cause = (cause as { cause?: unknown }).cause;
-  }
+  const app = innermost(err.cause, ApplicationFailure);
   const code = (app?.type ?? 'WORKFLOW_FAILED') as ErrorCode;
   const message = app?.message ?? err.cause?.message ?? err.message;
   return new AppError(code, `Could not get ${what}: ${message}`, { status: STATUS_BY_CODE[code] ?? 502, cause: err });
