@@ -1,3 +1,4 @@
+import type { HeartbeatDeclarations } from './heartbeats';
 import { Context } from '@temporalio/activity';
 import { AppError, BadRequestError, errorMessage } from '../errors';
 import { toFhirError, statusError, type FhirClient } from '../fhir/client';
@@ -608,3 +609,13 @@ export async function* splitLines(stream: AsyncIterable<Buffer | string>, maxLin
     else yield { text: Buffer.concat(parts).toString('utf8').replace(/\r$/, ''), end: offset, tooLong: false };
   }
 }
+
+/** Heartbeats (src/activities/heartbeats.ts): downloadBulkFile heartbeats its committed line itself. */
+export const bulkExportHeartbeats: HeartbeatDeclarations<ReturnType<typeof createBulkExportActivities>> = {
+  prepareBulkExport: 'keepalive',
+  kickOffBulkExport: 'keepalive',
+  checkBulkExportStatus: 'keepalive',
+  cancelBulkExportOnServer: 'keepalive',
+  downloadBulkFile: 'own',
+  finishBulkExport: 'keepalive',
+};
