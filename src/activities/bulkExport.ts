@@ -1,3 +1,4 @@
+import type { HeartbeatDeclarations } from './heartbeats';
 import { Context } from '@temporalio/activity';
 import { BadRequestError } from '../errors';
 import type { FhirClient } from '../fhir/client';
@@ -414,3 +415,13 @@ export function createBulkExportActivities({ connections, fhir, registry, resour
     },
   };
 }
+
+/** Which steps the keepalive interceptor beats (src/activities/interceptors.ts), declared where they are defined. */
+export const bulkExportHeartbeats: HeartbeatDeclarations<ReturnType<typeof createBulkExportActivities>> = {
+  prepareBulkExport: 'keepalive',
+  kickOffBulkExport: 'keepalive',
+  checkBulkExportStatus: 'keepalive',
+  cancelBulkExportOnServer: 'keepalive',
+  downloadBulkFile: 'own',
+  finishBulkExport: 'keepalive',
+};

@@ -1,3 +1,4 @@
+import type { HeartbeatDeclarations } from './heartbeats';
 import type { CapabilityStatement } from '../auth/discovery';
 import type { FhirClient } from '../fhir/client';
 import type { ProviderRegistry } from '../providers/registry';
@@ -76,3 +77,6 @@ export function createCapabilitiesActivities({ connections, fhir, registry }: Ca
     },
   };
 }
+
+/** Heartbeats (src/activities/heartbeats.ts): one metadata request, kept alive by the interceptor. */
+export const capabilitiesHeartbeats: HeartbeatDeclarations<ReturnType<typeof createCapabilitiesActivities>> = { getCapabilities: 'keepalive' };

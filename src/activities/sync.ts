@@ -1,3 +1,4 @@
+import type { HeartbeatDeclarations } from './heartbeats';
 import { Context } from '@temporalio/activity';
 import type { FhirClient } from '../fhir/client';
 import type { ProviderRegistry } from '../providers/registry';
@@ -283,3 +284,10 @@ function searchParams(connection: ConnectionDoc, input: { resourceType: string; 
   return params;
 }
 
+
+/** Heartbeats (src/activities/heartbeats.ts): syncResourceType heartbeats its next page link itself. */
+export const syncHeartbeats: HeartbeatDeclarations<ReturnType<typeof createSyncActivities>> = {
+  planSync: 'keepalive',
+  syncResourceType: 'own',
+  completeSyncJob: 'keepalive',
+};
