@@ -7,6 +7,7 @@ import { loadApiConfig } from '../src/config';
 import { createServices, type Services } from '../src/services';
 import { newConnectionId, type ConnectionDoc } from '../src/store/connections';
 import type { RequestLimiter } from '../src/fhir/limiter';
+import { fhirConnectionOf } from '../src/activities/fhirConnection';
 
 export interface LimiterEnvOptions {
   mongoUri: string;
@@ -72,7 +73,7 @@ export async function syncLoad(services: Services, connection: ConnectionDoc, op
       const params = { _count: opts.pageSize ?? 20 };
       while (next && !opts.until()) {
         try {
-          const page = await services.fhir.searchPage(connection, next, params, opts.signal);
+          const page = await services.fhir.searchPage(fhirConnectionOf(connection), next, params, opts.signal);
           pages++;
           next = page.next;
         } catch (err) {

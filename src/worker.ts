@@ -1,7 +1,7 @@
 import { Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { loadWorkerConfig } from './config';
-import { createActivities, type ObservabilityDeps } from './activities';
+import { createActivities, createActivityInterceptors, type ObservabilityDeps } from './activities';
 import { fhirLogObserver } from './activities/observe';
 import { combineObservers } from './fhir/observer';
 import { createLogger } from './logger';
@@ -12,9 +12,11 @@ import { registerSearchAttributes } from './temporal/registerSearchAttributes';
 import { PinoSdkLogger } from './temporal/runtimeLogger';
 
 /** Options shared by the real worker and the tests' workers (same activities, same bundle). */
-export function workerOptions(services: Services, observability: ObservabilityDeps = {}): Pick<WorkerOptions, 'activities' | 'maxConcurrentActivityTaskExecutions'> {
+export function workerOptions(services: Services, observability: ObservabilityDeps = {}): Pick<WorkerOptions, 'activities' | 'interceptors' | 'maxConcurrentActivityTaskExecutions'> {
   return {
     activities: createActivities({ ...services, ...observability }),
+    // Logging context, step-trouble reports, failure translation and keepalive heartbeats (src/activities/interceptors.ts).
+    interceptors: { activity: createActivityInterceptors(observability) },
     // Downloads and page writes are I/O bound; the shared rate limiter, not this number, bounds FHIR traffic.
     maxConcurrentActivityTaskExecutions: 20,
   };

@@ -1,35 +1,39 @@
+import type { HeartbeatDeclarations } from './heartbeats';
 import { Context } from '@temporalio/activity';
-import { AppError, BadRequestError, errorMessage } from '../errors';
-import { toFhirError, statusError, type FhirClient } from '../fhir/client';
-import { FhirRequestError, isTransientOutcome, operationOutcomeText } from '../fhir/errors';
+import { BadRequestError } from '../errors';
+import type { FhirClient } from '../fhir/client';
+import { BulkDataClient, deletedResourceKeys, type ExportLevel as FhirExportLevel, type ExportManifest, type ExportStatus, type ManifestFile as FhirManifestFile } from '../fhir/bulkData';
+import { parseObjectLine } from '../fhir/ndjson';
 import { outcomeResourceType } from '../fhir/outcomeType';
 import { loggableUrl } from '../logger';
-import { refusedTypesError } from '../fhir/refusedTypes';
-import { retryAfterSeconds } from '../fhir/retryAfter';
+import type { ProviderRegistry } from '../providers/registry';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
 import type { JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type FhirResource, type ResourceStore, type WriteCounts } from '../store/resources';
+import { fhirConnectionOf } from './fhirConnection';
 import { workflowRunId } from './workflowRun';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 import { activityLog, bindActivityLog, finishJobObserved } from './observe';
 
 /**
  * Bulk Data export ($export, FHIR Bulk Data IG v2) as activities: one FHIR interaction or one streamed file each.
+ * The protocol itself (requests, status answers, the manifest, NDJSON) is src/fhir/bulkData; these activities
+ * translate between it and Temporal (heartbeats, cancellation, retries) and record what happened in MongoDB.
  * Nothing returned here carries patient data: only counts, URLs, instants and messages. Resources and the servers'
  * OperationOutcomes go straight to MongoDB (resources / the job document).
  */
 export interface BulkExportDeps {
   connections: ConnectionStore;
   fhir: FhirClient;
+  /** The provider's exportStorageOrigins: where else than the FHIR server files may be fetched from. */
+  registry: ProviderRegistry;
   resources: ResourceStore;
   jobs: JobStore;
   syncPoints: SyncPointStore;
-  /** Origins besides the FHIR server's own that may receive the bearer token for file downloads (configuration). */
-  bulkFileTokenOrigins?: string[];
   metrics?: ActivityMetrics;
 }
 
-export type ExportLevel = 'Patient' | 'Group' | 'System';
+export type ExportLevel = FhirExportLevel;
 
 export interface BulkExportRequest {
   connectionId: string;
@@ -55,37 +59,10 @@ export interface KickOffResult {
   reused: boolean;
 }
 
-export interface ManifestFile {
-  type: string;
-  url: string;
-  count?: number;
-}
-
-export interface ManifestSummary {
-  transactionTime: string;
-  requiresAccessToken: boolean;
-  output: ManifestFile[];
-  error: ManifestFile[];
-  deleted: ManifestFile[];
-}
-
-/** The server's Retry-After, already bounded by RETRY_AFTER_MAX_SECONDS; `retryAfterNote` says when it was clamped. */
-interface RetryAfterFields {
-  retryAfterSeconds?: number;
-  retryAfterNote?: string;
-}
-
-export type StatusCheck =
-  | ({ state: 'in-progress'; progress?: string } & RetryAfterFields)
-  | { state: 'complete'; manifest: ManifestSummary }
-  /** 429: polled too often. */
-  | ({ state: 'throttled'; message: string } & RetryAfterFields)
-  /** Not failed, try later: OperationOutcome `transient`, 502/503/504, or the server could not be reached. */
-  | ({ state: 'transient'; message: string } & RetryAfterFields)
-  /** A 5xx with a non-transient OperationOutcome: the export probably failed (the workflow allows a few). */
-  | ({ state: 'server-error'; message: string } & RetryAfterFields)
-  /** 4xx: the export is gone or refused. */
-  | { state: 'failed'; httpStatus: number; message: string };
+/** The manifest as the workflow and the job view see it (the Bulk Data client's, unchanged). */
+export type ManifestFile = FhirManifestFile;
+export type ManifestSummary = ExportManifest;
+export type StatusCheck = ExportStatus;
 
 export type FileKind = 'output' | 'error' | 'deleted';
 
@@ -139,7 +116,6 @@ interface FileCheckpoint {
   outcomesByType?: Record<string, number>;
 }
 
-const MAX_LINE_BYTES = 32 * 1024 * 1024;
 const MAX_MALFORMED_LINE_NUMBERS = 20;
 const HEARTBEAT_EVERY_MS = 5_000;
 
@@ -153,7 +129,8 @@ function syncPointTypes(resourceTypes: string[]): string[] {
   return resourceTypes.length > 0 ? resourceTypes : ['*'];
 }
 
-export function createBulkExportActivities({ connections, fhir, resources, jobs, syncPoints, bulkFileTokenOrigins = [], metrics = noActivityMetrics }: BulkExportDeps) {
+export function createBulkExportActivities({ connections, fhir, registry, resources, jobs, syncPoints, metrics = noActivityMetrics }: BulkExportDeps) {
+  const bulk = new BulkDataClient(fhir);
   async function connectionFor(connectionId: string, provider?: string): Promise<ConnectionDoc> {
     const connection = await connections.get(connectionId);
     bindActivityLog({ provider: connection.provider });
@@ -220,36 +197,13 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         return { statusUrl: recorded, reused: true };
       }
       const connection = await connectionFor(input.connectionId);
-      const path =
-        input.exportType === 'System' ? '$export' : input.exportType === 'Patient' ? 'Patient/$export' : `Group/${encodeURIComponent(input.groupId ?? '')}/$export`;
-      const searchParams: Record<string, string> = { _outputFormat: 'application/fhir+ndjson' };
-      if (input.resourceTypes.length > 0) searchParams._type = input.resourceTypes.join(',');
-      if (input.since) searchParams._since = new Date(input.since).toISOString();
-      const { got, options } = fhir.request(connection, {
+      const { statusUrl } = await bulk.kickOff(fhirConnectionOf(connection), {
+        level: input.exportType,
+        groupId: input.groupId,
+        types: input.resourceTypes,
+        since: input.since,
         signal: Context.current().cancellationSignal,
-        kind: 'export-kickoff',
-        headers: { accept: 'application/fhir+json', prefer: 'respond-async' },
-        searchParams,
       });
-      const url = `${connection.fhirBaseUrl.replace(/\/+$/, '')}/${path}`;
-      let res;
-      try {
-        // One request per attempt: the activity's retry policy spaces the retries, and each failure is then seen as
-        // the step's attempt and last error in the job view (in-call retries sent 5 requests per attempt unseen).
-        res = await got(url, { ...options, retry: { limit: 0 } } as typeof options);
-      } catch (err) {
-        throw refusedTypesError(err, input.resourceTypes, url) ?? toFhirError(err, url);
-      }
-      const location = res.headers['content-location'];
-      if (res.statusCode !== 202 || typeof location !== 'string' || !location) {
-        throw new FhirRequestError(
-          'FHIR_REQUEST_FAILED',
-          `Bulk export kick-off ${loggableUrl(url)} answered ${res.statusCode}${location ? '' : ' without Content-Location'}: the server did not accept an asynchronous export.`,
-          res.statusCode,
-          false,
-        );
-      }
-      const statusUrl = new URL(location, url).href;
       await jobs.update(input.jobId, { 'details.statusUrl': statusUrl, 'details.kickedOffAt': new Date(), 'details.kickOffRunId': runId });
       activityLog().info({ statusUrl: loggableUrl(statusUrl) }, 'bulk export kicked off');
       return { statusUrl, reused: false };
@@ -258,34 +212,18 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
     /** One status poll. Never sleeps: the workflow waits between polls with durable timers. */
     async checkBulkExportStatus(input: { jobId: string; connectionId: string; statusUrl: string }): Promise<StatusCheck> {
       const connection = await connectionFor(input.connectionId);
-      // no-cache: a status answer cached by the server or a proxy would hide the export's progress or completion.
-      const { got, options } = fhir.request(connection, { signal: Context.current().cancellationSignal, kind: 'export-status', headers: { accept: 'application/fhir+json', 'cache-control': 'no-cache' } });
-      let res;
-      try {
-        res = await got(input.statusUrl, { ...options, throwHttpErrors: false, retry: { limit: 0 } } as typeof options);
-      } catch (err) {
-        const e = toFhirError(err, input.statusUrl);
-        if (e instanceof AppError && !(e instanceof FhirRequestError)) throw e; // e.g. re-authorization required
-        return { state: 'transient', message: `Status check failed: ${errorMessage(e)}` };
-      }
-      const status = res.statusCode;
-      // Bounded by RETRY_AFTER_MAX_SECONDS (the workflow clamps again to the job's own option); a clamp is noted.
-      const retry = retryAfterSeconds(res.headers['retry-after'], Date.now(), fhir.retryAfterMaxMs);
-      const retryWait = retry?.seconds;
-      const retryAfterNote = retry?.note;
+      const check = await bulk.status(fhirConnectionOf(connection), input.statusUrl, Context.current().cancellationSignal);
+      const note = 'retryAfterNote' in check ? check.retryAfterNote : undefined;
       // Kept with the job as well: the job view shows it after the workflow (and its live notes) is gone.
-      if (retryAfterNote) await jobs.update(input.jobId, { 'details.retryAfterClamped': retryAfterNote });
-      if (retryAfterNote) activityLog().warn({ status, retryAfter: firstHeader(res.headers['retry-after'])?.slice(0, 64) }, `bulk export status poll: ${retryAfterNote}`);
-      const body = parseJson(res.body);
-      if (status === 202) {
-        const xp = res.headers['x-progress'];
-        const progress = typeof xp === 'string' ? xp.slice(0, 100) : undefined;
-        await jobs.update(input.jobId, { 'details.xProgress': progress ?? null, 'details.lastPollAt': new Date() });
-        activityLog().debug({ retryAfterSeconds: retryWait }, 'bulk export in progress');
-        return { state: 'in-progress', progress, retryAfterSeconds: retryWait, ...(retryAfterNote ? { retryAfterNote } : {}) };
+      if (note) {
+        await jobs.update(input.jobId, { 'details.retryAfterClamped': note });
+        activityLog().warn({ state: check.state }, `bulk export status poll: ${note}`);
       }
-      if (status === 200) {
-        const manifest = summarizeManifest(body, input.statusUrl);
+      if (check.state === 'in-progress') {
+        await jobs.update(input.jobId, { 'details.xProgress': check.progress ?? null, 'details.lastPollAt': new Date() });
+        activityLog().debug({ retryAfterSeconds: check.retryAfterSeconds }, 'bulk export in progress');
+      } else if (check.state === 'complete') {
+        const { manifest } = check;
         await jobs.update(input.jobId, {
           'details.manifest': manifest,
           'details.transactionTime': manifest.transactionTime,
@@ -293,43 +231,16 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
           'details.lastPollAt': new Date(),
         });
         activityLog().info({ files: { output: manifest.output.length, error: manifest.error.length, deleted: manifest.deleted.length } }, 'bulk export complete on the server');
-        return { state: 'complete', manifest };
+      } else {
+        activityLog().info({ state: check.state, status: 'httpStatus' in check ? check.httpStatus : undefined }, 'bulk export status poll not answered with progress');
       }
-      const text = statusError('GET', input.statusUrl, status, res.body).message;
-      const answered = (code: number, outcome: unknown) => `Status poll GET ${loggableUrl(input.statusUrl)} answered ${code}${operationOutcomeText(outcome) ? ` (${operationOutcomeText(outcome)})` : ''}.`;
-      activityLog().info({ status, retryAfterSeconds: retryWait }, 'bulk export status poll not answered with progress');
-      const retryFields = { retryAfterSeconds: retryWait, ...(retryAfterNote ? { retryAfterNote } : {}) };
-      if (status === 429) return { state: 'throttled', ...retryFields, message: text };
-      if (status >= 500) {
-        if (isTransientOutcome(body) || status === 502 || status === 503 || status === 504 || !operationOutcomeText(body)) {
-          return { state: 'transient', ...retryFields, message: text };
-        }
-        // The workflow fails the job after a few of these in a row: say what to do then, not "will be retried".
-        return { state: 'server-error', ...retryFields, message: `${answered(status, body)} Retry the job (POST …/bulk-export/{jobId}/retry) once the server is healthy.` };
-      }
-      if (status === 401) {
-        throw new FhirRequestError('FHIR_UNAUTHORIZED', text, status, false);
-      }
-      const gone = status === 404 || status === 410;
-      return {
-        state: 'failed',
-        httpStatus: status,
-        message: gone ? `${answered(status, body)} The export is gone from the server (expired or deleted): retry the job to start a new export.` : text,
-      };
+      return check;
     },
 
     /** DELETE on the status URL: the server stops the export and drops its files. 404 = already gone. */
     async cancelBulkExportOnServer(input: { jobId: string; connectionId: string; statusUrl: string }): Promise<{ status: number }> {
       const connection = await connectionFor(input.connectionId);
-      const { got, options } = fhir.request(connection, { kind: 'export-cancel', headers: { accept: 'application/fhir+json' } });
-      let status: number;
-      try {
-        const res = await got.delete(input.statusUrl, { ...options, throwHttpErrors: false } as typeof options);
-        status = res.statusCode;
-        if (status >= 500 || status === 429) throw statusError('DELETE', input.statusUrl, status, res.body);
-      } catch (err) {
-        throw toFhirError(err, input.statusUrl);
-      }
+      const { status } = await bulk.cancel(fhirConnectionOf(connection), input.statusUrl);
       await jobs.update(input.jobId, { 'details.serverCancel': { at: new Date(), status } });
       activityLog().info({ status }, 'bulk export cancelled on the server');
       return { status };
@@ -357,9 +268,8 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
         const prev = (await jobs.progress(input.jobId))[`errors:${input.fileKey}`] as { outcomes?: unknown[] } | undefined;
         kept = prev?.outcomes ?? [];
       }
-      const { stream } = await fhir.openStream(connection, input.url, {
-        auth: input.requiresAccessToken,
-        tokenOrigins: bulkFileTokenOrigins,
+      const file = await bulk.openFile(fhirConnectionOf(connection), input, {
+        storageOrigins: registry.get(connection.provider).exportStorageOrigins,
         signal: ctx.cancellationSignal,
       });
       // Keep heartbeating the last committed offset while a slow stream or write is in progress.
@@ -414,13 +324,13 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
       };
 
       try {
-        for await (const { text, end, tooLong } of splitLines(stream, MAX_LINE_BYTES)) {
+        for await (const { text, end, tooLong } of file.lines) {
           lineNo++;
           lastEnd = end;
           if (lineNo <= cp.line) continue; // committed by an earlier attempt
           if (!tooLong && text.trim() === '') continue;
-          const value = tooLong ? undefined : parseJson(text);
-          if (!value || typeof value !== 'object' || Array.isArray(value)) {
+          const value = tooLong ? undefined : parseObjectLine(text);
+          if (!value) {
             pending.malformed++;
             if (cp.malformedLines.length + pending.malformedLines.length < MAX_MALFORMED_LINE_NUMBERS) pending.malformedLines.push(lineNo);
             continue;
@@ -429,7 +339,7 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
           if (input.kind === 'output') {
             batch.push(value as FhirResource);
           } else if (input.kind === 'deleted') {
-            deletions.push(...deletedKeys(value));
+            deletions.push(...deletedResourceKeys(value));
           } else {
             pending.outcomes++;
             const about = outcomeResourceType(value, input.type);
@@ -439,12 +349,9 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
           if (batch.length >= input.batchSize || deletions.length >= input.batchSize || pending.outcomes >= input.batchSize) await commit(false);
         }
         await commit(true);
-      } catch (err) {
-        if (ctx.cancellationSignal.aborted) throw err;
-        throw toFhirError(err, input.url);
       } finally {
         clearInterval(heartbeat);
-        stream.destroy();
+        file.close();
       }
       activityLog().info(
         { lines: cp.line, parsed: cp.parsed, ...cp.counts, malformed: cp.malformed, deleted: cp.deleted, outcomes: cp.outcomes, resumedFromLine },
@@ -509,103 +416,12 @@ export function createBulkExportActivities({ connections, fhir, resources, jobs,
   };
 }
 
-function firstHeader(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return text ? JSON.parse(text) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-interface RawManifest {
-  transactionTime?: unknown;
-  requiresAccessToken?: unknown;
-  output?: unknown;
-  error?: unknown;
-  deleted?: unknown;
-}
-
-function summarizeManifest(body: unknown, statusUrl: string): ManifestSummary {
-  const m = body as RawManifest | undefined;
-  if (!m || typeof m !== 'object' || typeof m.transactionTime !== 'string' || !Array.isArray(m.output)) {
-    throw new FhirRequestError('FHIR_REQUEST_FAILED', `The export manifest from ${loggableUrl(statusUrl)} is not valid (no transactionTime or output).`, 200, false);
-  }
-  const files = (list: unknown): ManifestFile[] =>
-    (Array.isArray(list) ? list : [])
-      .filter((f): f is { type?: unknown; url: string; count?: unknown } => !!f && typeof (f as { url?: unknown }).url === 'string')
-      .map((f) => ({
-        type: typeof f.type === 'string' ? f.type : 'unknown',
-        url: new URL(f.url, statusUrl).href,
-        ...(typeof f.count === 'number' ? { count: f.count } : {}),
-      }));
-  return {
-    transactionTime: new Date(m.transactionTime).toISOString(),
-    requiresAccessToken: m.requiresAccessToken === true,
-    output: files(m.output),
-    error: files(m.error),
-    deleted: files(m.deleted),
-  };
-}
-
-/** The (type, id) pairs of a `deleted` Bundle's DELETE entries (`request.url` = `Type/id`). */
-function deletedKeys(bundle: unknown): Array<{ resourceType: string; id: string }> {
-  const entries = (bundle as { entry?: Array<{ request?: { method?: string; url?: string } }> }).entry;
-  const out: Array<{ resourceType: string; id: string }> = [];
-  for (const e of Array.isArray(entries) ? entries : []) {
-    if (e?.request?.method?.toUpperCase() !== 'DELETE' || typeof e.request.url !== 'string') continue;
-    const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(e.request.url.split('?')[0] ?? '');
-    if (m) out.push({ resourceType: m[1] as string, id: m[2] as string });
-  }
-  return out;
-}
-
-/**
- * Splits a byte stream into lines without holding more than one line (plus one chunk) in memory. `end` is the byte
- * offset just after the line's newline. Lines longer than `maxLineBytes` are yielded empty with `tooLong`.
- */
-export async function* splitLines(stream: AsyncIterable<Buffer | string>, maxLineBytes: number): AsyncGenerator<{ text: string; end: number; tooLong: boolean }> {
-  let parts: Buffer[] = [];
-  let partsLen = 0;
-  let overflow = false;
-  let offset = 0;
-  for await (const raw of stream) {
-    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
-    let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(10, start);
-      if (nl < 0) break;
-      const piece = chunk.subarray(start, nl);
-      const len = partsLen + piece.length;
-      offset += len + 1;
-      if (overflow || len > maxLineBytes) {
-        yield { text: '', end: offset, tooLong: true };
-      } else {
-        const line = partsLen > 0 ? Buffer.concat([...parts, piece]) : piece;
-        yield { text: line.toString('utf8').replace(/\r$/, ''), end: offset, tooLong: false };
-      }
-      parts = [];
-      partsLen = 0;
-      overflow = false;
-      start = nl + 1;
-    }
-    if (start < chunk.length) {
-      const rest = chunk.subarray(start);
-      partsLen += rest.length;
-      if (partsLen > maxLineBytes) {
-        overflow = true;
-        parts = [];
-      } else {
-        parts.push(Buffer.from(rest)); // copy: the chunk may be reused by the stream
-      }
-    }
-  }
-  if (partsLen > 0 || overflow) {
-    offset += partsLen;
-    if (overflow) yield { text: '', end: offset, tooLong: true };
-    else yield { text: Buffer.concat(parts).toString('utf8').replace(/\r$/, ''), end: offset, tooLong: false };
-  }
-}
+/** Which steps the keepalive interceptor beats (src/activities/interceptors.ts), declared where they are defined. */
+export const bulkExportHeartbeats: HeartbeatDeclarations<ReturnType<typeof createBulkExportActivities>> = {
+  prepareBulkExport: 'keepalive',
+  kickOffBulkExport: 'keepalive',
+  checkBulkExportStatus: 'keepalive',
+  cancelBulkExportOnServer: 'keepalive',
+  downloadBulkFile: 'own',
+  finishBulkExport: 'keepalive',
+};

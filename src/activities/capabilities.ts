@@ -1,7 +1,9 @@
+import type { HeartbeatDeclarations } from './heartbeats';
 import type { CapabilityStatement } from '../auth/discovery';
 import type { FhirClient } from '../fhir/client';
 import type { ProviderRegistry } from '../providers/registry';
 import type { ConnectionStore } from '../store/connections';
+import { fhirConnectionOf } from './fhirConnection';
 
 /** The spec's capabilities shape, plus what it was derived from. Contains no patient data. */
 export interface CapabilitiesSummary {
@@ -34,10 +36,11 @@ export function createCapabilitiesActivities({ connections, fhir, registry }: Ca
     async getCapabilities(input: { connectionId: string }): Promise<CapabilitiesSummary> {
       const connection = await connections.get(input.connectionId);
       const provider = registry.get(connection.provider);
+      const target = fhirConnectionOf(connection);
       const [statement, smart] = await Promise.all([
-        fhir.getJson<CapabilityStatement>(connection, 'metadata', { auth: false, kind: 'capabilities' }),
+        fhir.getJson<CapabilityStatement>(target, 'metadata', { auth: false, kind: 'capabilities' }),
         fhir
-          .getJson<Record<string, unknown>>(connection, '.well-known/smart-configuration', { auth: false, kind: 'capabilities', headers: { accept: 'application/json' } })
+          .getJson<Record<string, unknown>>(target, '.well-known/smart-configuration', { auth: false, kind: 'capabilities', headers: { accept: 'application/json' } })
           .catch(() => ({}) as Record<string, unknown>),
       ]);
       const rest = statement.rest?.find((r) => (r.mode ?? 'server') === 'server');
@@ -74,3 +77,6 @@ export function createCapabilitiesActivities({ connections, fhir, registry }: Ca
     },
   };
 }
+
+/** Heartbeats (src/activities/heartbeats.ts): one metadata request, kept alive by the interceptor. */
+export const capabilitiesHeartbeats: HeartbeatDeclarations<ReturnType<typeof createCapabilitiesActivities>> = { getCapabilities: 'keepalive' };

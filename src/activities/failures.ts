@@ -28,19 +28,3 @@ export function toActivityFailure(err: unknown, activity = 'the step'): unknown 
   }
   return err;
 }
-
-/** Wraps every function of an activity object so that thrown errors are translated as above. */
-export function withFailureTranslation<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
-  const wrapped: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(activities)) {
-    wrapped[name] = async (...args: never[]) => {
-      try {
-        return await fn(...args);
-      } catch (err) {
-        throw toActivityFailure(err, name);
-      }
-    };
-    Object.defineProperty(wrapped[name], 'name', { value: name });
-  }
-  return wrapped as T;
-}

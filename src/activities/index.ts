@@ -1,11 +1,12 @@
-import { createCapabilitiesActivities, type CapabilitiesDeps } from './capabilities';
-import { withFailureTranslation } from './failures';
-import { withKeepalive } from './keepalive';
-import { createSyncActivities, type SyncDeps } from './sync';
-import { createBulkExportActivities, type BulkExportDeps } from './bulkExport';
-import { safeActivityMetrics, withActivityLogging } from './observe';
+import { capabilitiesHeartbeats, createCapabilitiesActivities, type CapabilitiesDeps } from './capabilities';
+import { createSyncActivities, syncHeartbeats, type SyncDeps } from './sync';
+import { bulkExportHeartbeats, createBulkExportActivities, type BulkExportDeps } from './bulkExport';
+import type { HeartbeatDeclarations } from './heartbeats';
+import { activityInterceptors } from './interceptors';
+import { safeActivityMetrics } from './observe';
 import { createLogger, type Logger } from '../logger';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
+import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 
 export interface ObservabilityDeps {
   /** Activities log through children of this logger (the worker's pino logger; tests pass one that captures). */
@@ -18,25 +19,26 @@ export type ActivityDeps = CapabilitiesDeps & SyncDeps & BulkExportDeps & Observ
 
 /**
  * All activities, built from their dependencies: the worker passes the real ones (src/worker.ts), tests may pass
- * fakes. Workflows import only the type of this object.
+ * fakes. Workflows import only the type of this object. Logging, failure translation and keepalive heartbeats are
+ * not wrapped around them here but added by the worker's activity interceptors (createActivityInterceptors).
  */
 export function createActivities(deps: ActivityDeps) {
   const observed = { ...deps, metrics: safeActivityMetrics(deps.metrics ?? noActivityMetrics) };
-  return withActivityLogging(
-    withFailureTranslation(
-      withKeepalive(
-        {
-          ...createCapabilitiesActivities(observed),
-          ...createSyncActivities(observed),
-          ...createBulkExportActivities(observed),
-        },
-        // Every step except the two that heartbeat their own checkpoints (syncResourceType, downloadBulkFile).
-        ['getCapabilities', 'planSync', 'completeSyncJob', 'prepareBulkExport', 'kickOffBulkExport', 'checkBulkExportStatus', 'cancelBulkExportOnServer', 'finishBulkExport'],
-      ),
-    ),
-    deps.logger ?? createLogger('silent'),
-  );
+  return {
+    ...createCapabilitiesActivities(observed),
+    ...createSyncActivities(observed),
+    ...createBulkExportActivities(observed),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** How each activity heartbeats, as declared next to its definition (src/activities/heartbeats.ts). */
+export const activityHeartbeats: HeartbeatDeclarations<Activities> = { ...capabilitiesHeartbeats, ...syncHeartbeats, ...bulkExportHeartbeats };
+
+/** The worker's activity interceptors (src/activities/interceptors.ts) for these activities. */
+export function createActivityInterceptors(deps: ObservabilityDeps = {}): ActivityInterceptorsFactory[] {
+  return activityInterceptors({ logger: deps.logger ?? createLogger('silent'), heartbeats: activityHeartbeats });
+}
+
 export type { CapabilitiesSummary } from './capabilities';

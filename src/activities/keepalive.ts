@@ -1,4 +1,4 @@
-import { Context } from '@temporalio/activity';
+import type { Context } from '@temporalio/activity';
 
 /**
  * How often a short step tells Temporal its worker is alive. The workflows give these steps a heartbeat timeout
@@ -8,23 +8,15 @@ import { Context } from '@temporalio/activity';
 export const KEEPALIVE_INTERVAL_MS = 5_000;
 
 /**
- * Wraps short steps (one FHIR call or a bookkeeping write, which may still wait on the shared rate limiter) with
- * a keepalive heartbeat. Only for steps that do not heartbeat progress themselves: a detail-less heartbeat would
- * overwrite a paging or download step's checkpoint, so those are left alone.
+ * Runs a short step (one FHIR call or a bookkeeping write, which may still wait on the shared rate limiter) with a
+ * keepalive heartbeat, without details. Only for steps declared 'keepalive' (src/activities/heartbeats.ts): a
+ * detail-less heartbeat would overwrite a paging or download step's checkpoint.
  */
-export function withKeepalive<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T, steps: ReadonlyArray<keyof T>, everyMs = KEEPALIVE_INTERVAL_MS): T {
-  const wrapped: Record<string, unknown> = { ...activities };
-  for (const name of steps) {
-    const fn = activities[name] as T[keyof T];
-    wrapped[name as string] = async (...args: never[]) => {
-      const ctx = Context.current();
-      const timer = setInterval(() => ctx.heartbeat(), everyMs);
-      try {
-        return await fn(...args);
-      } finally {
-        clearInterval(timer);
-      }
-    };
+export async function keepAlive<T>(ctx: Context, call: () => Promise<T>, everyMs = KEEPALIVE_INTERVAL_MS): Promise<T> {
+  const timer = setInterval(() => ctx.heartbeat(), everyMs);
+  try {
+    return await call();
+  } finally {
+    clearInterval(timer);
   }
-  return wrapped as T;
 }

@@ -6,7 +6,7 @@ import type { JobStore } from '../store/jobs';
 import type { ActivityMetrics } from '../metrics/worker';
 
 /**
- * Structured logs of activities. Each call runs with a child logger bound to what identifies it: jobId,
+ * Structured logs of activities. Each call runs (through the logging interceptor) with a child logger bound to what identifies it: jobId,
  * connectionId and provider (from the input when it has them), workflowId, activity name, activityId and attempt
  * (from the Temporal activity context). Code inside the activity, and the FHIR observer below, reach that child
  * through an AsyncLocalStorage, so a 429 seen deep in the FHIR client is logged with the job it belongs to.
@@ -101,33 +101,35 @@ export function failureFields(err: unknown): Record<string, unknown> {
 }
 
 /**
- * Wraps every activity: binds the child logger, logs a retry (attempt > 1) and a failure (with its type and
- * message), and at debug level the start and the end with its duration. Logging never changes the outcome.
+ * Runs one activity call with its child logger bound (the logging interceptor, src/activities/interceptors.ts, calls
+ * it): logs a retry (attempt > 1) and a failure (with its type and message), and at debug level the start and the
+ * end with its duration. Logging never changes the outcome.
  */
-export function withActivityLogging<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T, logger: Logger): T {
-  const wrapped: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(activities)) {
-    wrapped[name] = async (...args: never[]) => {
-      const { fields, attempt, cancelled } = contextFields();
-      const scope: Scope = { logger: safeChild(logger, { activity: name, ...fields, ...idsOf(args[0]) }) };
-      return scopes.run(scope, async () => {
-        const started = Date.now();
-        if (attempt > 1) scope.logger.info('activity retried');
-        else scope.logger.debug('activity started');
-        try {
-          const result = await fn(...args);
-          scope.logger.debug({ ms: Date.now() - started }, 'activity completed');
-          return result;
-        } catch (err) {
-          if (cancelled()) scope.logger.info({ ms: Date.now() - started }, 'activity cancelled');
-          else scope.logger.warn({ ms: Date.now() - started, failure: failureFields(err) }, 'activity failed');
-          throw err;
-        }
-      });
-    };
-    Object.defineProperty(wrapped[name], 'name', { value: name });
-  }
-  return wrapped as T;
+export async function runLogged<T>(logger: Logger, name: string, input: unknown, call: () => Promise<T>): Promise<T> {
+  const { fields, attempt, cancelled } = contextFields();
+  const scope: Scope = { logger: safeChild(logger, { activity: name, ...fields, ...idsOf(input) }) };
+  return scopes.run(scope, async () => {
+    const started = Date.now();
+    if (attempt > 1) scope.logger.info('activity retried');
+    else scope.logger.debug('activity started');
+    try {
+      const result = await call();
+      scope.logger.debug({ ms: Date.now() - started }, 'activity completed');
+      return result;
+    } catch (err) {
+      if (cancelled()) scope.logger.info({ ms: Date.now() - started }, 'activity cancelled');
+      else scope.logger.warn({ ms: Date.now() - started, failure: failureFields(err) }, 'activity failed');
+      throw err;
+    }
+  });
+}
+
+/** The ids the current activity's lines carry (for the SDK's own activity logger, through the interceptor). */
+export function activityLogIds(input: unknown): Record<string, string> {
+  const bound = scopes.getStore()?.logger.bindings() ?? {};
+  const out: Record<string, string> = idsOf(input);
+  for (const k of ID_FIELDS) if (typeof bound[k] === 'string') out[k] = bound[k] as string;
+  return out;
 }
 
 function safeChild(logger: Logger, fields: Record<string, unknown>): Logger {

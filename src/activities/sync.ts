@@ -1,3 +1,4 @@
+import type { HeartbeatDeclarations } from './heartbeats';
 import { Context } from '@temporalio/activity';
 import type { FhirClient } from '../fhir/client';
 import type { ProviderRegistry } from '../providers/registry';
@@ -8,6 +9,7 @@ import { addCounts, emptyCounts, type ResourceStore, type WriteCounts } from '..
 import { BadRequestError, errorMessage } from '../errors';
 import type { CapabilityStatement } from '../auth/discovery';
 import { listsType, patientSearchFor } from '../fhir/patientSearch';
+import { fhirConnectionOf } from './fhirConnection';
 import { workflowRunId } from './workflowRun';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 import { activityLog, bindActivityLog, finishJobObserved } from './observe';
@@ -99,7 +101,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
    */
   async function capabilityStatementOf(connection: ConnectionDoc): Promise<CapabilityStatement | undefined> {
     try {
-      const statement = await fhir.getJson<CapabilityStatement>(connection, 'metadata', { auth: false, kind: 'capabilities' });
+      const statement = await fhir.getJson<CapabilityStatement>(fhirConnectionOf(connection), 'metadata', { auth: false, kind: 'capabilities' });
       return statement?.resourceType === 'CapabilityStatement' ? statement : undefined;
     } catch (err) {
       activityLog().warn({ err: errorMessage(err) }, 'CapabilityStatement not read: syncing every type with the usual patient parameter');
@@ -195,14 +197,15 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         clamped = undefined;
         await jobs.update(input.jobId, { 'details.retryAfterClamped': note });
       };
+      const target = fhirConnectionOf(connection);
       let next: string | undefined = saved?.next;
       let first = !saved;
       while (first || next) {
         let page;
         try {
           page = first
-            ? await fhir.searchPage(connection, input.resourceType, searchParams(connection, input), ctx.cancellationSignal, { onRetryAfterClamped })
-            : await fhir.searchPage(connection, next as string, {}, ctx.cancellationSignal, { onRetryAfterClamped });
+            ? await fhir.searchPage(target, input.resourceType, searchParams(connection, input), ctx.cancellationSignal, { onRetryAfterClamped })
+            : await fhir.searchPage(target, next as string, {}, ctx.cancellationSignal, { onRetryAfterClamped });
         } catch (err) {
           await noteClamp().catch(() => undefined);
           throw err;
@@ -281,3 +284,10 @@ function searchParams(connection: ConnectionDoc, input: { resourceType: string; 
   return params;
 }
 
+
+/** Heartbeats (src/activities/heartbeats.ts): syncResourceType heartbeats its next page link itself. */
+export const syncHeartbeats: HeartbeatDeclarations<ReturnType<typeof createSyncActivities>> = {
+  planSync: 'keepalive',
+  syncResourceType: 'own',
+  completeSyncJob: 'keepalive',
+};

@@ -18,6 +18,7 @@ import {
 import { findJobRecord, type JobRecord } from './jobs/jobRecord';
 import { bulkExportView } from './jobs/bulkExportView';
 import { syncView } from './jobs/syncView';
+import { innermost } from '../shared/failureChain';
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   CONNECTION_NOT_FOUND: 404,
@@ -314,12 +315,7 @@ function canonical(value: unknown): unknown {
 /** The innermost ApplicationFailure's type (the service's error code) and message of a workflow failure chain. */
 function innermostFailure(err: unknown): { code: ErrorCode; message: string } {
   if (!(err instanceof WorkflowFailedError)) return { code: 'WORKFLOW_FAILED', message: err instanceof Error ? err.message : String(err) };
-  let cause: unknown = err.cause;
-  let app: ApplicationFailure | undefined;
-  while (cause instanceof Error) {
-    if (cause instanceof ApplicationFailure) app = cause;
-    cause = (cause as { cause?: unknown }).cause;
-  }
+  const app = innermost(err.cause, ApplicationFailure);
   return { code: (app?.type ?? 'WORKFLOW_FAILED') as ErrorCode, message: app?.message ?? err.cause?.message ?? err.message };
 }
 

@@ -6,6 +6,7 @@ import type { OAuthStateStore } from '../store/oauthStates';
 import { AppError, BadRequestError } from '../errors';
 import type { Provider } from '../providers/schema';
 import { isAllowedBaseUrl, normalizeBaseUrl, type ProviderRegistry } from '../providers/registry';
+import { canonicalBaseUrl } from '../fhir/urls';
 import { smartPrivateKeyJwt } from './clientAssertion';
 import { checkRequestedScopes } from './scopePolicy';
 import type { SmartConfiguration, SmartDiscovery } from './discovery';
@@ -181,7 +182,13 @@ export class SmartAuth {
 
   /** The base URL a connection of the provider will use: the requested one if allowed (https unless listed), else the default. */
   resolveBaseUrl(provider: Provider, requested?: string): string {
-    const base = normalizeBaseUrl(requested ?? provider.endpoints.default);
+    const raw = requested ?? provider.endpoints.default;
+    // Stored and matched in canonical form: `%2e%2e` resolved, encoded slashes refused (src/fhir/urls.ts).
+    const canonical = canonicalBaseUrl(raw);
+    if ('refused' in canonical) {
+      throw new BadRequestError(`FHIR base URL ${normalizeBaseUrl(raw)} is refused: ${canonical.refused}. Give the base URL as the server publishes it.`);
+    }
+    const base = canonical.url;
     if (!isAllowedBaseUrl(provider, base)) {
       throw new BadRequestError(
         `FHIR base URL ${base} is not allowed for provider ${provider.id}. Add it (or a pattern) to the provider's allowedBaseUrls.`,

@@ -1,24 +1,21 @@
 import { HTTPError, RequestError, type Got, type OptionsOfTextResponseBody, type Request as GotRequest, type Response as GotResponse } from 'got';
-import type { TokenService } from '../auth/tokens';
-import type { ConnectionDoc } from '../store/connections';
-import type { FhirResource } from '../store/resources';
-import { normalizeBaseUrl } from '../providers/registry';
 import { debugFor, loggableUrl } from '../logger';
 import { AppError } from '../errors';
+import { isInstant } from '../shared/instant';
+import type { AccessTokenSource, FhirConnection, FhirResource } from './connection';
 import { FhirRequestError, adviceFor, operationOutcomeText } from './errors';
 import type { RequestLimiter } from './limiter';
 import { safeReport, type FhirObserver, type FhirRequestKind } from './observer';
 import { DEFAULT_RETRY_AFTER_MAX_SECONDS, clampNote, parseRetryAfter } from './retryAfter';
+import { normalizeBaseUrl, originOf, urlOnOrigins } from './urls';
 
 /** Per-request context read by the hooks of the FHIR client. */
 interface FhirContext {
   connectionId: string;
   providerId: string;
   baseUrl: string;
-  /** Send the connection's bearer token (only ever to the FHIR server's origin or an allowed one). */
+  /** Send the connection's bearer token (only ever to the FHIR server's own origin). */
   auth: boolean;
-  /** Extra origins that may receive the token (bulk file hosts explicitly allowed by configuration). */
-  tokenOrigins?: string[];
   refreshedAfter401?: boolean;
   sentToken?: string;
   /** What the request is, for metrics (search, read, export-status…). */
@@ -36,6 +33,31 @@ export interface RequestOptions {
   kind?: FhirRequestKind;
   /** Told when an answer's Retry-After was clamped (RETRY_AFTER_MAX_SECONDS), so the job can show it. */
   onRetryAfterClamped?: (note: string) => void;
+}
+
+/** One request of the Bulk Data client (src/fhir/bulkData): on the FHIR server's origin, answered whatever its status. */
+export interface FhirExchangeRequest {
+  method: 'GET' | 'DELETE';
+  /** Absolute (on the FHIR server's origin) or relative to the base URL. */
+  url: string;
+  kind: FhirRequestKind;
+  headers?: Record<string, string>;
+  searchParams?: Record<string, string>;
+  signal?: AbortSignal;
+  /**
+   * Let the HTTP client retry 429/5xx/network errors within the call (got's policy). Off for steps whose every
+   * attempt should be seen (kick-off, status polls): the activity's retry policy spaces those.
+   */
+  retry?: boolean;
+}
+
+/** The answer to a FhirExchangeRequest: any status; the body as text. */
+export interface FhirExchangeResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  /** The URL requested (absolute). */
+  url: string;
 }
 
 export interface Bundle {
@@ -77,7 +99,7 @@ export class FhirClient {
 
   constructor(
     http: Got,
-    private readonly tokens: TokenService,
+    private readonly tokens: AccessTokenSource,
     private readonly limiter: RequestLimiter,
     /** Told about every answer (and every request that got none): metrics and 429 logs in the worker. */
     private readonly observer?: FhirObserver,
@@ -92,7 +114,7 @@ export class FhirClient {
             if (!ctx?.connectionId) return;
             await this.limiter.acquire({ providerId: ctx.providerId, baseUrl: ctx.baseUrl }, options.signal as AbortSignal | undefined);
             const url = options.url instanceof URL ? options.url : new URL(String(options.url));
-            if (ctx.auth && mayReceiveToken(url, ctx)) {
+            if (ctx.auth && url.origin === originOf(ctx.baseUrl)) {
               const { token } = await this.tokens.accessToken(ctx.connectionId);
               ctx.sentToken = token;
               options.headers.authorization = `Bearer ${token}`;
@@ -160,9 +182,9 @@ export class FhirClient {
     safeReport(this.observer, { providerId: ctx.providerId, kind: ctx.kind, errorCode: error.code, url: loggableUrl(String(error.options.url ?? '')) });
   }
 
-  /** GET a FHIR URL (absolute, or relative to the connection's base) and parse JSON. */
-  async getJson<T>(connection: ConnectionDoc, pathOrUrl: string, opts: RequestOptions = {}): Promise<T> {
-    const url = resolveUrl(connection.fhirBaseUrl, pathOrUrl);
+  /** GET a FHIR URL (relative to the connection's base, or absolute on the FHIR server's origin) and parse JSON. */
+  async getJson<T>(connection: FhirConnection, pathOrUrl: string, opts: RequestOptions = {}): Promise<T> {
+    const url = this.onServer(connection, pathOrUrl, 'URL', 'Only the FHIR server itself is read.');
     try {
       return await this.api.get(url, this.options(connection, opts)).json<T>();
     } catch (err) {
@@ -170,19 +192,25 @@ export class FhirClient {
     }
   }
 
-  /** One page of a search; follow `next` by calling again with the returned link. */
+  /**
+   * One page of a search; follow `next` by calling again with the returned link. A `next` link is followed only on
+   * the FHIR server's origin: one on another host fails (ForeignUrlError, not retryable) and is never requested.
+   */
   async searchPage(
-    connection: ConnectionDoc,
+    connection: FhirConnection,
     resourceTypeOrNextUrl: string,
     params: Record<string, string | number> = {},
     signal?: AbortSignal,
     opts: Pick<RequestOptions, 'onRetryAfterClamped'> = {},
   ): Promise<SearchPage> {
     const isNext = /^https?:\/\//.test(resourceTypeOrNextUrl);
+    const url = isNext
+      ? this.onServer(connection, resourceTypeOrNextUrl, 'search next link', 'The server must page on its own origin; report it to its operator (the type cannot be synced until then).')
+      : resolveUrl(connection.baseUrl, resourceTypeOrNextUrl);
     const requestedAt = new Date().toISOString();
     // no-cache: servers cache repeated identical searches (one widely used server for 60 s by default); a cached
     // page would miss changes made since and let the sync point move past them.
-    const bundle = await this.getJson<Bundle>(connection, resourceTypeOrNextUrl, {
+    const bundle = await this.getJson<Bundle>(connection, url, {
       signal,
       searchParams: isNext ? undefined : params,
       kind: 'search',
@@ -190,34 +218,56 @@ export class FhirClient {
       onRetryAfterClamped: opts.onRetryAfterClamped,
     });
     if (bundle?.resourceType !== 'Bundle') {
-      throw new FhirRequestError('FHIR_REQUEST_FAILED', `Search ${loggableUrl(resolveUrl(connection.fhirBaseUrl, resourceTypeOrNextUrl))} did not return a Bundle.`, 200, false);
+      throw new FhirRequestError('FHIR_REQUEST_FAILED', `Search ${loggableUrl(url)} did not return a Bundle.`, 200, false);
     }
     const resources = (bundle.entry ?? [])
       .filter((e) => e.resource && (e.search?.mode ?? 'match') === 'match')
       .map((e) => e.resource as FhirResource);
     const lu = bundle.meta?.lastUpdated;
-    const lastUpdated = typeof lu === 'string' && FHIR_INSTANT.test(lu) && !Number.isNaN(Date.parse(lu)) ? new Date(lu).toISOString() : undefined;
+    const lastUpdated = isInstant(lu) && !Number.isNaN(Date.parse(lu)) ? new Date(lu).toISOString() : undefined;
     return { resources, next: bundle.link?.find((l) => l.relation === 'next')?.url, total: bundle.total, requestedAt, ...(lastUpdated ? { lastUpdated } : {}) };
   }
 
-  /** Raw access for other activities (bulk kick-off, status, files) with the same hooks. */
-  request(connection: ConnectionDoc, opts: RequestOptions & { tokenOrigins?: string[] } = {}): { got: Got; options: OptionsOfTextResponseBody } {
-    return { got: this.api, options: this.options(connection, opts) };
+  /**
+   * One request of the Bulk Data client (kick-off, status poll, cancel) with the same hooks (rate limiter, token,
+   * one refresh after a 401), answered whatever its status. Only on the FHIR server's origin. Network errors come
+   * out as FhirRequestError (retryable).
+   */
+  async exchange(connection: FhirConnection, req: FhirExchangeRequest): Promise<FhirExchangeResponse> {
+    const url = this.onServer(connection, req.url, 'URL', 'Only the FHIR server itself is asked.');
+    const options = this.options(connection, { kind: req.kind, headers: req.headers, searchParams: req.searchParams, signal: req.signal });
+    try {
+      const res = await this.api(url, { ...options, method: req.method, throwHttpErrors: false, ...(req.retry ? {} : { retry: { limit: 0 } }) } as OptionsOfTextResponseBody);
+      return { status: res.statusCode, headers: res.headers, body: res.body, url };
+    } catch (err) {
+      throw toFhirError(err, url);
+    }
+  }
+
+  /** `url` resolved against the base URL, if it is on the FHIR server's origin; ForeignUrlError otherwise. */
+  private onServer(connection: FhirConnection, pathOrUrl: string, what: string, hint: string): string {
+    const base = normalizeBaseUrl(connection.baseUrl);
+    return urlOnOrigins(resolveUrl(base, pathOrUrl), `${base}/`, [new URL(base).origin], what, hint);
   }
 
   /**
    * Opens a streaming GET (bulk data files) with the same hooks: the rate limiter before every hop and the token only
-   * for the FHIR server's origin (plus `tokenOrigins`) and only when `auth` is true. Redirects are followed by hand,
-   * deciding about the token again at every hop, so a redirect to a storage host never carries it. A 401 gets one
-   * token refresh. Any other non-2xx answer is a FhirRequestError (retryable for 408/429/5xx). No automatic retry:
-   * callers (activities) resume from their own checkpoint. The returned stream is decompressed (gzip/deflate/br).
+   * for the FHIR server's origin and only when `auth` is true. The URL and every redirect hop must be on the FHIR
+   * server's origin or one of `allowedOrigins` (the provider's export storage origins); any other is refused
+   * before it is requested (ForeignUrlError, naming the host). Redirects are followed by hand, deciding about the
+   * token again at every hop, so a redirect to a storage host never carries it. A 401 gets one token refresh. Any
+   * other non-2xx answer is a FhirRequestError (retryable for 408/429/5xx). No automatic retry: callers (activities)
+   * resume from their own checkpoint. The returned stream is decompressed (gzip/deflate/br).
    */
   async openStream(
-    connection: ConnectionDoc,
+    connection: FhirConnection,
     url: string,
-    opts: RequestOptions & { tokenOrigins?: string[]; maxRedirects?: number } = {},
+    opts: RequestOptions & { allowedOrigins?: readonly string[]; maxRedirects?: number } = {},
   ): Promise<{ stream: GotRequest; url: string; response: GotResponse }> {
-    let current = resolveUrl(connection.fhirBaseUrl, url);
+    const base = normalizeBaseUrl(connection.baseUrl);
+    const origins = [new URL(base).origin, ...(opts.allowedOrigins ?? [])];
+    const hint = 'Add its origin to the provider\'s exportStorageOrigins if it is the server\'s file storage, then retry the job.';
+    let current = urlOnOrigins(resolveUrl(base, url), `${base}/`, origins, 'file URL', hint);
     let refreshed = false;
     const maxRedirects = opts.maxRedirects ?? 3;
     for (let hops = 0; ; ) {
@@ -251,7 +301,7 @@ export class FhirClient {
       const location = response.headers.location;
       if (status >= 300 && status < 400 && location && hops < maxRedirects) {
         hops++;
-        current = new URL(location, current).href;
+        current = urlOnOrigins(location, current, origins, 'file redirect', hint);
         debugFor(connection.provider, 'fhir')('redirect to %s', loggableUrl(current));
         continue;
       }
@@ -259,21 +309,20 @@ export class FhirClient {
       const sentToken = (stream.options?.context as unknown as FhirContext | undefined)?.sentToken ?? ctx.sentToken;
       if (status === 401 && sentToken && !refreshed) {
         refreshed = true;
-        await this.tokens.accessToken(connection._id, sentToken);
+        await this.tokens.accessToken(connection.id, sentToken);
         continue;
       }
       throw statusError('GET', current, status, body);
     }
   }
 
-  private options(connection: ConnectionDoc, opts: RequestOptions & { tokenOrigins?: string[] }): OptionsOfTextResponseBody {
+  private options(connection: FhirConnection, opts: RequestOptions): OptionsOfTextResponseBody {
     const context: FhirContext = {
-      connectionId: connection._id,
+      connectionId: connection.id,
       providerId: connection.provider,
-      baseUrl: normalizeBaseUrl(connection.fhirBaseUrl),
-      // An open connection has no token to send (and TokenService has none to give).
-      auth: connection.kind !== 'open' && (opts.auth ?? true),
-      tokenOrigins: opts.tokenOrigins,
+      baseUrl: normalizeBaseUrl(connection.baseUrl),
+      // An open connection has no token to send (and the token source has none to give).
+      auth: connection.usesToken && (opts.auth ?? true),
       kind: opts.kind ?? 'read',
       ...(opts.onRetryAfterClamped ? { onRetryAfterClamped: opts.onRetryAfterClamped } : {}),
     };
@@ -286,15 +335,10 @@ export class FhirClient {
   }
 }
 
+/** A path relative to the base URL, or an absolute URL as it is. */
 export function resolveUrl(baseUrl: string, pathOrUrl: string): string {
   if (/^https?:\/\//.test(pathOrUrl)) return pathOrUrl;
   return `${normalizeBaseUrl(baseUrl)}/${pathOrUrl.replace(/^\/+/, '')}`;
-}
-
-/** The bearer token goes only to the FHIR server's own origin or an explicitly allowed one. */
-function mayReceiveToken(url: URL, ctx: FhirContext): boolean {
-  const allowed = [new URL(ctx.baseUrl).origin, ...(ctx.tokenOrigins ?? [])];
-  return allowed.includes(url.origin);
 }
 
 export function toFhirError(err: unknown, url: string): unknown {
@@ -342,9 +386,6 @@ export function statusError(method: string, url: string, status: number, bodyTex
 function isNetworkErrorCode(code: unknown): code is string {
   return typeof code === 'string' && (/^E(?!RR_)[A-Z_]+$/.test(code) || code === 'ERR_STREAM_PREMATURE_CLOSE');
 }
-
-/** A FHIR instant: date, time and zone (a bare date or a local time cannot be a sync point). */
-const FHIR_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** Reads at most `limit` bytes of a stream as text (error bodies). */
 async function readSmall(stream: NodeJS.ReadableStream, limit: number): Promise<string> {

@@ -1,4 +1,3 @@
-import { HTTPError } from 'got';
 import { loggableUrl } from '../logger';
 import { FhirRequestError, operationOutcomeText } from './errors';
 
@@ -8,13 +7,12 @@ import { FhirRequestError, operationOutcomeText } from './errors';
  * `The requested resource type "Communication" is not available on this server`, so the refused types are the
  * requested ones the OperationOutcome names. Returns undefined when the refusal names none of them.
  */
-export function refusedTypesError(err: unknown, requested: readonly string[], url: string): FhirRequestError | undefined {
-  if (!(err instanceof HTTPError) || requested.length === 0) return undefined;
-  const status = err.response.statusCode;
+export function refusedTypesError(status: number, bodyText: string, requested: readonly string[], url: string): FhirRequestError | undefined {
+  if (requested.length === 0) return undefined;
   if (status < 400 || status >= 500 || status === 401 || status === 429) return undefined;
   let body: unknown;
   try {
-    body = typeof err.response.body === 'string' ? JSON.parse(err.response.body) : err.response.body;
+    body = JSON.parse(bodyText);
   } catch {
     return undefined;
   }
@@ -31,6 +29,5 @@ export function refusedTypesError(err: unknown, requested: readonly string[], ur
       `(GET /api/ehr/{provider}/capabilities lists the types it supports; a Patient or Group export takes only types it can search by patient).`,
     status,
     false,
-    err,
   );
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Config } from '../config';
 import { ConfigError, NotFoundError } from '../errors';
 import { ProviderSchema, type Provider, type ProviderInput } from './schema';
+import { canonicalBaseUrl, normalizeBaseUrl } from '../fhir/urls';
 
 /** The spec's eClinicalWorks entry; the client settings and default endpoint come from the environment. */
 export function eClinicalWorksDefaults(config: Config): ProviderInput {
@@ -104,23 +105,29 @@ export class ProviderRegistry {
 /**
  * May a connection of this provider use this FHIR base URL? The default endpoint, the listed production/sandbox
  * ones and the allow-list patterns are accepted; anything else is refused so that an API caller cannot point the
- * service (and its client credentials) at an arbitrary server.
+ * service (and its client credentials) at an arbitrary server. Both sides are compared in canonical form
+ * (src/fhir/urls.ts): `%2e%2e` is `..` and resolved before matching, and a URL with no canonical form (an encoded
+ * slash, a backslash) is refused.
  */
 export function isAllowedBaseUrl(provider: Provider, baseUrl: string): boolean {
-  const normalized = normalizeBaseUrl(baseUrl);
+  const c = canonicalBaseUrl(baseUrl);
+  if ('refused' in c) return false;
+  const normalized = c.url;
+  const canonical = (u: string) => {
+    const r = canonicalBaseUrl(u);
+    return 'url' in r ? r.url : undefined;
+  };
   const exact = [provider.endpoints.default, provider.endpoints.production, provider.endpoints.sandbox]
     .filter((u): u is string => Boolean(u))
-    .map(normalizeBaseUrl);
+    .map(canonical);
   if (exact.includes(normalized)) return true;
   return provider.allowedBaseUrls.some((pattern) => {
     if (pattern.endsWith('/*')) {
-      const prefix = normalizeBaseUrl(pattern.slice(0, -2));
-      return normalized.startsWith(`${prefix}/`) && !normalized.slice(prefix.length + 1).includes('..');
+      const prefix = canonical(pattern.slice(0, -2));
+      return prefix !== undefined && normalized.startsWith(`${prefix}/`);
     }
-    return normalizeBaseUrl(pattern) === normalized;
+    return canonical(pattern) === normalized;
   });
 }
 
-export function normalizeBaseUrl(url: string): string {
-  return url.replace(/\/+$/, '');
-}
+export { normalizeBaseUrl };

@@ -51,6 +51,12 @@ export const QuotaSchema = z.discriminatedUnion('kind', [
 ]);
 export type Quota = z.output<typeof QuotaSchema>;
 
+/** `https://host[:port]` with nothing after it (a trailing slash at most). */
+function isOriginOnly(url: string): boolean {
+  const u = new URL(url);
+  return u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password && !/[?#]$/.test(url);
+}
+
 export const ProviderSchema = z.object({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'provider ids are lowercase letters, digits and dashes'),
   name: z.string().min(1),
@@ -79,6 +85,15 @@ export const ProviderSchema = z.object({
     bulkExport: z.boolean(),
     telehealth: z.boolean().default(false),
   }),
+  /**
+   * Origins (`https://host[:port]`) besides the FHIR server's own from which bulk export files may be fetched:
+   * object stores that serve presigned file URLs, directly in the manifest or as a redirect target. Files on any
+   * other origin fail the export, naming the host. These origins never receive the bearer token.
+   */
+  exportStorageOrigins: z
+    .array(z.url({ protocol: /^https?$/ }).refine(isOriginOnly, 'must be an origin only (scheme, host and port), such as https://storage.example.com'))
+    .default([])
+    .transform((list) => list.map((u) => new URL(u).origin)),
   /**
    * Allows `open` connections (POST /api/ehr/:provider/connections/open): FHIR servers that need no authorization,
    * such as public test servers. Off by default: requests on them carry no token and reach any patient's data.

@@ -34,6 +34,7 @@ const exportSchema = z
     errorTypes: z.array(z.string().refine(isResourceType, 'must be a resource type the sandbox serves')),
     fileTtlSeconds: z.number().min(0),
     maxConcurrentJobs: z.number().int().min(0),
+    statusUrlOrigin: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]),
   })
   .partial()
   .strict();
@@ -52,6 +53,7 @@ const faultsSchema = z
     storm429RetryAfter: z.string().max(200),
     searchCacheSeconds: z.number().int().min(0).max(86400),
     clockSkewMs: z.number().int().min(-31_536_000_000).max(31_536_000_000),
+    nextLinkOrigin: z.union([z.literal(''), z.url({ protocol: /^https?$/ })]),
     accessTokenTtlSeconds: z.number().min(1),
     backendTokenTtlSeconds: z.number().min(1),
     applyTo: z.array(z.enum(PATH_KINDS as unknown as [PathKind, ...PathKind[]])),

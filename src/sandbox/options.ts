@@ -13,6 +13,7 @@ export const DEFAULT_FAULTS: FaultSettings = {
   storm429RetryAfter: '',
   searchCacheSeconds: 0,
   clockSkewMs: 0,
+  nextLinkOrigin: '',
   accessTokenTtlSeconds: 3600,
   backendTokenTtlSeconds: 300,
   applyTo: ['read', 'search', 'export-kickoff', 'export-status', 'bulk-file'],
@@ -37,6 +38,7 @@ export const DEFAULT_EXPORT: ExportSettings = {
   errorTypes: [],
   fileTtlSeconds: 3600,
   maxConcurrentJobs: 0,
+  statusUrlOrigin: '',
 };
 
 export const DEFAULT_OPTIONS: SandboxOptions = {

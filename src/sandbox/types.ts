@@ -144,6 +144,11 @@ export interface FaultSettings {
    * from now on, Bundle meta.lastUpdated and export transaction times carry the skewed time.
    */
   clockSkewMs: number;
+  /**
+   * Search `next` links point at this origin instead of the server's own (a server or proxy that pages onto another
+   * host, e.g. `http://127.0.0.1:9`): a client must refuse to follow them. '' = the server's own origin.
+   */
+  nextLinkOrigin: string;
   /** Access token lifetime for newly issued user tokens (seconds). */
   accessTokenTtlSeconds: number;
   /** Access token lifetime for newly issued backend-services tokens (seconds). */
@@ -192,6 +197,8 @@ export interface ExportSettings {
   fileTtlSeconds: number;
   /** 429 on kick-off when this many jobs are already running. 0 = unlimited. */
   maxConcurrentJobs: number;
+  /** The kick-off's Content-Location (status URL) points at this origin instead of the server's own. '' = own. */
+  statusUrlOrigin: string;
 }
 
 export interface SandboxOptions {

@@ -15,6 +15,7 @@ import type { Activities } from '../activities';
 import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
+import { trackSteps } from './stepStatus';
 import type { BulkExportRequest, FileKind, FileResult, ManifestSummary } from '../activities/bulkExport';
 import {
   bulkExportKickedOffUpdate,
@@ -28,7 +29,7 @@ import {
 import { DEFAULT_BULK_EXPORT_OPTIONS, describeSeconds, type BulkExportOptions } from './bulkExportOptions';
 
 // One FHIR call or one bookkeeping write each: quick, retried briefly (kick-off 4xx are non-retryable failures).
-const short = proxyActivities<Activities>({
+const shortSteps = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
   // On cancel, wait for a running step to end: prepare and finish both write the job document, and a kick-off in
@@ -40,7 +41,7 @@ const short = proxyActivities<Activities>({
 // The kick-off sends one request per attempt (no retries inside the call), so it gets more attempts than the other
 // short steps: 15 attempts 1 s doubling to 30 s ride out about 5 minutes of a failing server, as the 10 attempts
 // of up to 5 requests each did before.
-const kickOffStep = proxyActivities<Activities>({
+const kickOffSteps = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -96,8 +97,12 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     await condition(() => progress.statusUrl !== undefined || isFinal(progress.phase));
     return { phase: progress.phase, ...(progress.statusUrl ? { statusUrl: progress.statusUrl } : {}) };
   });
+  // The step running or in trouble, for the Temporal UI (query and memo `currentStep`).
+  const steps = trackSteps();
+  const short = steps.track(shortSteps);
+  const kickOffStep = steps.track(kickOffSteps);
 
-  const downloads = proxyActivities<Activities>({
+  const downloads = steps.track(proxyActivities<Activities>({
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: opts.downloadHeartbeatTimeoutSeconds * 1000,
     // File requests are not retried inside the activity, so a 429 period on the file server is ridden out here:
@@ -105,7 +110,7 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     // long storm in the reliability suite). A retry resumes from the heartbeated line, and the shared limiter
     // holds its request until the server's Retry-After has passed.
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 30 },
-  });
+  }));
 
   const scope = new CancellationScope();
   let cancelReason: string | undefined;

@@ -3,9 +3,10 @@ import type { Activities, CapabilitiesSummary } from '../activities';
 import { recordJobStatus } from './jobStatus';
 import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import type { CapabilitiesInput } from '../jobs/contract';
+import { trackSteps } from './stepStatus';
 
 // Short, single-request activities: fail fast and retry a few times (network blips, 5xx).
-const { getCapabilities } = proxyActivities<Activities>({
+const capabilitySteps = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '20 seconds', maximumAttempts: 5 },
@@ -15,6 +16,7 @@ export type { CapabilitiesInput } from '../jobs/contract';
 
 /** Asks the connection's FHIR server what it supports. */
 export async function capabilitiesWorkflow(input: CapabilitiesInput): Promise<CapabilitiesSummary> {
+  const { getCapabilities } = trackSteps().track(capabilitySteps);
   try {
     const summary = await getCapabilities({ connectionId: input.connectionId });
     recordJobStatus('COMPLETED');

@@ -3,11 +3,12 @@ import type { Activities } from '../activities';
 import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
+import { trackSteps } from './stepStatus';
 import type { TypeSyncResult } from '../activities/sync';
 import { syncProgressQuery, type EnhancedSyncInput, type EnhancedSyncResult, type SyncProgress } from '../jobs/contract';
 
 // Bookkeeping calls: quick, retried briefly.
-const bookkeeping = proxyActivities<Activities>({
+const bookkeepingSteps = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   heartbeatTimeout: SHORT_STEP_HEARTBEAT_TIMEOUT,
   // On cancel, wait for a running planSync to end before recording CANCELLED: both write the job document, and a
@@ -33,7 +34,10 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
   const jobId = workflowInfo().workflowId;
   const progress: SyncProgress = { status: 'PLANNING', types: {}, finished: {} };
   setHandler(syncProgressQuery, () => progress);
-  const paging = pagingActivities(input.heartbeatTimeoutSeconds ?? 120);
+  // The step running or in trouble, for the Temporal UI (query and memo `currentStep`).
+  const steps = trackSteps();
+  const bookkeeping = steps.track(bookkeepingSteps);
+  const paging = steps.track(pagingActivities(input.heartbeatTimeoutSeconds ?? 120));
   let failedType: string | undefined;
   try {
     const plan = await bookkeeping.planSync({ ...input, jobId });

@@ -1,4 +1,5 @@
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
+import { failureChain } from '../shared/failureChain';
 
 /** What a timeout means for an operator, by timeout type (Temporal's own message only says "timed out"). */
 const TIMEOUT_HINTS: Record<string, string> = {
@@ -14,14 +15,12 @@ const TIMEOUT_HINTS: Record<string, string> = {
  * (step syncResourceType gave up: not retryable)".
  */
 export function failureMessage(err: unknown): string {
-  let e: unknown = err;
   let message = err instanceof Error ? err.message : String(err);
   let step: ActivityFailure | undefined;
-  while (e instanceof Error) {
+  for (const e of failureChain(err)) {
     if (e instanceof ActivityFailure) step ??= e;
     else if (e instanceof TimeoutFailure) message = `The step ${TIMEOUT_HINTS[e.timeoutType ?? ''] ?? 'timed out'}`;
     else message = e.message || message;
-    e = (e as { cause?: unknown }).cause;
   }
   if (!step) return message;
   const why: Record<string, string> = {
@@ -35,12 +34,10 @@ export function failureMessage(err: unknown): string {
 
 /** The innermost ApplicationFailure type of a failure chain (the service's error code), or the fallback. */
 export function failureType(err: unknown, fallback: string): string {
-  let e: unknown = err;
   let type = fallback;
-  while (e instanceof Error) {
+  for (const e of failureChain(err)) {
     if (e instanceof ApplicationFailure && e.type) type = e.type;
     else if (e instanceof TimeoutFailure) type = `${e.timeoutType ?? 'ACTIVITY'}_TIMEOUT`;
-    e = (e as { cause?: unknown }).cause;
   }
   return type;
 }

@@ -1,5 +1,6 @@
 import { RESOURCE_TYPES } from '../../src/sandbox';
 import { COLLECTIONS } from '../../src/store/mongo';
+import { fhirConnectionOf } from '../../src/activities/fhirConnection';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
 import { connectBackend, eventually, startExport, storedResources, waitForJob, type BulkJobView } from '../support/bulkExport';
@@ -10,7 +11,11 @@ let stack: TestStack;
 const FAST = { pollIntervalSeconds: 1, retryAfterMaxSeconds: 5, downloadHeartbeatTimeoutSeconds: 10 };
 
 beforeAll(async () => {
-  stack = await startStack({ sandbox: { patients: 4, resourcesPerPatient: 4, export: { durationMs: 1500, maxResourcesPerFile: 3 } } });
+  stack = await startStack({
+    sandbox: { patients: 4, resourcesPerPatient: 4, export: { durationMs: 1500, maxResourcesPerFile: 3 } },
+    // The sandbox's storage host is the provider's file storage (files are fetched nowhere else).
+    configEnv: (sandbox) => ({ EHR_PROVIDERS_JSON: JSON.stringify({ id: 'eclinicalworks', exportStorageOrigins: [sandbox.admin.storageOrigin()] }) }),
+  });
 });
 afterAll(async () => {
   await stack?.close();
@@ -113,6 +118,17 @@ describe('bulk export end to end (Temporal + sandbox + MongoDB)', () => {
     expect(result.written.unchanged).toBeGreaterThanOrEqual(4);
   });
 
+  it('a status URL on another host is never polled: the job fails at kick-off naming the host', async () => {
+    const patient = stack.sandbox.admin.listPatients()[0]!;
+    const conn = await connectPatient(stack, patient.id);
+    stack.sandbox.admin.setFaults({ export: { statusUrlOrigin: 'http://127.0.0.1:9' } });
+    const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', resourceTypes: ['Observation'], options: FAST });
+    const view = await waitForJob(stack, res.body.data!.id);
+    expect(view.status).toBe('FAILED');
+    expect(view.errorMessage).toContain('export status URL (Content-Location) on host 127.0.0.1:9');
+    expect(view.statusUrl).toBeUndefined();
+  });
+
   it('a same-origin file that redirects to the storage host: the token goes to the FHIR server only, never across the redirect', async () => {
     const patient = stack.sandbox.admin.listPatients()[0]!;
     const conn = await connectPatient(stack, patient.id);
@@ -156,7 +172,7 @@ describe('bulk export end to end (Temporal + sandbox + MongoDB)', () => {
     stack.sandbox.admin.resetFaults();
     stack.sandbox.admin.expireAccessTokens();
     const doc = await stack.services.connections.get(conn.connectionId);
-    const { stream } = await stack.services.fhir.openStream(doc, view.outputUrls![0]!, { auth: true });
+    const { stream } = await stack.services.fhir.openStream(fhirConnectionOf(doc), view.outputUrls![0]!, { auth: true });
     let text = '';
     for await (const chunk of stream) text += String(chunk);
     expect(text.trim().split('\n').length).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 import got from 'got';
 import * as jose from 'jose';
 import type { CapabilitiesSummary } from '../../src/activities';
+import { fhirConnectionOf } from '../../src/activities/fhirConnection';
 import type { ConnectionView } from '../../src/store/connections';
 import { COLLECTIONS } from '../../src/store/mongo';
 import { approveInSandbox, connectPatient, deliverCallback, startAuthorization } from '../support/smartFlow';
@@ -95,7 +96,7 @@ describe('SMART standalone patient launch against the sandbox', () => {
     expect(stack.sandbox.admin.expireAccessTokens()).toBeGreaterThan(0);
 
     const doc = await stack.services.connections.get(conn.connectionId);
-    const patient = await stack.services.fhir.getJson<{ id: string }>(doc, `Patient/${conn.patientId}`);
+    const patient = await stack.services.fhir.getJson<{ id: string }>(fhirConnectionOf(doc), `Patient/${conn.patientId}`);
     expect(patient.id).toBe(conn.patientId);
 
     const after = await rawConnection(conn.connectionId);
@@ -117,7 +118,7 @@ describe('SMART standalone patient launch against the sandbox', () => {
     await got.post(tokenUrl, { form, ...auth, throwHttpErrors: false });
     stack.sandbox.admin.expireAccessTokens();
 
-    await expect(stack.services.fhir.getJson(doc, `Patient/${conn.patientId}`)).rejects.toMatchObject({ code: 'REAUTHORIZATION_REQUIRED' });
+    await expect(stack.services.fhir.getJson(fhirConnectionOf(doc), `Patient/${conn.patientId}`)).rejects.toMatchObject({ code: 'REAUTHORIZATION_REQUIRED' });
     const res = await stack.api.get<ConnectionView>(`api/ehr/connections/${conn.connectionId}`);
     expect(res.body.data).toMatchObject({ status: 'needs_reauthorization' });
     expect(res.body.data?.statusReason).toMatch(/refresh was refused/);
@@ -142,7 +143,7 @@ describe('SMART backend services connection', () => {
 
     stack.sandbox.admin.expireAccessTokens();
     const doc = await stack.services.connections.get(conn.connectionId);
-    const page = await stack.services.fhir.searchPage(doc, 'Patient', { _count: 2 });
+    const page = await stack.services.fhir.searchPage(fhirConnectionOf(doc), 'Patient', { _count: 2 });
     expect(page.resources.length).toBe(2);
   });
 
@@ -166,7 +167,7 @@ describe('SMART backend services connection', () => {
     expect(doc.clientId).toBe(clientId);
     // A second token (a fresh assertion) for the FHIR call, after the first one expired.
     stack.sandbox.admin.expireAccessTokens();
-    const page = await stack.services.fhir.searchPage(doc, 'Patient', { _count: 1 });
+    const page = await stack.services.fhir.searchPage(fhirConnectionOf(doc), 'Patient', { _count: 1 });
     expect(page.resources).toHaveLength(1);
     expect(stack.sandbox.admin.getStats().byKind.token!.byStatus['200']).toBe(2);
   });

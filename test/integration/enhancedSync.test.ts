@@ -251,6 +251,22 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     expect((await stack.api.post(`api/ehr/eclinicalworks/enhanced-sync/${retry.body.data!.id}/retry`)).statusCode).toBe(409);
   });
 
+  it('refuses to follow a search next link to another host: the job fails naming the host, nothing is requested there', async () => {
+    const conn = await connectPatient(stack);
+    // Port 9 (discard) on another origin: nothing listens there; a client that followed the link would fail differently.
+    stack.sandbox.admin.setFaults({ nextLinkOrigin: 'http://127.0.0.1:9' });
+    try {
+      const res = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: false, resourceTypes: ['Observation'], pageSize: 1, waitMs: 30000 });
+      expect(res.body.error).toMatchObject({ code: 'FHIR_URL_REFUSED' });
+      expect(res.body.error!.message).toContain('search next link on host 127.0.0.1:9');
+    } finally {
+      stack.sandbox.admin.resetFaults();
+    }
+    const [job] = await stack.services.jobs.list({ connectionId: conn.connectionId });
+    expect(job).toMatchObject({ status: 'FAILED' });
+    expect(job!.errorMessage).toContain('127.0.0.1:9');
+  });
+
   it('refuses bad requests with a 4xx and a message, and starts nothing', async () => {
     const conn = await connectPatient(stack);
     const jobsBefore = await stack.services.db.collection(COLLECTIONS.jobs).countDocuments();

@@ -12,6 +12,7 @@ import type { ConnectionDoc } from '../../src/store/connections';
 import type { QuotaContext, RequestLimiter } from '../../src/fhir/limiter';
 import { MongoRateLimiter } from '../../src/limits';
 import { FhirClient } from '../../src/fhir/client';
+import { fhirConnectionOf } from '../../src/activities/fhirConnection';
 import { createApp } from '../../src/api/app';
 import { createLogger } from '../../src/logger';
 import type { WorkflowGateway } from '../../src/api/workflowGateway';
@@ -120,7 +121,7 @@ describe('shared rate limiter: token bucket 7/s burst 14 per provider (the spec 
       const recA = recording(a.limiter);
       const clientA = new FhirClient(a.services.http, a.services.tokens, recA);
       sb.admin.setFaults({ storm429: 1, storm429RetryAfterSeconds: 3 });
-      const first = clientA.searchPage(a.conn.get(sb.fhirBaseUrl)!, 'Patient', { _count: 1 });
+      const first = clientA.searchPage(fhirConnectionOf(a.conn.get(sb.fhirBaseUrl)!), 'Patient', { _count: 1 });
       await recA.saw(429);
       // B learns of the block from the database alone.
       const [perSecond] = await b.limiter.budget(PROVIDER, sb.fhirBaseUrl);
@@ -128,7 +129,7 @@ describe('shared rate limiter: token bucket 7/s burst 14 per provider (the spec 
       const blockedUntil = Date.parse(perSecond!.blockedUntil!);
       await b.limiter.acquire({ providerId: PROVIDER, baseUrl: sb.fhirBaseUrl });
       expect(Date.now()).toBeGreaterThanOrEqual(blockedUntil - 20);
-      await b.services.fhir.searchPage(b.conn.get(sb.fhirBaseUrl)!, 'Patient', { _count: 1 });
+      await b.services.fhir.searchPage(fhirConnectionOf(b.conn.get(sb.fhirBaseUrl)!), 'Patient', { _count: 1 });
       await first; // got retried A's request after the Retry-After
       const stats = sb.admin.getStats();
       expect(stats.tooManyRequests).toBe(1);
@@ -152,7 +153,7 @@ describe('shared rate limiter: token bucket 7/s burst 14 per provider (the spec 
 
       sb.admin.resetStats();
       const ac2 = new AbortController();
-      const request = a.services.fhir.searchPage(a.conn.get(sb.fhirBaseUrl)!, 'Patient', {}, ac2.signal);
+      const request = a.services.fhir.searchPage(fhirConnectionOf(a.conn.get(sb.fhirBaseUrl)!), 'Patient', {}, ac2.signal);
       setTimeout(() => ac2.abort(), 50);
       await expect(request).rejects.toMatchObject({ name: expect.stringMatching(/Abort/) });
       expect(sb.admin.getStats().total).toBe(0);
@@ -220,10 +221,10 @@ describe('shared rate limiter: fixed window per practice base URL', () => {
       for (let i = 0; i < 5; i++) await fetch(`${sb1.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${token}` } });
       const recA = recording(a.limiter);
       const clientA = new FhirClient(a.services.http, a.services.tokens, recA);
-      const first = clientA.searchPage(a.conn.get(sb1.fhirBaseUrl)!, 'Patient', { _count: 1 });
+      const first = clientA.searchPage(fhirConnectionOf(a.conn.get(sb1.fhirBaseUrl)!), 'Patient', { _count: 1 });
       await recA.saw(429);
       // Now both instances send 8 more: they must wait for the end of the server's window, then keep to 5 per 3 s.
-      const more = [a, b].flatMap((inst) => Array.from({ length: 4 }, () => inst.services.fhir.searchPage(inst.conn.get(sb1.fhirBaseUrl)!, 'Patient', { _count: 1 })));
+      const more = [a, b].flatMap((inst) => Array.from({ length: 4 }, () => inst.services.fhir.searchPage(fhirConnectionOf(inst.conn.get(sb1.fhirBaseUrl)!), 'Patient', { _count: 1 })));
       const settled = await Promise.allSettled([first, ...more]);
       expect(settled.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason))).toEqual([]);
       const stats = sb1.admin.getStats();
@@ -243,7 +244,7 @@ describe('GET /api/ehr/:provider/rate-limit', () => {
     const [a] = world.list as [Instance];
     let server: Server | undefined;
     try {
-      for (let i = 0; i < 3; i++) await a.services.fhir.searchPage(a.conn.get(sb.fhirBaseUrl)!, 'Patient', {});
+      for (let i = 0; i < 3; i++) await a.services.fhir.searchPage(fhirConnectionOf(a.conn.get(sb.fhirBaseUrl)!), 'Patient', {});
       const apiKey = `test-key-${randomBytes(12).toString('hex')}`;
       const app = createApp({ services: a.services, workflows: {} as WorkflowGateway, apiKeys: [apiKey], logger: createLogger('silent') });
       server = await new Promise<Server>((resolve) => {

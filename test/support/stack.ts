@@ -37,8 +37,8 @@ export interface StackOptions {
   sandbox?: Partial<SandboxOptions>;
   /** Reuse a Temporal environment (for example the time-skipping one); default: a fresh local dev server. */
   env?: TestWorkflowEnvironment;
-  /** Extra or replaced environment variables for the service's configuration. */
-  configEnv?: Record<string, string>;
+  /** Extra or replaced environment variables for the service's configuration (a function: from the started sandbox). */
+  configEnv?: Record<string, string> | ((sandbox: Sandbox) => Record<string, string>);
   /** Do not start a worker (tests that start their own). */
   noWorker?: boolean;
   /** Logger of the API and the worker's activities (default: silent); tests pass one that captures lines. */
@@ -94,7 +94,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
       server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: ['--log-level', 'error'] },
     }));
   await registerSearchAttributes(env.connection, env.namespace ?? 'default');
-  const config = loadApiConfig(testConfigEnv(sandbox, opts.configEnv));
+  const config = loadApiConfig(testConfigEnv(sandbox, typeof opts.configEnv === 'function' ? opts.configEnv(sandbox) : opts.configEnv));
   const logger = opts.logger ?? createLogger('silent');
   const workerMetrics = new WorkerMetrics();
   const services = await createServices(config, { fhirObserver: combineObservers(workerMetrics.fhirObserver, fhirLogObserver(logger)) });

@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { withKeepalive } from '../../src/activities/keepalive';
+import { activityInterceptors } from '../../src/activities/interceptors';
+import { activityHeartbeats, createActivities, type ActivityDeps } from '../../src/activities';
+import { createLogger } from '../../src/logger';
 
-describe('withKeepalive', () => {
+describe('keepalive interceptor', () => {
   const activities = {
     // Runs until the test has seen three heartbeats (bounded at 5 s, after which the assertion below fails): a
     // loaded machine may stretch the 10 ms interval, so the step's length follows the heartbeats, not a clock.
@@ -20,20 +22,24 @@ describe('withKeepalive', () => {
       return 'paged';
     },
   };
-  const wrapped = withKeepalive(activities, ['slowStep', 'failingStep'], 10);
+  const interceptors = activityInterceptors({
+    logger: createLogger('silent'),
+    heartbeats: { slowStep: 'keepalive', failingStep: 'keepalive', checkpointedStep: 'own' },
+    keepaliveMs: 10,
+  });
 
-  function run<A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A) {
-    const env = new MockActivityEnvironment();
+  function run<A extends unknown[], R>(name: keyof typeof activities, fn: (...args: A) => Promise<R>, ...args: A) {
+    const env = new MockActivityEnvironment({ activityType: name }, { interceptors });
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
     return { beats, result: env.run(fn, ...args) };
   }
 
-  it('heartbeats a short step while it runs (without details) and returns its result', async () => {
+  it('heartbeats a step declared keepalive while it runs (without details) and returns its result', async () => {
     const beats: unknown[] = [];
-    const env = new MockActivityEnvironment();
+    const env = new MockActivityEnvironment({ activityType: 'slowStep' }, { interceptors });
     env.on('heartbeat', (d: unknown) => beats.push(d));
-    const result = env.run(wrapped.slowStep, () => beats.length);
+    const result = env.run(activities.slowStep, () => beats.length);
     await expect(result).resolves.toBe('done');
     expect(beats.length).toBeGreaterThanOrEqual(3);
     expect(beats.every((d) => d === undefined)).toBe(true);
@@ -43,16 +49,31 @@ describe('withKeepalive', () => {
   });
 
   it('stops heartbeating when the step fails, and passes the failure on', async () => {
-    const { beats, result } = run(wrapped.failingStep, 40);
+    const { beats, result } = run('failingStep', activities.failingStep, 40);
     await expect(result).rejects.toThrow('FHIR said no');
     const after = beats.length;
     await sleep(40);
     expect(beats.length).toBe(after);
   });
 
-  it('leaves steps that heartbeat their own checkpoints alone', async () => {
-    const { beats, result } = run(wrapped.checkpointedStep, 60);
+  it('leaves steps declared as heartbeating their own checkpoints alone', async () => {
+    const { beats, result } = run('checkpointedStep', activities.checkpointedStep, 60);
     await expect(result).resolves.toBe('paged');
     expect(beats).toEqual([]);
+  });
+});
+
+describe('heartbeat declarations', () => {
+  // The factories only keep their dependencies; nothing is called while they are built.
+  const all = createActivities({} as ActivityDeps);
+
+  it('every activity is declared, so none with a heartbeat timeout goes without heartbeats', () => {
+    expect(Object.keys(activityHeartbeats).sort()).toEqual(Object.keys(all).sort());
+  });
+
+  it("an activity declared 'own' does heartbeat itself, or it would time out after its heartbeat timeout", () => {
+    const own = Object.entries(activityHeartbeats).filter(([, kind]) => kind === 'own').map(([name]) => name);
+    expect(own.sort()).toEqual(['downloadBulkFile', 'syncResourceType']);
+    for (const name of own) expect({ name, heartbeats: /\.heartbeat\(/.test(String(all[name as keyof typeof all])) }).toEqual({ name, heartbeats: true });
   });
 });

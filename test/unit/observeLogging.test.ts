@@ -1,6 +1,17 @@
 import { createLogger } from '../../src/logger';
-import { activityLog, bindActivityLog, fhirLogObserver, safeActivityMetrics, withActivityLogging } from '../../src/activities/observe';
+import { Context } from '@temporalio/activity';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { activityLog, bindActivityLog, fhirLogObserver, runLogged, safeActivityMetrics } from '../../src/activities/observe';
+import { activityInterceptors } from '../../src/activities/interceptors';
 import { PinoSdkLogger } from '../../src/temporal/runtimeLogger';
+import type { Logger } from '../../src/logger';
+import { AppError } from '../../src/errors';
+
+/** Each function run as the logging interceptor runs an activity (runLogged), without a Temporal context. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function withActivityLogging<T extends Record<string, (input: any) => Promise<unknown>>>(activities: T, logger: Logger): T {
+  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, (input: unknown) => runLogged(logger, name, input, () => fn(input))])) as T;
+}
 
 function capture(level = 'debug') {
   const lines: string[] = [];
@@ -62,6 +73,28 @@ describe('activity logging (outside Temporal: no activity context)', () => {
     );
     await Promise.all([activities.step({ jobId: 'a' }), activities.step({ jobId: 'b' })]);
     expect(parsed().map((l) => l.jobId)).toEqual(['b', 'a']);
+  });
+});
+
+describe('activity logging through the interceptors (an activity context)', () => {
+  it('the call, its attempt and the job ids on our lines and on the SDK activity logger lines; failures translated', async () => {
+    const ours = capture('debug');
+    const sdk = capture('debug');
+    const env = new MockActivityEnvironment(
+      { activityType: 'planSync', attempt: 2, workflowExecution: { workflowId: 'wf-1', runId: 'run-1' } },
+      { interceptors: activityInterceptors({ logger: ours.logger, heartbeats: { planSync: 'keepalive' } }), logger: new PinoSdkLogger(sdk.logger) },
+    );
+    const step = async (_input: { jobId: string; connectionId: string; token: string }) => {
+      activityLog().info('planned');
+      Context.current().log.info('sdk line');
+      throw new AppError('CONNECTION_NOT_FOUND', 'Connection conn_1 not found.', { retryable: false });
+    };
+    const failure = await env.run(step, { jobId: 'job-9', connectionId: 'conn_1', token: 'secret-token' }).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ name: 'ApplicationFailure', type: 'CONNECTION_NOT_FOUND', nonRetryable: true });
+    expect(ours.parsed().map((l) => l.msg)).toEqual(['activity retried', 'planned', 'activity failed']);
+    for (const l of ours.parsed()) expect(l).toMatchObject({ activity: 'planSync', attempt: 2, workflowId: 'wf-1', jobId: 'job-9', connectionId: 'conn_1' });
+    expect(sdk.parsed().find((l) => l.msg === 'sdk line')).toMatchObject({ jobId: 'job-9', connectionId: 'conn_1', activityType: 'planSync' });
+    expect([...ours.lines, ...sdk.lines].join('')).not.toContain('secret-token');
   });
 });
 

@@ -10,8 +10,9 @@ import { ConnectionIdSchema, ProviderIdSchema, parse, parseHeader } from '../val
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
 import { send } from './jobAnswer';
+import { InstantSchema as Instant } from '../../shared/instant';
+import { IdempotencyKeySchema } from '../../shared/idempotencyKey';
 
-const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2024-01-01T00:00:00Z' });
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
 /** Workflow knobs a request may set (tests shorten them); defaults in src/workflows/bulkExportOptions.ts. */
@@ -46,7 +47,6 @@ export const BulkExportBodySchema = z
     if (min > max) ctx.addIssue({ code: 'custom', path: ['options', 'retryAfterMinSeconds'], message: 'must not exceed retryAfterMaxSeconds' });
   });
 
-const IdempotencyKeySchema = z.string().regex(/^[A-Za-z0-9_.-]{8,64}$/, 'must be 8-64 letters, digits, dot, dash or underscore');
 const JobIdSchema = z.string().regex(/^bulk-export-[A-Za-z0-9_.-]{1,116}$/, 'must be a bulk export job id (bulk-export-…)');
 const JobParams = z.object({ provider: ProviderIdSchema, jobId: JobIdSchema });
 const ProviderParams = z.object({ provider: ProviderIdSchema });

@@ -10,8 +10,9 @@ import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse, parseHeader } fr
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
 import { send } from './jobAnswer';
+import { InstantSchema as Instant } from '../../shared/instant';
+import { IdempotencyKeySchema as IdempotencyKey } from '../../shared/idempotencyKey';
 
-const Instant = z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time such as 2024-01-01T00:00:00Z' });
 
 export const EnhancedSyncBodySchema = z.strictObject({
   connectionId: ConnectionIdSchema,
@@ -31,7 +32,6 @@ export const EnhancedSyncBodySchema = z.strictObject({
   // would then skip every change made until now.
   .refine((b) => !b.since || Date.parse(b.since) <= Date.now() + 60_000, { path: ['since'], message: 'must not be in the future' });
 
-const IdempotencyKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be 8-64 letters, digits, dash or underscore');
 // Runs started by a sync schedule are named by Temporal `<prefix>-<nominal time>`, e.g. …-scheduled-2026-01-01T10:00:00Z.
 const JobParams = z.object({ provider: ProviderIdSchema, jobId: z.union([IdSchema, z.string().regex(/^enhanced-sync-[A-Za-z0-9_.:-]{1,150}$/)], 'must be a job id') });
 

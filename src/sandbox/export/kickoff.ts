@@ -251,7 +251,9 @@ function startJob(
     expiresAt: null,
   };
   ctx.jobs.add(job);
-  const statusUrl = `${fhirBase(ctx, req)}/bulkstatus/${id}`;
+  const own = `${fhirBase(ctx, req)}/bulkstatus/${id}`;
+  // statusUrlOrigin: the same status URL on another origin (a client must not poll it there).
+  const statusUrl = settings.statusUrlOrigin ? `${new URL(settings.statusUrlOrigin).origin}${new URL(own).pathname}` : own;
   return {
     statusUrl,
     body: {

@@ -120,7 +120,10 @@ export function fhirRouter(ctx: SandboxContext): Router {
       return `${base}/${type}?${sp.toString()}`;
     };
     const links = [{ relation: 'self', url: link(q.cursor ? encodeCursor(q.cursor) : null) }];
-    if (result.next) links.push({ relation: 'next', url: link(encodeCursor(result.next)) });
+    // nextLinkOrigin: the same link on another origin (a client must not follow it there).
+    const foreign = ctx.faults.nextLinkOrigin;
+    const onOrigin = (url: string) => (foreign ? `${new URL(foreign).origin}${new URL(url).pathname}${new URL(url).search}` : url);
+    if (result.next) links.push({ relation: 'next', url: onOrigin(link(encodeCursor(result.next))) });
     const bundle = {
       resourceType: 'Bundle',
       id: randomId(),

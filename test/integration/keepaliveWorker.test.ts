@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { WorkflowFailedError } from '@temporalio/client';
+import { activityInterceptors } from '../../src/activities/interceptors';
+import type { HeartbeatKind } from '../../src/activities/heartbeats';
+import { createLogger } from '../../src/logger';
+import { temporalCliPath } from '../support/paths';
+import { heartbeatWorkflow } from '../support/heartbeatWorkflow';
+
+/**
+ * On a real Temporal server: a step that runs longer than its heartbeat timeout (2 s) and never heartbeats itself
+ * times out unless it is declared 'keepalive', in which case the worker's interceptor keeps it alive.
+ */
+let env: TestWorkflowEnvironment;
+let code: string;
+
+beforeAll(async () => {
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    /* already installed in this process */
+  }
+  env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: ['--log-level', 'error'] },
+  });
+  ({ code } = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '..', 'support', 'heartbeatWorkflow.ts'), logger: new DefaultLogger('WARN') }));
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+async function runWith(kind: HeartbeatKind): Promise<string> {
+  const taskQueue = `keepalive-${randomBytes(4).toString('hex')}`;
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { code },
+    // A step that only sleeps: it never heartbeats on its own.
+    activities: { slowStep: async (ms: number) => (await sleep(ms), 'done') },
+    interceptors: { activity: activityInterceptors({ logger: createLogger('silent'), heartbeats: { slowStep: kind }, keepaliveMs: 300 }) },
+  });
+  return worker.runUntil(env.client.workflow.execute(heartbeatWorkflow, { taskQueue, workflowId: `hb-${taskQueue}`, args: [5_000] }));
+}
+
+it("a step declared 'keepalive' outlives its heartbeat timeout", async () => {
+  await expect(runWith('keepalive')).resolves.toBe('done');
+});
+
+it("the same step declared 'own' (so no keepalive) times out on its heartbeat", async () => {
+  const err = await runWith('own').catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  // Workflow failed ← activity failed ← timeout of type HEARTBEAT.
+  expect((err as { cause?: { cause?: { name?: string; timeoutType?: unknown } } }).cause?.cause).toMatchObject({ name: 'TimeoutFailure', timeoutType: 'HEARTBEAT' });
+});
