@@ -123,7 +123,9 @@ describe('bulk export end to end (Temporal + sandbox + MongoDB)', () => {
     const conn = await connectPatient(stack, patient.id);
     stack.sandbox.admin.setFaults({ export: { statusUrlOrigin: 'http://127.0.0.1:9' } });
     const res = await startExport(stack, { connectionId: conn.connectionId, exportType: 'Patient', resourceTypes: ['Observation'], options: FAST });
-    const view = await waitForJob(stack, res.body.data!.id);
+    // Failed at the kick-off, before the answer: an error status naming the job, not 202 with status FAILED.
+    expect(res.statusCode).toBe(502);
+    const view = await waitForJob(stack, (res.body.error!.details as { jobId: string }).jobId);
     expect(view.status).toBe('FAILED');
     expect(view.errorMessage).toContain('export status URL (Content-Location) on host 127.0.0.1:9');
     expect(view.statusUrl).toBeUndefined();
