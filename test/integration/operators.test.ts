@@ -95,7 +95,7 @@ describe('finding, inspecting and retrying jobs', () => {
 
     // A failed sync on the same connection: the job type filter must tell it apart from the failed export.
     stack.sandbox.admin.setFaults({ errorRate: 1, errorStatuses: [404], applyTo: ['search'] });
-    const sync = await stack.api.post('api/ehr/eclinicalworks/enhanced-sync', { json: { connectionId: a, resourceTypes: ['Observation'], includeStandard: false, waitMs: 30_000 } });
+    const sync = await stack.api.post('api/ehr/eclinicalworks/enhanced-sync', { json: { connectionId: a, resourceTypes: ['Observation'], includeStandard: false, includeEnhanced: false, waitMs: 30_000 } });
     expect(sync.statusCode).toBe(502);
     stack.sandbox.admin.resetFaults();
     const failedSyncId = (await stack.services.jobs.list({ connectionId: a, type: 'enhanced-sync' }))[0]!._id;
