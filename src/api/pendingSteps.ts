@@ -1,20 +1,9 @@
 import type { WorkflowExecutionDescription } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
+import { STEP_NAMES } from '../temporal/stepTrouble';
 
-/** The steps of a job as an operator names them (activity names are in `activity`). */
-const STEP_NAMES: Record<string, string> = {
-  prepareBulkExport: 'prepare',
-  kickOffBulkExport: 'kick-off',
-  checkBulkExportStatus: 'status-poll',
-  downloadBulkFile: 'download',
-  finishBulkExport: 'finish',
-  cancelBulkExportOnServer: 'cancel-on-server',
-  planSync: 'plan',
-  syncResourceType: 'search',
-  completeSyncJob: 'finish',
-  getCapabilities: 'capabilities',
-};
+// The operator's step names: one list, shared with the workflows' step tracking (the Temporal UI shows the same).
 
 const STATE = temporal.api.enums.v1.PendingActivityState;
 
