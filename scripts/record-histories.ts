@@ -30,7 +30,7 @@ import { startWorkerProcess } from '../test/support/workerProcess';
 import { connectBackend, eventually } from '../test/support/bulkExport';
 import { connectPatient } from '../test/support/smartFlow';
 import { workerOptions } from '../src/worker';
-import { historyToJsonObject } from '../test/replay/historyJson';
+import { decodedPayloads, historyToJsonObject } from '../test/replay/historyJson';
 import { cancelBulkExportSignal } from '../src/jobs/contract';
 import { capabilitiesWorkflow } from '../src/workflows/capabilities';
 
@@ -253,16 +253,6 @@ async function crashMidRun(stack: TestStack, start: () => Promise<string>): Prom
   }
 }
 
-/** Every payload's decoded text (base64 `data` of `{ metadata, data }` objects) anywhere in the history JSON. */
-export function decodedPayloads(node: unknown, out: string[] = []): string[] {
-  if (Array.isArray(node)) for (const n of node) decodedPayloads(n, out);
-  else if (node && typeof node === 'object') {
-    const o = node as Record<string, unknown>;
-    if (o.metadata && typeof o.data === 'string') out.push(Buffer.from(o.data, 'base64').toString('utf8'));
-    for (const v of Object.values(o)) decodedPayloads(v, out);
-  }
-  return out;
-}
 
 function checkPrivacy(stack: TestStack, file: string, json: unknown): void {
   const texts = [JSON.stringify(json), ...decodedPayloads(json)];

@@ -27,3 +27,14 @@ export function historyToJsonObject(history: History): { events: unknown[] } {
 export function historyFromJsonObject(json: unknown): History {
   return protojson.fromJson(historyType, json, { ignoreUnknownFields: true }) as History;
 }
+
+/** Every payload's decoded text (base64 `data` of `{ metadata, data }` objects) anywhere in a history's JSON. */
+export function decodedPayloads(node: unknown, out: string[] = []): string[] {
+  if (Array.isArray(node)) for (const n of node) decodedPayloads(n, out);
+  else if (node && typeof node === 'object') {
+    const o = node as Record<string, unknown>;
+    if (o.metadata && typeof o.data === 'string') out.push(Buffer.from(o.data, 'base64').toString('utf8'));
+    for (const v of Object.values(o)) decodedPayloads(v, out);
+  }
+  return out;
+}

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { WORKFLOW_BUNDLE_PATH } from '../support/paths';
-import { historyFromJsonObject } from './historyJson';
+import { historyFromJsonObject, decodedPayloads } from './historyJson';
 import * as workflows from '../../src/workflows';
 
 /**
@@ -79,15 +79,6 @@ it('fixtures hold no token, no resource and no patient reference', () => {
   }
 });
 
-function decodedPayloads(node: unknown, out: string[] = []): string[] {
-  if (Array.isArray(node)) for (const n of node) decodedPayloads(n, out);
-  else if (node && typeof node === 'object') {
-    const o = node as Record<string, unknown>;
-    if (o.metadata && typeof o.data === 'string') out.push(Buffer.from(o.data, 'base64').toString('utf8'));
-    for (const v of Object.values(o)) decodedPayloads(v, out);
-  }
-  return out;
-}
 
 const noop = () => undefined;
 const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: console.error, log: noop };
