@@ -20,7 +20,8 @@ export async function bulkExportView(client: Client, jobs: JobStore, record: Job
   let pending: StepView[] = [];
   if (record.running) {
     // The step running or retrying now, its attempt, last error and next retry: visible while it happens.
-    pending = pendingSteps(described);
+    // A job whose document already says it ended (the finishing step wrote it and has not yet returned) has no step.
+    if (status === 'IN_PROGRESS') pending = pendingSteps(described);
     live = await client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(bulkExportProgressQuery)).catch(() => undefined);
   } else if (status !== 'COMPLETED' && job?.status !== status) {
     // The workflow is over but the job document does not say so (e.g. terminated): its failure from Temporal.

@@ -18,7 +18,8 @@ export async function syncView(client: Client, jobs: JobStore, record: JobRecord
   if (record.running) {
     live = await client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(syncProgressQuery)).catch(() => undefined);
     // The steps running or retrying now (attempt, last error, next retry), from Temporal's pending activities.
-    steps = pendingSteps(record.described);
+    // A job whose document already says it ended (the finishing step wrote it and has not yet returned) has no step.
+    if (record.status === 'IN_PROGRESS') steps = pendingSteps(record.described);
     // A search step names its type when only one type is paging (pending activities do not carry the input).
     const paging = Object.entries(live?.types ?? {}).filter(([, s]) => s === 'running').map(([t]) => t);
     const searches = steps.filter((s) => s.activity === 'syncResourceType');
