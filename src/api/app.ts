@@ -6,7 +6,9 @@ import type { Services } from '../services';
 import type { Logger } from '../logger';
 import { requireApiKey } from './apiKey';
 import { errorHandler, notFound } from './errorHandler';
-import { fail, ok } from './envelope';
+import { fail } from './envelope';
+import { answer } from './answer';
+import { HealthAnswerSchema } from './answerSchemas';
 import { openApiDocument } from './openapi';
 import { bodyIdleTimeout, timeoutMessage } from './serverTimeouts';
 import { observeRequests } from './requestLog';
@@ -50,7 +52,7 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
     next();
   });
 
-  app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
+  app.get('/health', (_req, res) => answer(res, HealthAnswerSchema, { status: 'ok' }));
   // Before the API-key wall: scrapers send METRICS_TOKEN as a bearer token (API keys work too); see README.
   app.get('/metrics', metricsRoute(metrics.registry, metricsAuthorizer([...apiKeys, services.config.METRICS_TOKEN ?? ''])));
   const schedules = new SyncScheduleService(workflows.client, workflows.taskQueue, new SyncScheduleStore(services.db), services.jobs);
@@ -63,7 +65,7 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   });
   const connections = connectionRoutes(services, deleter);
   app.use(connections.publicRoutes);
-  const openapi = openApiDocument();
+  const openapi = openApiDocument({ publicUrl: services.config.API_PUBLIC_URL });
   app.get('/api/openapi.json', (_req, res) => {
     res.json(openapi);
   });

@@ -10,7 +10,8 @@ import type { ManifestSummary } from '../../activities/bulkExport';
 import { R4_RESOURCE_TYPES, R4ResourceTypeSchema } from '../../fhir/resourceTypes';
 import { AppError, BadRequestError, NotFoundError } from '../../errors';
 import type { JobDoc, JobStatus } from '../../store/jobs';
-import { ok } from '../envelope';
+import { answer } from '../answer';
+import * as A from '../answerSchemas';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
@@ -124,7 +125,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       }
     }
     if (!started) res.set('Idempotent-Replayed', 'true');
-    ok(res, await startedView(provider, jobId, handle, res), 202);
+    answer(res, A.BulkExportJobSchema, await startedView(provider, jobId, handle, res), 202);
   });
 
   // A FAILED or CANCELLED export started again as a new job (new id, same request) that names the old one in its
@@ -157,13 +158,13 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       memo: jobMemo({ ...attrs, request: { ...input, retryOf: undefined }, retryOf: jobId }),
       typedSearchAttributes: jobSearchAttributes(attrs),
     });
-    ok(res, { ...(await startedView(provider, newId, handle, res)), retryOf: jobId }, 202);
+    answer(res, A.BulkExportJobSchema, { ...(await startedView(provider, newId, handle, res)), retryOf: jobId }, 202);
   });
 
   routes.get('/api/ehr/:provider/bulk-export/:jobId', async (req, res) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
     const { job, handle } = await findJob(provider, jobId);
-    ok(res, await jobView(jobId, job, handle));
+    answer(res, A.BulkExportJobSchema, await jobView(jobId, job, handle));
   });
 
   const cancel = async (provider: string, jobId: string, reason: string) => {
@@ -184,13 +185,13 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
   routes.post('/api/ehr/:provider/bulk-export/:jobId/cancel', async (req, res) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
     const view = await cancel(provider, jobId, 'cancelled through the API');
-    ok(res, view, view.status === 'IN_PROGRESS' ? 202 : 200);
+    answer(res, A.BulkExportJobSchema, view, view.status === 'IN_PROGRESS' ? 202 : 200);
   });
 
   routes.delete('/api/ehr/:provider/bulk-export/:jobId', async (req, res) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
     const view = await cancel(provider, jobId, 'cancelled through the API');
-    ok(res, view, view.status === 'IN_PROGRESS' ? 202 : 200);
+    answer(res, A.BulkExportJobSchema, view, view.status === 'IN_PROGRESS' ? 202 : 200);
   });
 
   /** Waits a moment for the kick-off so the answer can carry the status URL; sets Location to the job's URL. */

@@ -4,7 +4,8 @@ import type { Services } from '../../services';
 import { RequestedTypesSchema, selectsBeyondEnhanced } from '../../providers/schema';
 import { BadRequestError } from '../../errors';
 import { MAX_INTERVAL_SECONDS, intervalSeconds, type SyncScheduleService } from '../../temporal/syncSchedules';
-import { ok } from '../envelope';
+import { answer } from '../answer';
+import * as A from '../answerSchemas';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 import { connectionOfProvider } from './connections';
 
@@ -59,33 +60,33 @@ export function syncScheduleRoutes(services: Services, schedules: SyncScheduleSe
       async () => (await services.connections.find(connectionId)) !== null,
     );
     res.set('Location', `/api/ehr/${provider}/connections/${connectionId}/sync-schedules/${view.scheduleId}`);
-    ok(res, view, 201);
+    answer(res, A.SyncScheduleViewSchema, view, 201);
   });
 
   routes.get(base, async (req, res) => {
     const { provider, connectionId } = parse(ConnectionParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
-    ok(res, await schedules.list(provider, connectionId));
+    answer(res, A.SyncScheduleListSchema, await schedules.list(provider, connectionId));
   });
 
   routes.get(`${base}/:scheduleId`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
-    ok(res, await schedules.get(provider, connectionId, scheduleId));
+    answer(res, A.SyncScheduleViewSchema, await schedules.get(provider, connectionId, scheduleId));
   });
 
   routes.post(`${base}/:scheduleId/pause`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     const { note } = parse(SyncScheduleNoteBodySchema, req.body, 'body');
     await connectionOfProvider(services, provider, connectionId);
-    ok(res, await schedules.pause(provider, connectionId, scheduleId, note));
+    answer(res, A.SyncScheduleViewSchema, await schedules.pause(provider, connectionId, scheduleId, note));
   });
 
   routes.post(`${base}/:scheduleId/unpause`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     const { note } = parse(SyncScheduleNoteBodySchema, req.body, 'body');
     await connectionOfProvider(services, provider, connectionId);
-    ok(res, await schedules.unpause(provider, connectionId, scheduleId, note));
+    answer(res, A.SyncScheduleViewSchema, await schedules.unpause(provider, connectionId, scheduleId, note));
   });
 
   routes.post(`${base}/:scheduleId/trigger`, async (req, res) => {
@@ -94,14 +95,14 @@ export function syncScheduleRoutes(services: Services, schedules: SyncScheduleSe
     const { jobId } = await schedules.trigger(provider, connectionId, scheduleId);
     const statusUrl = jobId ? `/api/ehr/${provider}/enhanced-sync/${jobId}` : undefined;
     if (statusUrl) res.set('Location', statusUrl);
-    ok(res, { scheduleId, triggered: true, ...(jobId ? { jobId, statusUrl } : {}) }, 202);
+    answer(res, A.SyncScheduleTriggerSchema, { scheduleId, triggered: true, ...(jobId ? { jobId, statusUrl } : {}) }, 202);
   });
 
   routes.delete(`${base}/:scheduleId`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
     await schedules.delete(provider, connectionId, scheduleId);
-    ok(res, { scheduleId, deleted: true });
+    answer(res, A.SyncScheduleDeletedSchema, { scheduleId, deleted: true });
   });
 
   return routes;

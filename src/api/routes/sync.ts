@@ -9,7 +9,8 @@ import { R4ResourceTypeSchema } from '../../fhir/resourceTypes';
 import { AppError, NotFoundError } from '../../errors';
 import type { JobDoc } from '../../store/jobs';
 import type { SyncPlan } from '../../activities/sync';
-import { ok } from '../envelope';
+import { answer } from '../answer';
+import * as A from '../answerSchemas';
 import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
@@ -63,11 +64,11 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
     });
     const result = await workflows.resultWithin<EnhancedSyncResult>(handle, waitMs ?? defaultWaitMs, `enhanced sync ${jobId}`);
     if (result) {
-      ok(res, { ...result, id: jobId, status: 'COMPLETED' });
+      answer(res, A.EnhancedSyncCompletedSchema, { ...result, id: jobId, status: 'COMPLETED' });
       return;
     }
     res.set('Location', `/api/ehr/${provider}/enhanced-sync/${jobId}`);
-    ok(res, { id: jobId, status: 'IN_PROGRESS', startedAt: new Date().toISOString(), statusUrl: `/api/ehr/${provider}/enhanced-sync/${jobId}` }, 202);
+    answer(res, A.EnhancedSyncStartedSchema, { id: jobId, status: 'IN_PROGRESS', startedAt: new Date().toISOString(), statusUrl: `/api/ehr/${provider}/enhanced-sync/${jobId}` }, 202);
   });
 
   routes.get('/api/ehr/:provider/enhanced-sync/:jobId', async (req, res) => {
@@ -86,7 +87,7 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
       const searches = steps.filter((s) => s.activity === 'syncResourceType');
       if (paging.length === 1 && searches.length === 1) (searches[0] as StepView & { resourceType?: string }).resourceType = paging[0];
     }
-    ok(res, { ...syncView(job, await services.jobs.progress(jobId), live), ...(steps[0] ? { currentStep: steps[0], steps } : {}) });
+    answer(res, A.EnhancedSyncJobSchema, { ...syncView(job, await services.jobs.progress(jobId), live), ...(steps[0] ? { currentStep: steps[0], steps } : {}) });
   });
 
   // Cancels a running sync: the workflow stops its paging steps (they see the cancellation at their next heartbeat),
@@ -101,17 +102,17 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
       if (err instanceof WorkflowNotFoundError) throw new AppError('CONFLICT', `Job ${jobId} has no running workflow (it ended while its record was being written); read it again.`, { status: 409 });
       throw err;
     }
-    return { id: jobId, status: 'CANCELLING', statusUrl: `/api/ehr/${provider}/enhanced-sync/${jobId}` };
+    return { id: jobId, status: 'CANCELLING' as const, statusUrl: `/api/ehr/${provider}/enhanced-sync/${jobId}` };
   };
 
   routes.post('/api/ehr/:provider/enhanced-sync/:jobId/cancel', async (req, res) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
-    ok(res, await cancelSync(provider, jobId), 202);
+    answer(res, A.EnhancedSyncCancelSchema, await cancelSync(provider, jobId), 202);
   });
 
   routes.delete('/api/ehr/:provider/enhanced-sync/:jobId', async (req, res) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
-    ok(res, await cancelSync(provider, jobId), 202);
+    answer(res, A.EnhancedSyncCancelSchema, await cancelSync(provider, jobId), 202);
   });
 
   // A failed or cancelled sync started again as a new run that names the old one (writes are idempotent, and
@@ -133,7 +134,7 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
       memo: jobMemo({ ...attrs, request, retryOf: jobId }),
       searchAttributes: jobSearchAttributes(attrs),
     });
-    ok(res, { id: newId, status: 'IN_PROGRESS', retryOf: jobId, statusUrl: `/api/ehr/${provider}/enhanced-sync/${newId}` }, 202);
+    answer(res, A.EnhancedSyncStartedSchema, { id: newId, status: 'IN_PROGRESS', retryOf: jobId, statusUrl: `/api/ehr/${provider}/enhanced-sync/${newId}` }, 202);
   });
 
   return routes;
