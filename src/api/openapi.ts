@@ -72,6 +72,8 @@ interface Operation {
   body?: { schema: z.ZodType; required?: boolean };
   /** Idempotency-Key request header. */
   idempotencyKey?: boolean;
+  /** Also answers text/html (a short page) when the client asks for HTML. */
+  html?: boolean;
   answers: Answers;
 }
 
@@ -102,7 +104,9 @@ function operation(op: Operation): Json {
       .map(([status, a]) => {
         const answer = typeof a === 'string' ? { description: a } : a;
         const schema = answer.data ? successEnvelope(answer.data) : ERROR_ENVELOPE;
-        return [status, { description: answer.description, headers: headerRefs(answer.headers ?? []), content: { 'application/json': { schema } } }];
+        const content: Json = { 'application/json': { schema } };
+        if (op.html && ['201', '400', '409', '502', '504'].includes(status)) content['text/html'] = { schema: { type: 'string', description: 'A short page with the same outcome (Accept: text/html)' } };
+        return [status, { description: answer.description, headers: headerRefs(answer.headers ?? []), content }];
       }),
   );
   return {
@@ -162,9 +166,11 @@ const ROUTES: Record<string, Record<string, Operation>> = {
       tags: ['connections'],
       secured: false,
       query: CallbackQuerySchema,
+      html: true,
       answers: {
         '201': { description: 'The connection was stored', data: A.ConnectionViewSchema },
-        '400': 'No, unknown, expired or used state; the EHR refused the authorization; or the `iss` does not name the authorization server (the message says which)',
+        '400': 'Invalid parameters; no, unknown, expired or used state; the EHR refused the authorization; or the `iss` is not the authorization server\'s issuer (code OAUTH_ISSUER_MISMATCH); the message says which',
+        '404': 'The provider of this authorization is no longer registered',
         '502': 'The token exchange with the EHR failed (the message has the EHR\'s error and error_description)',
       },
     },

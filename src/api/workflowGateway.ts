@@ -63,7 +63,8 @@ export class WorkflowGateway {
   }
 
   /** The workflow's result if it finishes within `ms`, else undefined (it keeps running). */
-  async resultWithin<T>(handle: WorkflowHandle, ms: number, what: string): Promise<T | undefined> {
+  /** `action` words the failure: a POST that starts a job says it could not start it (default: could not get). */
+  async resultWithin<T>(handle: WorkflowHandle, ms: number, what: string, action: 'get' | 'start' = 'get'): Promise<T | undefined> {
     const result = handle.result() as Promise<T>;
     result.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
@@ -73,7 +74,7 @@ export class WorkflowGateway {
     try {
       return await Promise.race([result, timeout]);
     } catch (err) {
-      throw workflowError(err, what);
+      throw workflowError(err, what, action);
     } finally {
       clearTimeout(timer);
     }
@@ -89,7 +90,7 @@ export class WorkflowGateway {
 }
 
 /** The innermost ApplicationFailure of a workflow failure chain, as a typed error. */
-export function workflowError(err: unknown, what: string): unknown {
+export function workflowError(err: unknown, what: string, action: 'get' | 'start' = 'get'): unknown {
   if (!(err instanceof WorkflowFailedError)) return err;
   let cause: unknown = err.cause;
   let app: ApplicationFailure | undefined;
@@ -99,5 +100,5 @@ export function workflowError(err: unknown, what: string): unknown {
   }
   const code = (app?.type ?? 'WORKFLOW_FAILED') as ErrorCode;
   const message = app?.message ?? err.cause?.message ?? err.message;
-  return new AppError(code, `Could not get ${what}: ${message}`, { status: STATUS_BY_CODE[code] ?? 502, cause: err });
+  return new AppError(code, `Could not ${action} ${what}: ${message}`, { status: STATUS_BY_CODE[code] ?? 502, cause: err });
 }

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { ClientIdSchema } from '../../auth/clientId';
 import type { Services } from '../../services';
 import { ConnectionStore } from '../../store/connections';
-import { NotFoundError } from '../../errors';
+import { AppError, NotFoundError } from '../../errors';
+import { sendCallbackPage, wantsHtml } from '../callbackPage';
 import type { ConnectionDeleter } from '../../connections/deleteConnection';
 import { answer } from '../answer';
 import * as A from '../answerSchemas';
@@ -49,10 +50,18 @@ export function connectionRoutes(services: Services, deleter: Pick<ConnectionDel
   const routes = Router();
 
   // The EHR redirects the user's browser here: no API key, the one-time `state` is the credential.
+  // A browser (Accept: text/html) gets a short page with the outcome, any other client the JSON envelope.
   publicRoutes.get('/api/ehr/callback', async (req, res) => {
-    const query = parse(CallbackQuerySchema, req.query, 'query');
-    const doc = await smartAuth.completeAuthorization(query);
-    answer(res, A.ConnectionViewSchema, ConnectionStore.view(doc), 201);
+    try {
+      const query = parse(CallbackQuerySchema, req.query, 'query');
+      const doc = await smartAuth.completeAuthorization(query);
+      const view = ConnectionStore.view(doc);
+      if (wantsHtml(req)) return sendCallbackPage(res, 201, { connected: view });
+      answer(res, A.ConnectionViewSchema, view, 201);
+    } catch (err) {
+      if (!(err instanceof AppError) || !wantsHtml(req)) throw err;
+      sendCallbackPage(res, err.status, { failed: { code: err.code, message: err.message } });
+    }
   });
 
   routes.get('/api/ehr/providers', (_req, res) => {

@@ -62,7 +62,8 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
       memo: jobMemo({ ...job, request }),
       searchAttributes: jobSearchAttributes(job),
     });
-    const result = await workflows.resultWithin<EnhancedSyncResult>(handle, waitMs ?? defaultWaitMs, `enhanced sync ${jobId}`);
+    // A failure here (e.g. the connection needs re-authorization) means the sync could not start: say so.
+    const result = await workflows.resultWithin<EnhancedSyncResult>(handle, waitMs ?? defaultWaitMs, `enhanced sync ${jobId}`, 'start');
     if (result) {
       answer(res, A.EnhancedSyncCompletedSchema, { ...result, id: jobId, status: 'COMPLETED' });
       return;
