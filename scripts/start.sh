@@ -56,6 +56,8 @@ load_config() {
   export API_HOST="${API_HOST:-127.0.0.1}"
   export API_PORT="${API_PORT:-3000}"
   export ECLINICALWORKS_REDIRECT_URI="${ECLINICALWORKS_REDIRECT_URI:-http://127.0.0.1:$API_PORT/api/ehr/callback}"
+  # The sandbox registers the same callback (on API_PORT), or the demo's authorization is refused.
+  export SANDBOX_REDIRECT_URIS="${SANDBOX_REDIRECT_URIS:-$ECLINICALWORKS_REDIRECT_URI}"
   export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://127.0.0.1:$TEMPORAL_UI_PORT}"
   export SANDBOX_PORT
 }

@@ -6,7 +6,9 @@ import type { Services } from '../services';
 import type { Logger } from '../logger';
 import { requireApiKey } from './apiKey';
 import { errorHandler, notFound } from './errorHandler';
-import { fail, ok } from './envelope';
+import { fail } from './envelope';
+import { answer } from './answer';
+import { HealthAnswerSchema } from './answerSchemas';
 import { openApiDocument } from './openapi';
 import { refuseUnknownQueryParameters } from './queryParams';
 import { bodyIdleTimeout, timeoutMessage } from './serverTimeouts';
@@ -50,10 +52,10 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   });
 
   // Every route's query parameters are the ones the OpenAPI document lists: anything else is a 400 (queryParams.ts).
-  const openapi = openApiDocument();
+  const openapi = openApiDocument({ publicUrl: services.config.API_PUBLIC_URL });
   app.use(refuseUnknownQueryParameters(openapi));
 
-  app.get('/health', (_req, res) => ok(res, { status: 'ok' }));
+  app.get('/health', (_req, res) => answer(res, HealthAnswerSchema, { status: 'ok' }));
   // Before the API-key wall: scrapers send METRICS_TOKEN as a bearer token (API keys work too); see README.
   app.get('/metrics', metricsRoute(metrics.registry, metricsAuthorizer([...apiKeys, services.config.METRICS_TOKEN ?? ''])));
   const schedules = new SyncScheduleService(workflows, new SyncScheduleStore(services.db), services.jobs);

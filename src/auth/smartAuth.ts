@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { callbackParameterError } from './callbackErrors';
 import * as jose from 'jose';
 import type { ConnectionDoc, ConnectionStore, TokenSet } from '../store/connections';
 import { newConnectionId } from '../store/connections';
@@ -103,7 +104,7 @@ export class SmartAuth {
     try {
       tokens = await oidc.authorizationCodeGrant(config, currentUrl, { pkceCodeVerifier: pending.codeVerifier, expectedState: state });
     } catch (err) {
-      throw oauthError('exchange the authorization code', err);
+      throw callbackParameterError(err) ?? oauthError('exchange the authorization code', err);
     }
     const patientId = typeof tokens.patient === 'string' ? tokens.patient : undefined;
     const connectionId = newConnectionId();

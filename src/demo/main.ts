@@ -1,4 +1,5 @@
 import got, { type Got } from 'got';
+import { describeOAuthRefusal } from './oauthError';
 import { Presets, SingleBar } from 'cli-progress';
 import { z } from 'zod';
 
@@ -74,14 +75,18 @@ function progress(step: string, unit: string) {
 
 /** The user's browser: open the authorize URL, pick a patient in the sandbox's picker, follow the redirect. */
 async function authorizeAsUser(authorizeUrl: string, patient?: string): Promise<string> {
-  const page = await got(authorizeUrl, { followRedirect: false });
+  const page = await got(authorizeUrl, { followRedirect: false, throwHttpErrors: false });
+  // A refusal (e.g. a redirect URI the server does not have) is shown with the server's error_description.
+  if (page.statusCode >= 400) throw new Error(describeOAuthRefusal(page.statusCode, page.headers['content-type'], page.body));
   const tx = /name="tx" value="([^"]+)"/.exec(page.body)?.[1];
   const first = /type="radio" name="patient" value="([^"]+)"/.exec(page.body)?.[1];
   if (!tx || !first) throw new Error('The EHR did not show a patient picker.');
   const decided = await got.post(new URL('/oauth/authorize/decide', authorizeUrl).href, {
     form: { tx, patient: patient ?? first, decision: 'approve' },
     followRedirect: false,
+    throwHttpErrors: false,
   });
+  if (decided.statusCode >= 400) throw new Error(describeOAuthRefusal(decided.statusCode, decided.headers['content-type'], decided.body));
   const location = decided.headers.location;
   if (!location) throw new Error('The EHR did not redirect back.');
   return location;

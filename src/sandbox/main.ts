@@ -3,6 +3,7 @@ import pino from 'pino';
 import { parseRateLimitEnv } from './limits/rate-limiter';
 import type { ExportSettings, FaultSettings, SandboxOptions } from './types';
 import { startSandbox } from './index';
+import { redirectUrisFromEnv } from './redirectUris';
 
 function num(name: string, fallback?: number): number | undefined {
   const raw = process.env[name];
@@ -35,10 +36,7 @@ export function optionsFromEnv(): Partial<SandboxOptions> {
     resourcesPerPatient: num('SANDBOX_RESOURCES_PER_PATIENT', 3),
     clientId: env.SANDBOX_CLIENT_ID || 'ehr-sync-local',
     clientSecret: env.SANDBOX_CLIENT_SECRET || 'ehr-sync-local-secret',
-    redirectUris: (env.SANDBOX_REDIRECT_URIS || 'http://127.0.0.1:3000/api/ehr/callback')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    redirectUris: redirectUrisFromEnv(env),
     accessTokenTtlSeconds: num('SANDBOX_ACCESS_TOKEN_TTL', 3600),
     backendTokenTtlSeconds: num('SANDBOX_BACKEND_TOKEN_TTL', 300),
     rateLimit: parseRateLimitEnv(env.SANDBOX_RATE_LIMIT, num('SANDBOX_DAILY_LIMIT')),

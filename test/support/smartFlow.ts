@@ -1,6 +1,6 @@
 import got from 'got';
 import type { ConnectionView } from '../../src/store/connections';
-import type { Envelope, TestStack } from './stack';
+import type { TestStack } from './stack';
 
 /**
  * Plays the user in the sandbox's patient picker without a browser: opens the authorize URL, picks a patient,
@@ -24,10 +24,8 @@ export async function approveInSandbox(authorizeUrl: string, patientId?: string,
 
 /** Delivers the EHR's redirect to the API's callback (the browser's last hop). */
 export async function deliverCallback(stack: TestStack, redirect: URL) {
-  return got(`${stack.apiUrl}/api/ehr/callback${redirect.search}`, { throwHttpErrors: false, responseType: 'json' }) as Promise<{
-    statusCode: number;
-    body: Envelope<ConnectionView>;
-  }>;
+  // Through the test HTTP helper, so the callback's answer is checked against the OpenAPI document too.
+  return stack.api.get<ConnectionView>(`api/ehr/callback${redirect.search}`);
 }
 
 export async function startAuthorization(stack: TestStack, body: Record<string, unknown> = {}) {

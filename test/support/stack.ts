@@ -18,6 +18,7 @@ import { createServices, type Services } from '../../src/services';
 import { workerOptions } from '../../src/worker';
 import { registerSearchAttributes } from '../../src/temporal/registerSearchAttributes';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox';
+import { assertConforms } from './openapiContract';
 import { WORKFLOW_BUNDLE_PATH, mongoUri, temporalCliPath, testDbName } from './paths';
 
 let runtimeInstalled = false;
@@ -168,11 +169,15 @@ function apiClient(http: Got): ApiClient {
     async <T>(path: string, opts: CallOptions = {}): Promise<ApiResponse<T>> => {
       const res = await http(path, { method, ...opts });
       let body: Envelope<T>;
+      let parsed: unknown = res.body;
       try {
-        body = JSON.parse(res.body) as Envelope<T>;
+        parsed = JSON.parse(res.body);
+        body = parsed as Envelope<T>;
       } catch {
         body = { success: false, error: { code: 'NOT_JSON', message: res.body.slice(0, 200) } };
       }
+      // Every answer any integration test receives is checked against the OpenAPI document.
+      assertConforms(method, path, res.statusCode, res.headers['content-type'], parsed);
       return { statusCode: res.statusCode, headers: res.headers, body };
     };
   return { get: call('GET'), post: call('POST'), put: call('PUT'), patch: call('PATCH'), delete: call('DELETE') };

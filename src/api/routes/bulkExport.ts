@@ -5,7 +5,8 @@ import type { BulkExportWorkflowInput } from '../../jobs/contract';
 import { DEFAULT_BULK_EXPORT_OPTIONS } from '../../workflows/bulkExportOptions';
 import { R4_RESOURCE_TYPES, R4ResourceTypeSchema } from '../../fhir/resourceTypes';
 import { BadRequestError } from '../../errors';
-import { ok } from '../envelope';
+import { answer as answerWith } from '../answer';
+import * as A from '../answerSchemas';
 import { ConnectionIdSchema, ProviderIdSchema, parse, parseHeader } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
@@ -83,7 +84,7 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       options: body.options,
     };
     const answer = await workflows.start('bulk-export', { provider, connectionId: connection._id, input, request: { ...input, idempotencyKey: undefined } }, { idempotencyKey });
-    send(res, answer);
+    send(res, A.BulkExportJobSchema, answer);
   });
 
   // A FAILED or CANCELLED export started again as a new job (same request) that names the old one in its job
@@ -106,17 +107,17 @@ export function bulkExportRoutes(services: Services, workflows: WorkflowGateway)
       };
       return { connectionId: connection._id, input, request: { ...input, retryOf: undefined } };
     });
-    send(res, { ...answer, view: { ...answer.view, retryOf: jobId } });
+    send(res, A.BulkExportJobSchema, { ...answer, view: { ...answer.view, retryOf: jobId } });
   });
 
   routes.get('/bulk-export/:jobId', async (req, res) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
-    ok(res, await workflows.view('bulk-export', provider, jobId));
+    answerWith(res, A.BulkExportJobSchema, await workflows.view('bulk-export', provider, jobId));
   });
 
   const cancel = async (req: Request, res: Response) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
-    send(res, await workflows.cancel('bulk-export', provider, jobId));
+    send(res, A.BulkExportJobSchema, await workflows.cancel('bulk-export', provider, jobId));
   };
   routes.post('/bulk-export/:jobId/cancel', cancel);
   routes.delete('/bulk-export/:jobId', cancel);

@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Services } from '../../services';
-import { ok } from '../envelope';
+import { answer as answerWith } from '../answer';
+import { CapabilitiesAnswerSchema } from '../answerSchemas';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
@@ -33,7 +34,7 @@ export function capabilitiesRoutes(services: Services, workflows: WorkflowGatewa
     const answer = await capabilities.get(provider, connectionId, { refresh: refresh === 'true' });
     res.set('X-Cache', answer.source.toUpperCase());
     res.set('Age', String(Math.max(0, Math.floor((Date.now() - answer.fetchedAt.getTime()) / 1000))));
-    ok(res, answer.summary);
+    answerWith(res, CapabilitiesAnswerSchema, answer.summary);
   });
   return routes;
 }

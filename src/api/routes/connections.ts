@@ -3,9 +3,11 @@ import { z } from 'zod';
 import { ClientIdSchema } from '../../auth/clientId';
 import type { Services } from '../../services';
 import { ConnectionStore } from '../../store/connections';
-import { NotFoundError } from '../../errors';
+import { AppError, NotFoundError } from '../../errors';
+import { sendCallbackPage, wantsHtml } from '../callbackPage';
 import type { ConnectionDeleter } from '../../connections/deleteConnection';
-import { ok } from '../envelope';
+import { answer } from '../answer';
+import * as A from '../answerSchemas';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 
 const ScopeSchema = z.string().regex(/^[A-Za-z0-9_./*:-]{1,100}$/, 'must be a SMART scope such as patient/*.read');
@@ -52,15 +54,24 @@ export function connectionRoutes(services: Services, deleter: Pick<ConnectionDel
   const routes = Router({ mergeParams: true });
 
   // The EHR redirects the user's browser here: no API key, the one-time `state` is the credential.
+  // A browser (Accept: text/html) gets a short page with the outcome, any other client the JSON envelope.
   publicRoutes.get('/callback', async (req, res) => {
-    const query = parse(CallbackQuerySchema, req.query, 'query', { unknownQuery: 'ignore' }); // RFC 6749 §4.1.2
-    const doc = await smartAuth.completeAuthorization(query);
-    ok(res, ConnectionStore.view(doc), 201);
+    try {
+      const query = parse(CallbackQuerySchema, req.query, 'query', { unknownQuery: 'ignore' }); // RFC 6749 §4.1.2
+      const doc = await smartAuth.completeAuthorization(query);
+      const view = ConnectionStore.view(doc);
+      if (wantsHtml(req)) return sendCallbackPage(res, 201, { connected: view });
+      answer(res, A.ConnectionViewSchema, view, 201);
+    } catch (err) {
+      if (!(err instanceof AppError) || !wantsHtml(req)) throw err;
+      sendCallbackPage(res, err.status, { failed: { code: err.code, message: err.message } });
+    }
   });
 
   routes.get('/providers', (_req, res) => {
-    ok(
+    answer(
       res,
+      A.ProviderListAnswerSchema,
       registry.list().map((p) => ({
         id: p.id,
         name: p.name,
@@ -76,32 +87,32 @@ export function connectionRoutes(services: Services, deleter: Pick<ConnectionDel
 
   routes.get('/connections', async (req, res) => {
     const query = parse(ConnectionListQuerySchema, req.query, 'query');
-    ok(res, (await connections.list(query)).map(ConnectionStore.view));
+    answer(res, A.ConnectionListAnswerSchema, (await connections.list(query)).map(ConnectionStore.view));
   });
 
   routes.get('/connections/:connectionId', async (req, res) => {
     const { connectionId } = parse(ConnectionParams, req.params, 'path');
-    ok(res, ConnectionStore.view(await connections.get(connectionId)));
+    answer(res, A.ConnectionViewSchema, ConnectionStore.view(await connections.get(connectionId)));
   });
 
   routes.delete('/connections/:connectionId', async (req, res) => {
     const { connectionId } = parse(ConnectionParams, req.params, 'path');
     // Cancels its jobs (and their exports on the EHR), deletes its schedules, purges its data; 202 = repeat DELETE.
     const result = await deleter.delete(connectionId);
-    ok(res, result, result.status === 'DELETED' ? 200 : 202);
+    answer(res, A.DeleteConnectionResultSchema, result, result.status === 'DELETED' ? 200 : 202);
   });
 
   routes.post('/:provider/authorize', async (req, res) => {
     const { provider } = parse(ProviderParams, req.params, 'path');
     const body = parse(AuthorizeBodySchema, req.body, 'body');
-    ok(res, await smartAuth.beginAuthorization(registry.get(provider).id, body), 201);
+    answer(res, A.AuthorizeAnswerSchema, await smartAuth.beginAuthorization(registry.get(provider).id, body), 201);
   });
 
   routes.post('/:provider/connections/backend', async (req, res) => {
     const { provider } = parse(ProviderParams, req.params, 'path');
     const body = parse(BackendConnectionBodySchema, req.body, 'body');
     const doc = await smartAuth.createBackendConnection(registry.get(provider).id, body);
-    ok(res, ConnectionStore.view(doc), 201);
+    answer(res, A.ConnectionViewSchema, ConnectionStore.view(doc), 201);
   });
 
   // A FHIR server without authorization (opt-in per provider: allowOpenConnections); 403 unless enabled.
@@ -109,12 +120,12 @@ export function connectionRoutes(services: Services, deleter: Pick<ConnectionDel
     const { provider } = parse(ProviderParams, req.params, 'path');
     const body = parse(OpenConnectionBodySchema, req.body, 'body');
     const doc = await services.openConnections.create(registry.get(provider).id, body);
-    ok(res, ConnectionStore.view(doc), 201);
+    answer(res, A.ConnectionViewSchema, ConnectionStore.view(doc), 201);
   });
 
   routes.get('/:provider/connections', async (req, res) => {
     const { provider } = parse(ProviderParams, req.params, 'path');
-    ok(res, (await connections.list({ provider: registry.get(provider).id })).map(ConnectionStore.view));
+    answer(res, A.ConnectionListAnswerSchema, (await connections.list({ provider: registry.get(provider).id })).map(ConnectionStore.view));
   });
 
   return { publicRoutes, routes };

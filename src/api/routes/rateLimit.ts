@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { Services } from '../../services';
 import { isAllowedBaseUrl } from '../../providers/registry';
 import { BadRequestError } from '../../errors';
-import { ok } from '../envelope';
+import { answer } from '../answer';
+import * as A from '../answerSchemas';
 import { ProviderIdSchema, parse } from '../validate';
 
 export const RateLimitQuerySchema = z.object({
@@ -38,7 +39,7 @@ export function rateLimitRoutes(services: Services): Router {
     const p = services.registry.get(provider);
     if (baseUrl && !isAllowedBaseUrl(p, baseUrl)) throw new BadRequestError(`baseUrl is not a FHIR base URL of ${provider}.`);
     const [quotas, blocks] = await Promise.all([services.rateBudget.budget(provider, baseUrl), services.rateLimitBlocks.listBlocks(provider)]);
-    ok(res, { provider, quotas, blocks });
+    answer(res, A.RateLimitAnswerSchema, { provider, quotas, blocks });
   });
   routes.delete('/rate-limit/blocks', async (req, res) => {
     const { provider } = parse(z.object({ provider: ProviderIdSchema }), req.params, 'path');
@@ -49,7 +50,7 @@ export function rateLimitRoutes(services: Services): Router {
       throw new BadRequestError(`quota "${filter.quota}" is not a quota of ${provider} (its quotas: ${p.rateLimit.quotas.map((q) => q.name).join(', ') || 'none'}).`);
     }
     const { lifted } = await services.rateLimitBlocks.liftBlocks(provider, { quota: filter.quota, scope: filter.baseUrl });
-    ok(res, { provider, lifted, count: lifted.length });
+    answer(res, A.LiftBlocksAnswerSchema, { provider, lifted, count: lifted.length });
   });
   return routes;
 }

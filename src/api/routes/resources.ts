@@ -5,7 +5,8 @@ import type { Services } from '../../services';
 import { R4ResourceTypeSchema, isR4ResourceType } from '../../fhir/resourceTypes';
 import type { ResourceDoc } from '../../store/resources';
 import { StoredResourcesQuerySchema, storedResourcesFilter } from '../resourceSearch';
-import { ok } from '../envelope';
+import { answer } from '../answer';
+import * as A from '../answerSchemas';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 import { connectionOfProvider } from './connections';
 
@@ -43,7 +44,7 @@ export function resourceRoutes(services: Services): Router {
       }),
     );
     const nonZero = Object.fromEntries(counts.filter(([, n]) => n > 0));
-    ok(res, { connectionId: connection._id, ...(patient ? { patient } : {}), counts: nonZero, total: counts.reduce((n, [, c]) => n + c, 0) });
+    answer(res, A.StoredCountsAnswerSchema, { connectionId: connection._id, ...(patient ? { patient } : {}), counts: nonZero, total: counts.reduce((n, [, c]) => n + c, 0) });
   });
 
   routes.get('/:resourceType', async (req, res) => {
@@ -53,7 +54,7 @@ export function resourceRoutes(services: Services): Router {
     const filter = storedResourcesFilter({ connectionId: connection._id, resourceType, defaultPatient: connection.patientId, query: q });
     const docs = await services.resources.col.find(filter).sort({ _id: 1 }).limit(q._count + 1).toArray();
     const page = docs.slice(0, q._count);
-    ok(res, {
+    answer(res, A.StoredResourcesAnswerSchema, {
       resourceType,
       count: page.length,
       resources: page.map((d) => d.resource),

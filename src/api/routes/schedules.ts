@@ -5,7 +5,8 @@ import { RequestedTypesSchema } from '../../providers/schema';
 import { selectsAnyType } from '../../providers/syncTypes';
 import { BadRequestError } from '../../errors';
 import { MAX_INTERVAL_SECONDS, intervalSeconds, type SyncScheduleService } from '../../temporal/syncSchedules';
-import { ok } from '../envelope';
+import { answer } from '../answer';
+import * as A from '../answerSchemas';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 import { connectionOfProvider } from './connections';
 import { jobPath } from '../../jobs/contract';
@@ -60,33 +61,33 @@ export function syncScheduleRoutes(services: Services, schedules: SyncScheduleSe
       async () => (await services.connections.find(connectionId)) !== null,
     );
     res.set('Location', `/api/ehr/${provider}/connections/${connectionId}/sync-schedules/${view.scheduleId}`);
-    ok(res, view, 201);
+    answer(res, A.SyncScheduleViewSchema, view, 201);
   });
 
   routes.get('/', async (req, res) => {
     const { provider, connectionId } = parse(ConnectionParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
-    ok(res, await schedules.list(provider, connectionId));
+    answer(res, A.SyncScheduleListSchema, await schedules.list(provider, connectionId));
   });
 
   routes.get(`/:scheduleId`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
-    ok(res, await schedules.get(provider, connectionId, scheduleId));
+    answer(res, A.SyncScheduleViewSchema, await schedules.get(provider, connectionId, scheduleId));
   });
 
   routes.post(`/:scheduleId/pause`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     const { note } = parse(SyncScheduleNoteBodySchema, req.body, 'body');
     await connectionOfProvider(services, provider, connectionId);
-    ok(res, await schedules.pause(provider, connectionId, scheduleId, note));
+    answer(res, A.SyncScheduleViewSchema, await schedules.pause(provider, connectionId, scheduleId, note));
   });
 
   routes.post(`/:scheduleId/unpause`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     const { note } = parse(SyncScheduleNoteBodySchema, req.body, 'body');
     await connectionOfProvider(services, provider, connectionId);
-    ok(res, await schedules.unpause(provider, connectionId, scheduleId, note));
+    answer(res, A.SyncScheduleViewSchema, await schedules.unpause(provider, connectionId, scheduleId, note));
   });
 
   routes.post(`/:scheduleId/trigger`, async (req, res) => {
@@ -95,14 +96,14 @@ export function syncScheduleRoutes(services: Services, schedules: SyncScheduleSe
     const { jobId } = await schedules.trigger(provider, connectionId, scheduleId);
     const statusUrl = jobId ? jobPath('enhanced-sync', provider, jobId) : undefined;
     if (statusUrl) res.set('Location', statusUrl);
-    ok(res, { scheduleId, triggered: true, ...(jobId ? { jobId, statusUrl } : {}) }, 202);
+    answer(res, A.SyncScheduleTriggerSchema, { scheduleId, triggered: true, ...(jobId ? { jobId, statusUrl } : {}) }, 202);
   });
 
   routes.delete(`/:scheduleId`, async (req, res) => {
     const { provider, connectionId, scheduleId } = parse(ScheduleParams, req.params, 'path');
     await connectionOfProvider(services, provider, connectionId);
     await schedules.delete(provider, connectionId, scheduleId);
-    ok(res, { scheduleId, deleted: true });
+    answer(res, A.SyncScheduleDeletedSchema, { scheduleId, deleted: true });
   });
 
   return routes;

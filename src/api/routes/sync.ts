@@ -5,7 +5,8 @@ import type { EnhancedSyncInput } from '../../jobs/contract';
 import { RequestedTypesSchema } from '../../providers/schema';
 import { selectsAnyType } from '../../providers/syncTypes';
 import { R4ResourceTypeSchema } from '../../fhir/resourceTypes';
-import { ok } from '../envelope';
+import { answer as answerWith } from '../answer';
+import * as A from '../answerSchemas';
 import { ConnectionIdSchema, IdSchema, ProviderIdSchema, parse, parseHeader } from '../validate';
 import type { WorkflowGateway } from '../workflowGateway';
 import { connectionOfProvider } from './connections';
@@ -51,19 +52,19 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
     // The wait is how this request is answered, not part of the job: a replay may wait differently.
     const { waitMs, ...request } = body;
     const input: EnhancedSyncInput = request;
-    send(res, await workflows.start('enhanced-sync', { provider, connectionId: connection._id, input, request }, { idempotencyKey, waitMs: waitMs ?? defaultWaitMs }));
+    send(res, A.EnhancedSyncJobSchema, await workflows.start('enhanced-sync', { provider, connectionId: connection._id, input, request }, { idempotencyKey, waitMs: waitMs ?? defaultWaitMs }));
   });
 
   routes.get('/enhanced-sync/:jobId', async (req, res) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
-    ok(res, await workflows.view('enhanced-sync', provider, jobId));
+    answerWith(res, A.EnhancedSyncJobSchema, await workflows.view('enhanced-sync', provider, jobId));
   });
 
   // Cancels a running sync: the workflow stops its paging steps (they see the cancellation at their next heartbeat),
   // records CANCELLED and ends. What was written stays (every write is a complete resource); a retry resumes.
   const cancel = async (req: Request, res: Response) => {
     const { provider, jobId } = parse(JobParams, req.params, 'path');
-    send(res, await workflows.cancel('enhanced-sync', provider, jobId));
+    send(res, A.EnhancedSyncJobSchema, await workflows.cancel('enhanced-sync', provider, jobId));
   };
   routes.post('/enhanced-sync/:jobId/cancel', cancel);
   routes.delete('/enhanced-sync/:jobId', cancel);
@@ -84,7 +85,7 @@ export function syncRoutes(services: Services, workflows: WorkflowGateway, defau
       },
       { waitMs: 0 },
     );
-    send(res, { ...answer, view: { ...answer.view, retryOf: jobId } });
+    send(res, A.EnhancedSyncJobSchema, { ...answer, view: { ...answer.view, retryOf: jobId } });
   });
 
   return routes;
