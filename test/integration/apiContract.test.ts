@@ -9,7 +9,7 @@ import { contractProblems } from '../support/openapiContract';
  * schedules, errors — where every answer goes through the test HTTP helper and so is checked against the OpenAPI
  * document (an undocumented status or a body that breaks its schema fails the call). Also the callback's truthful
  * answers: an `iss` mismatch is a 400 naming it, a browser gets a page, and a sync on a connection that needs
- * re-authorization says it could not start and what to do.
+ * re-authorization is a 409 naming the job that failed and what to do.
  */
 let stack: TestStack;
 const P = 'api/ehr/eclinicalworks';
@@ -139,7 +139,7 @@ describe('OAuth callback answers', () => {
     expect(json.body.error?.code).toBe('OAUTH_STATE_INVALID');
   });
 
-  it('a sync on a connection that needs re-authorization says it could not START it, and what to do', async () => {
+  it('a sync on a connection that needs re-authorization is a 409 naming the job that failed and what to do', async () => {
     const conn = await connectPatient(stack);
     const doc = await stack.services.connections.get(conn.connectionId);
     const stolen = stack.services.connections.openTokens(doc)!.refreshToken!;
@@ -154,7 +154,11 @@ describe('OAuth callback answers', () => {
     const res = await stack.api.post(`${P}/enhanced-sync`, { json: { connectionId: conn.connectionId } });
     expect(res.statusCode).toBe(409);
     expect(res.body.error?.code).toBe('REAUTHORIZATION_REQUIRED');
-    expect(res.body.error?.message).toMatch(/^Could not start enhanced sync /);
+    // The job contract's wording (src/api/workflowGateway.ts): the job that was started and failed, never "Could not get".
+    expect(res.body.error?.message).toMatch(/^The enhanced sync enhanced-sync-\S+ failed: .*needs re-authorization/);
     expect(res.body.error?.message).toContain('Start a new authorization for this provider and patient');
+    const details = (res.body.error as { details?: { jobId: string; statusUrl: string } }).details;
+    expect(details?.statusUrl).toBe(`/api/ehr/eclinicalworks/enhanced-sync/${details?.jobId}`);
+    expect(res.headers.location).toBe(details?.statusUrl);
   });
 });
