@@ -211,7 +211,8 @@ const ROUTES: Record<string, Record<string, Operation>> = {
         '201': { description: 'The connection was stored', data: A.ConnectionViewSchema },
         '400': 'Invalid parameters; no, unknown, expired or used state; the EHR refused the authorization; or the `iss` is not the authorization server\'s issuer (code OAUTH_ISSUER_MISMATCH); the message says which',
         '404': 'The provider of this authorization is no longer registered',
-        '502': 'The token exchange with the EHR failed (the message has the EHR\'s error and error_description)',
+        '502': 'The token exchange with the EHR failed (the message has the EHR\'s error and error_description), or SMART discovery failed',
+        '504': 'The FHIR server did not answer SMART discovery within DISCOVERY_TIMEOUT_MS',
       },
     },
   },
@@ -223,7 +224,12 @@ const ROUTES: Record<string, Record<string, Operation>> = {
       tags: ['connections'],
       pathParams: ['provider'],
       body: { schema: BackendConnectionBodySchema },
-      answers: { '201': { description: 'The connection was stored (a token was obtained with the key)', data: A.ConnectionViewSchema }, '404': NOT_FOUND, '502': 'SMART discovery or the token request failed' },
+      answers: {
+        '201': { description: 'The connection was stored (a token was obtained with the key)', data: A.ConnectionViewSchema },
+        '404': NOT_FOUND,
+        '502': 'SMART discovery or the token request failed',
+        '504': 'The FHIR server did not answer SMART discovery within DISCOVERY_TIMEOUT_MS',
+      },
     },
   },
   '/api/ehr/{provider}/connections/open': {
@@ -233,7 +239,13 @@ const ROUTES: Record<string, Record<string, Operation>> = {
       tags: ['connections'],
       pathParams: ['provider'],
       body: { schema: OpenConnectionBodySchema },
-      answers: { '201': { description: 'The connection was stored', data: A.ConnectionViewSchema }, '403': 'The provider does not set allowOpenConnections', '404': NOT_FOUND },
+      answers: {
+        '201': { description: 'The connection was stored', data: A.ConnectionViewSchema },
+        '403': 'The provider does not set allowOpenConnections',
+        '404': NOT_FOUND,
+        '502': 'The base URL\'s CapabilityStatement could not be read (not a FHIR server, or unreachable); nothing was stored',
+        '504': 'The FHIR server did not answer within DISCOVERY_TIMEOUT_MS; nothing was stored',
+      },
     },
   },
   '/api/ehr/connections': {

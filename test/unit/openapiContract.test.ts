@@ -28,6 +28,10 @@ describe('OpenAPI document: operations, statuses, headers, answers', () => {
     expect(statuses('post /api/ehr/{provider}/enhanced-sync/{jobId}/cancel')).toEqual(expect.arrayContaining(['200', '202', '409']));
     expect(statuses('delete /api/ehr/connections/{connectionId}')).toEqual(expect.arrayContaining(['200', '202', '404']));
     expect(statuses('post /api/ehr/{provider}/bulk-export')).not.toContain('201'); // it never answers 201
+    // Every route that reads the FHIR server's discovery or CapabilityStatement can fail (502) or time out (504) there.
+    for (const route of ['post /api/ehr/{provider}/authorize', 'get /api/ehr/callback', 'post /api/ehr/{provider}/connections/backend', 'post /api/ehr/{provider}/connections/open']) {
+      expect({ route, statuses: statuses(route) }).toEqual({ route, statuses: expect.arrayContaining(['502', '504']) });
+    }
   });
 
   it('documents the Idempotency-Key request header and the Location / Idempotent-Replayed answer headers', () => {
