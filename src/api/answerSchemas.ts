@@ -220,8 +220,9 @@ export const RateLimitAnswerSchema = z.object({
   quotas: z.array(
     z.object({
       name: z.string(),
-      kind: z.string(),
-      shareBy: z.string(),
+      kind: z.enum(['token-bucket', 'fixed-window']),
+      /** Who shares it: every process of the provider, or each FHIR base URL (practice). */
+      shareBy: z.enum(['provider', 'baseUrl']),
       key: z.string(),
       limit: z.number(),
       used: z.number(),
