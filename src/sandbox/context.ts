@@ -2,7 +2,7 @@
 import type { Request } from 'express';
 import { ClientRegistry } from './auth/clients';
 import { TokenService } from './auth/tokens';
-import { ResourceStore } from './data/store';
+import { SandboxDataset } from './data/dataset';
 import { ExportJobs } from './export/jobs';
 import { RateLimiter } from './limits/rate-limiter';
 import { DEFAULT_EXPORT, DEFAULT_FAULTS, stripUndefined } from './options';
@@ -26,7 +26,7 @@ export interface StorageRequestRecord {
 
 export interface SandboxContext {
   options: SandboxOptions;
-  store: ResourceStore;
+  store: SandboxDataset;
   clients: ClientRegistry;
   tokens: TokenService;
   stats: Stats;
@@ -44,7 +44,7 @@ export interface SandboxContext {
 
 export function createContext(options: SandboxOptions): SandboxContext {
   const ctxRef: { ctx?: SandboxContext } = {};
-  const store = new ResourceStore({
+  const store = new SandboxDataset({
     seed: options.seed,
     patients: options.patients,
     resourcesPerPatient: options.resourcesPerPatient,

@@ -8,7 +8,6 @@ import {
   patched,
   proxyActivities,
   setHandler,
-  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
@@ -16,7 +15,8 @@ import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
 import { trackSteps } from './stepStatus';
-import type { BulkExportRequest, FileKind, FileResult, ManifestSummary } from '../activities/bulkExport';
+import type { BulkExportRequest } from '../activities/bulkExport';
+import { downloadEverything, exportResult, pollUntilComplete, type ExportRun } from './bulkExportSteps';
 import {
   bulkExportKickedOffUpdate,
   bulkExportProgressQuery,
@@ -131,6 +131,8 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     return clamped;
   };
 
+  const exportRun: ExportRun = { jobId, connectionId: input.connectionId, opts, progress, short, downloads, clamp };
+  // The steps in order: prepare, kick off, poll until complete, download everything, finish.
   const run = async (): Promise<BulkExportResult> => {
     const prepared = await short.prepareBulkExport({ ...request, jobId, options: { ...opts } });
     progress.since = prepared.since;
@@ -149,137 +151,9 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
     progress.kickedOffAt = new Date().toISOString();
     progress.phase = 'EXPORTING';
 
-    // Status polls, spaced by durable timers, until complete, failed or past the stuck deadline.
-    const deadline = Date.now() + opts.stuckTimeoutSeconds * 1000;
-    let backoffStep = 0;
-    let serverErrors = 0;
-    let manifest: ManifestSummary;
-    for (;;) {
-      progress.polls++;
-      const s = await short.checkBulkExportStatus({ jobId, connectionId: input.connectionId, statusUrl });
-      progress.lastPollAt = new Date().toISOString();
-      // The activity bounded a nonsense Retry-After (RETRY_AFTER_MAX_SECONDS): shown in the job view. Query state
-      // only, no command: old histories replay unchanged.
-      if ('retryAfterNote' in s && s.retryAfterNote && progress.notes.length < 20 && !progress.notes.includes(s.retryAfterNote)) progress.notes.push(s.retryAfterNote);
-      if (s.state === 'complete') {
-        manifest = s.manifest;
-        break;
-      }
-      if (s.state === 'failed') throw ApplicationFailure.nonRetryable(`The FHIR server reports that the export failed: ${s.message}`, 'EXPORT_FAILED');
-      let waitSeconds: number;
-      if (s.state === 'in-progress') {
-        progress.xProgress = s.progress;
-        backoffStep = 0;
-        serverErrors = 0;
-        waitSeconds = Math.max(opts.pollIntervalSeconds, clamp(s.retryAfterSeconds));
-      } else {
-        progress.lastStatusProblem = s.message;
-        if (s.state === 'server-error' && ++serverErrors > opts.maxStatusServerErrors) {
-          throw ApplicationFailure.nonRetryable(
-            `The FHIR server reports that the export failed (${serverErrors} server error${serverErrors === 1 ? '' : 's'} in a row, options.maxStatusServerErrors is ${opts.maxStatusServerErrors}): ${s.message}`,
-            'EXPORT_FAILED',
-          );
-        }
-        backoffStep++;
-        const backoff = Math.min(opts.retryAfterMaxSeconds, opts.pollIntervalSeconds * 2 ** backoffStep);
-        waitSeconds = Math.max(clamp(s.retryAfterSeconds), backoff);
-      }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        const cancel = await short.cancelBulkExportOnServer({ jobId, connectionId: input.connectionId, statusUrl });
-        cancelledOnServer = true;
-        throw ApplicationFailure.nonRetryable(
-          `The export did not complete within ${describeSeconds(opts.stuckTimeoutSeconds)} (the stuck timeout; last progress: ${progress.xProgress ?? 'none'}). ` +
-            `It was cancelled on the server (DELETE ${statusUrl} answered ${cancel.status}). Start a new export, or raise options.stuckTimeoutSeconds.`,
-          'EXPORT_STUCK',
-        );
-      }
-      const waitMs = Math.min(waitSeconds * 1000, remaining);
-      progress.nextPollAt = new Date(Date.now() + waitMs).toISOString();
-      await sleep(waitMs);
-    }
-
-    // Downloads: output and error files in bounded parallel lanes, then deletions.
-    progress.phase = 'DOWNLOADING';
-    progress.transactionTime = manifest.transactionTime;
-    progress.outputUrls = manifest.output.map((f) => f.url);
-    progress.nextPollAt = undefined;
-    progress.xProgress = undefined;
-    const all: Array<{ kind: FileKind; type: string; url: string; fileKey: string }> = [];
-    const add = (kind: FileKind, list: ManifestSummary['output']) => {
-      for (const f of list) all.push({ kind, type: f.type, url: f.url, fileKey: `f${String(all.length).padStart(4, '0')}` });
-    };
-    add('output', manifest.output);
-    add('error', manifest.error);
-    add('deleted', manifest.deleted);
-    progress.files.total = all.length;
-    for (const f of all) {
-      if (f.kind !== 'output') continue;
-      const t = (progress.resourcesByType[f.type] ??= { files: 0, filesDone: 0, resources: 0, written: 0, malformed: 0 });
-      t.files++;
-    }
-    const results: FileResult[] = [];
-    const runLanes = async (files: typeof all) => {
-      const queue = [...files];
-      const lane = async () => {
-        for (let f = queue.shift(); f; f = queue.shift()) {
-          progress.files.running++;
-          try {
-            const r = await downloads.downloadBulkFile({
-              jobId,
-              connectionId: input.connectionId,
-              fileKey: f.fileKey,
-              kind: f.kind,
-              type: f.type,
-              url: f.url,
-              requiresAccessToken: manifest.requiresAccessToken,
-              batchSize: opts.batchSize,
-              maxErrorOutcomes: opts.maxErrorOutcomes,
-            });
-            results.push(r);
-            progress.files.done++;
-            progress.malformedLines += r.malformed;
-            progress.errorOutcomes += r.outcomes;
-            for (const [type, n] of Object.entries(r.outcomesByType ?? {})) progress.errorsByType[type] = (progress.errorsByType[type] ?? 0) + n;
-            progress.deletedResources += r.deleted;
-            const t = progress.resourcesByType[r.type];
-            if (r.kind === 'output' && t) {
-              t.filesDone++;
-              t.resources += r.parsed;
-              t.written += r.inserted + r.updated;
-              t.malformed += r.malformed;
-            }
-          } finally {
-            progress.files.running--;
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.maxParallelDownloads, files.length)) }, lane));
-    };
-    await runLanes(all.filter((f) => f.kind !== 'deleted'));
-    await runLanes(all.filter((f) => f.kind === 'deleted'));
-
-    const outputs = results.filter((r) => r.kind === 'output');
-    const result: BulkExportResult = {
-      jobId,
-      status: 'COMPLETED',
-      transactionTime: manifest.transactionTime,
-      files: results.length,
-      resources: outputs.reduce((n, r) => n + r.parsed, 0),
-      written: {
-        inserted: outputs.reduce((n, r) => n + r.inserted, 0),
-        updated: outputs.reduce((n, r) => n + r.updated, 0),
-        unchanged: outputs.reduce((n, r) => n + r.unchanged, 0),
-        invalid: outputs.reduce((n, r) => n + r.invalid, 0),
-      },
-      malformedLines: progress.malformedLines,
-      errorOutcomes: progress.errorOutcomes,
-      partial: progress.errorOutcomes > 0,
-      errorsByType: progress.errorsByType,
-      deletedResources: progress.deletedResources,
-      resumedDownloads: results.filter((r) => r.resumedFromLine > 0).length,
-      resourcesByType: progress.resourcesByType,
-    };
+    const manifest = await pollUntilComplete(exportRun, statusUrl, () => (cancelledOnServer = true));
+    const results = await downloadEverything(exportRun, manifest);
+    const result = exportResult(jobId, manifest, results, progress);
     progress.phase = 'FINISHING';
     const finish = () => short.finishBulkExport({ jobId, request, status: 'COMPLETED', result: { ...result }, transactionTime: manifest.transactionTime });
     // A cancel that arrives while COMPLETED is being written must not undo it half way: the job document said

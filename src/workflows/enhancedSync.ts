@@ -4,6 +4,7 @@ import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
 import { trackSteps } from './stepStatus';
+import { runInLanes } from './lanes';
 import type { TypeSyncResult } from '../activities/sync';
 import { syncProgressQuery, type EnhancedSyncInput, type EnhancedSyncResult, type SyncProgress } from '../jobs/contract';
 
@@ -46,34 +47,30 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
     // Steps carry the plan's patient search parameter; histories from before it replay without it.
     const withPatientParam = patched('sync-patient-search-param');
     progress.status = 'RUNNING';
-    const queue = [...plan.types];
     const results: TypeSyncResult[] = [];
-    const lane = async () => {
-      for (let t = queue.shift(); t; t = queue.shift()) {
-        progress.types[t.resourceType] = 'running';
-        try {
-          const r = await paging.syncResourceType({
-            jobId,
-            connectionId: input.connectionId,
-            resourceType: t.resourceType,
-            category: t.category,
-            since: t.since,
-            pageSize: input.pageSize,
-            advancesSyncPoint: t.advancesSyncPoint,
-            ...(withPatientParam && t.patientParam ? { patientParam: t.patientParam } : {}),
-          });
-          results.push(r);
-          progress.types[t.resourceType] = 'done';
-          progress.finished[t.resourceType] = { fetched: r.fetched };
-        } catch (err) {
-          progress.types[t.resourceType] = 'failed';
-          failedType ??= t.resourceType;
-          throw err;
-        }
+    // One type per lane, up to maxParallelTypes at a time.
+    await runInLanes(plan.types, input.maxParallelTypes ?? 4, async (t) => {
+      progress.types[t.resourceType] = 'running';
+      try {
+        const r = await paging.syncResourceType({
+          jobId,
+          connectionId: input.connectionId,
+          resourceType: t.resourceType,
+          category: t.category,
+          since: t.since,
+          pageSize: input.pageSize,
+          advancesSyncPoint: t.advancesSyncPoint,
+          ...(withPatientParam && t.patientParam ? { patientParam: t.patientParam } : {}),
+        });
+        results.push(r);
+        progress.types[t.resourceType] = 'done';
+        progress.finished[t.resourceType] = { fetched: r.fetched };
+      } catch (err) {
+        progress.types[t.resourceType] = 'failed';
+        failedType ??= t.resourceType;
+        throw err;
       }
-    };
-    const lanes = Math.max(1, Math.min(input.maxParallelTypes ?? 4, plan.types.length));
-    await Promise.all(Array.from({ length: lanes }, lane));
+    });
     const result: EnhancedSyncResult = { ...summarize(jobId, results), ...(plan.skipped?.length ? { skipped: plan.skipped } : {}) };
     await bookkeeping.completeSyncJob({ jobId, status: 'COMPLETED', result: { ...result } });
     progress.status = 'COMPLETED';

@@ -1,10 +1,10 @@
 import { startSandbox, EXTRA_TYPES, RESOURCE_TYPES, type Sandbox } from '../../src/sandbox';
-import { ResourceStore } from '../../src/sandbox/data/store';
+import { SandboxDataset } from '../../src/sandbox/data/dataset';
 
 const storeFor = (seed: number, patients = 5, per = 3) =>
-  new ResourceStore({ seed, patients, resourcesPerPatient: per, dataEpoch: '2026-11-01T00:00:00.000Z', documentUrl: (id) => `http://x/documents/${id}.pdf` });
+  new SandboxDataset({ seed, patients, resourcesPerPatient: per, dataEpoch: '2026-11-01T00:00:00.000Z', documentUrl: (id) => `http://x/documents/${id}.pdf` });
 
-function all(store: ResourceStore, type: (typeof RESOURCE_TYPES)[number]) {
+function all(store: SandboxDataset, type: (typeof RESOURCE_TYPES)[number]) {
   return [...store.iterate(type)].map((ref) => store.resourceOf(type, ref));
 }
 
@@ -90,7 +90,7 @@ describe('synthetic data', () => {
   });
 
   test('resourcesPerPatient can be set per type', () => {
-    const s = new ResourceStore({ seed: 1, patients: 4, resourcesPerPatient: { Observation: 10, Task: 0 }, dataEpoch: '2026-11-01T00:00:00Z', documentUrl: () => 'http://x' });
+    const s = new SandboxDataset({ seed: 1, patients: 4, resourcesPerPatient: { Observation: 10, Task: 0 }, dataEpoch: '2026-11-01T00:00:00Z', documentUrl: () => 'http://x' });
     expect(s.countLive('Observation')).toBe(40);
     expect(s.countLive('Task')).toBe(0);
     expect(s.countLive('Condition')).toBe(12);
@@ -98,7 +98,7 @@ describe('synthetic data', () => {
   });
 
   test('the types beyond the 12 (CareTeam, DocumentReference, Device) are served when named, in the patient compartment', () => {
-    const s = new ResourceStore({ seed: 1, patients: 2, resourcesPerPatient: { CareTeam: 2, DocumentReference: 1, Device: 3 }, dataEpoch: '2026-11-01T00:00:00Z', documentUrl: () => 'http://x' });
+    const s = new SandboxDataset({ seed: 1, patients: 2, resourcesPerPatient: { CareTeam: 2, DocumentReference: 1, Device: 3 }, dataEpoch: '2026-11-01T00:00:00Z', documentUrl: () => 'http://x' });
     expect(EXTRA_TYPES.map((t) => s.countLive(t))).toEqual([4, 2, 6]);
     const device = all(s, 'Device')[0]!;
     expect(device).toMatchObject({ resourceType: 'Device', patient: { reference: expect.stringMatching(/^Patient\/pat-/) } });

@@ -6,7 +6,7 @@ import type { Request, Response } from 'express';
 import { authenticate, type AuthLocals } from '../auth/bearer';
 import type { SandboxContext } from '../context';
 import { sendOutcome } from '../fhir/outcome';
-import type { Ref } from '../data/store';
+import type { Ref } from '../data/dataset';
 import type { ExportFile, ExportJob } from './jobs';
 import { findJob, signFile } from './status';
 

@@ -3,7 +3,7 @@
  * (base resources are regenerated on demand and overlay resources are immutable, so files are stable even
  * if data change later). Files are cut from those refs when they are served, never built in memory.
  */
-import type { Ref } from '../data/store';
+import type { Ref } from '../data/dataset';
 import type { ExportSettings, ResourceType } from '../types';
 
 export type FileKind = 'output' | 'error' | 'deleted';

@@ -4,7 +4,7 @@ import { authenticate, type AuthLocals } from '../auth/bearer';
 import { visibility } from '../auth/scopes';
 import { randomToken, type AccessTokenRecord } from '../auth/tokens';
 import { fhirBase, type SandboxContext } from '../context';
-import type { Ref } from '../data/store';
+import type { Ref } from '../data/dataset';
 import { FhirError, sendFhir, sendFhirError } from '../fhir/outcome';
 import { isLenient, queryPairs, tokenPatientIndex } from '../fhir/routes';
 import { matchesRef, parseSearch, patientIndexOfReference, type ParsedSearch } from '../fhir/search';

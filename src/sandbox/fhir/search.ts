@@ -2,7 +2,7 @@
  * Search: parses FHIR search parameters into a query over the store and runs it with keyset paging
  * (sort by meta.lastUpdated then id; the page cursor is the last key served).
  */
-import type { ResourceStore, Ref, SortKey } from '../data/store';
+import type { SandboxDataset, Ref, SortKey } from '../data/dataset';
 import type { FhirResource, ResourceType } from '../types';
 import { instantRange, matchesDate, parseDateCriterion, type DateCriterion } from '../util/time';
 import { FhirError } from './outcome';
@@ -70,7 +70,7 @@ function tokenMatches(values: TokenValue[], wanted: TokenValue): boolean {
 }
 
 /** Resolves `Patient/x`, `x` or `http://.../Patient/x` to a patient index (-1 when unknown or not a Patient). */
-export function patientIndexOfReference(store: ResourceStore, raw: string): number {
+export function patientIndexOfReference(store: SandboxDataset, raw: string): number {
   const value = raw.trim();
   const m = /^(?:.*\/)?Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(value);
   if (m) return store.patientIndex(m[1] as string);
@@ -78,7 +78,7 @@ export function patientIndexOfReference(store: ResourceStore, raw: string): numb
   return -1;
 }
 
-export function parseSearch(store: ResourceStore, input: SearchInput): ParsedSearch {
+export function parseSearch(store: SandboxDataset, input: SearchInput): ParsedSearch {
   const defs = new Map<string, ParamDef>(SEARCH_PARAMS[input.type].map((d) => [d.name, d]));
   const parsed: ParsedSearch = {
     type: input.type,
@@ -219,7 +219,7 @@ function maxKey(a: SortKey | null, b: SortKey | null): SortKey | null {
 }
 
 /** Iterates the refs that match a parsed search, from `after` on. */
-export function* matching(store: ResourceStore, q: ParsedSearch, after: SortKey | null): Generator<Ref> {
+export function* matching(store: SandboxDataset, q: ParsedSearch, after: SortKey | null): Generator<Ref> {
   const type = q.type;
   const check = (ref: Ref): boolean => {
     const lu = store.luOf(type, ref);
@@ -251,13 +251,13 @@ export function* matching(store: ResourceStore, q: ParsedSearch, after: SortKey 
   }
 }
 
-const totalCache = new WeakMap<ResourceStore, Map<string, { version: number; total: number }>>();
+const totalCache = new WeakMap<SandboxDataset, Map<string, { version: number; total: number }>>();
 
 function countKey(q: ParsedSearch): string {
   return JSON.stringify([q.type, q.applied, q.patients ? [...q.patients].sort() : null]);
 }
 
-export function executeSearch(store: ResourceStore, q: ParsedSearch): SearchResult {
+export function executeSearch(store: SandboxDataset, q: ParsedSearch): SearchResult {
   let cache = totalCache.get(store);
   if (!cache) {
     cache = new Map();
@@ -289,7 +289,7 @@ export function executeSearch(store: ResourceStore, q: ParsedSearch): SearchResu
 }
 
 /** Whether one ref satisfies a parsed search (ids, patients, _lastUpdated, other predicates). */
-export function matchesRef(store: ResourceStore, q: ParsedSearch, ref: Ref): boolean {
+export function matchesRef(store: SandboxDataset, q: ParsedSearch, ref: Ref): boolean {
   const type = q.type;
   if (q.ids !== null && !q.ids.includes(store.idOf(type, ref))) return false;
   if (q.patients !== null && !q.patients.has(store.patientOf(type, ref))) return false;

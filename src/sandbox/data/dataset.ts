@@ -1,5 +1,5 @@
 /**
- * The resource store. Base data are generated on demand: per type only a compact index is kept
+ * The sandbox's dataset (what its FHIR server serves; not the service's store, src/store/resources.ts). Base data are generated on demand: per type only a compact index is kept
  * (lastUpdated per item plus two sort orders, ~16 bytes per resource). Changes made through the admin API
  * (updates, additions, deletions) live in a small overlay that is merged into every iteration.
  *
@@ -101,7 +101,7 @@ export interface GroupDef {
   members: number[];
 }
 
-export class ResourceStore {
+export class SandboxDataset {
   readonly seed: number;
   readonly basePatients: number;
   private readonly epochMs: number;
