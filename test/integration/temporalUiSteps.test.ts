@@ -89,6 +89,6 @@ it('a failing search: the sync’s query shows step search, its attempt and the 
   await expect(failed.result()).rejects.toThrow();
   const job = await stack.services.jobs.find(refused.body.data!.id);
   expect(job?.status).toBe('FAILED');
-  expect(job?.errorMessage).toMatch(/^Syncing Observation for connection conn_\w+ failed: FHIR GET \S+ answered 403/);
+  expect(job?.errorMessage).toMatch(/^Syncing Observation for connection conn_[A-Za-z0-9_-]+ failed: FHIR GET \S+ answered 403/);
   expect(job?.errorMessage).toMatch(/\(step syncResourceType gave up: not retryable\)$/);
 });
