@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { activityInterceptors } from '../../src/activities/interceptors';
 import type { HeartbeatKind } from '../../src/activities/heartbeats';
 import { createLogger } from '../../src/logger';
-import { temporalCliPath } from '../support/paths';
+import { temporalTestEnv } from '../support/stack';
 import { heartbeatWorkflow } from '../support/heartbeatWorkflow';
 
 /**
@@ -23,9 +23,7 @@ beforeAll(async () => {
   } catch {
     /* already installed in this process */
   }
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: ['--log-level', 'error'] },
-  });
+  env = await temporalTestEnv();
   ({ code } = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '..', 'support', 'heartbeatWorkflow.ts'), logger: new DefaultLogger('WARN') }));
 });
 afterAll(async () => {
