@@ -39,5 +39,8 @@ module.exports = {
   globalSetup: '<rootDir>/test/support/globalSetup.ts',
   globalTeardown: '<rootDir>/test/support/globalTeardown.ts',
   testTimeout: 120000,
-  maxWorkers: 1,
+  // Two files at a time: most of a file's time is spent waiting on real clocks (rate limits, polls, retries), not
+  // on the CPU. Each file has its own database, sandbox, API port and Temporal task queue, so they do not meet.
+  // JEST_MAX_WORKERS=1 runs them one by one.
+  maxWorkers: Number(process.env.JEST_MAX_WORKERS) || 2,
 };

@@ -4,7 +4,8 @@
 #   1. scripts/setup.sh (idempotent: fast when everything is installed)
 #   2. Temporal dev server + FerretDB via scripts/services.sh (reused if already running)
 #   3. type check:  tsc -p tsconfig.json --noEmit
-#   4. tests:       jest --runInBand [extra args passed to this script]
+#   4. tests:       jest [extra args passed to this script]: two test files at a time (jest.config.js;
+#                   JEST_MAX_WORKERS=1 for one at a time), all on the one Temporal server of step 2
 #   5. stops the services this run started itself (ones that were already running are left alone)
 #
 # The tests get TEMPORAL_ADDRESS, MONGODB_URI, TEMPORAL_CLI_PATH and TEMPORAL_TEST_SERVER_PATH.
@@ -56,8 +57,8 @@ main() {
   # e.g. to look for the leak with: JEST_FORCE_EXIT=0 npm test -- --detectOpenHandles
   local force=(--forceExit)
   [ "${JEST_FORCE_EXIT:-1}" != 0 ] || force=()
-  log "tests: jest --runInBand ${force[*]} $*"
-  "$ROOT/node_modules/.bin/jest" --runInBand "${force[@]}" --json --outputFile="$report" "$@" || rc=$?
+  log "tests: jest ${force[*]} $*"
+  "$ROOT/node_modules/.bin/jest" "${force[@]}" --json --outputFile="$report" "$@" || rc=$?
   if [ -s "$report" ]; then
     # shellcheck disable=SC2016 # JavaScript template literals, not shell
     node -e '

@@ -49,7 +49,10 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export async function createServices(config: Config, overrides: { limiter?: RequestLimiter; fhirObserver?: FhirObserver } = {}): Promise<Services> {
+export async function createServices(
+  config: Config,
+  overrides: { limiter?: RequestLimiter; fhirObserver?: FhirObserver; /** tests only: see HttpClientOptions */ httpRetryDelayScale?: number } = {},
+): Promise<Services> {
   const registry = ProviderRegistry.fromConfig(config);
   const { client: mongo, db } = await connectMongo(config.MONGODB_URI, config.MONGODB_DB);
   await ensureIndexes(db);
@@ -65,7 +68,7 @@ export async function createServices(config: Config, overrides: { limiter?: Requ
   });
   const box = new SecretBox(config.ENCRYPTION_KEY);
   const retryAfterMaxMs = config.RETRY_AFTER_MAX_SECONDS * 1000;
-  const http = createHttpClient({ maxRetryAfterMs: retryAfterMaxMs });
+  const http = createHttpClient({ maxRetryAfterMs: retryAfterMaxMs, retryDelayScale: overrides.httpRetryDelayScale });
   const discovery = new SmartDiscovery(http, {
     timeoutMs: config.DISCOVERY_TIMEOUT_MS,
     cacheTtlMs: config.DISCOVERY_CACHE_TTL_SECONDS * 1000,

@@ -12,9 +12,15 @@ export interface HttpClientOptions {
   /** Longest Retry-After the client waits for inside one call; longer waits fail the call (the caller re-plans). */
   maxRetryAfterMs?: number;
   timeoutMs?: number;
+  /**
+   * Multiplies every in-call retry wait (tests only, through createServices' overrides: a step's retries seen in
+   * seconds rather than minutes). Default 1.
+   */
+  retryDelayScale?: number;
 }
 
 export function createHttpClient(opts: HttpClientOptions = {}): Got {
+  const scale = opts.retryDelayScale ?? 1;
   return got.extend({
     headers: { 'user-agent': opts.userAgent ?? 'ehr-sync/0.1 (+FHIR R4 client)' },
     timeout: { lookup: 5_000, connect: 10_000, secureConnect: 10_000, send: 30_000, response: opts.timeoutMs ?? 60_000 },
@@ -29,7 +35,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): Got {
       backoffLimit: 30_000,
       // got computes the delay (Retry-After or 2^n backoff); add jitter so parallel activities do not retry in step.
       // A negative or non-finite value (a nonsense Retry-After) is no retry, never a wait.
-      calculateDelay: ({ computedValue }) => (Number.isFinite(computedValue) && computedValue > 0 ? Math.round(Math.min(computedValue, 120_000) * (1 + Math.random() * 0.25)) : 0),
+      calculateDelay: ({ computedValue }) => (Number.isFinite(computedValue) && computedValue > 0 ? Math.round(Math.min(computedValue, 120_000) * (1 + Math.random() * 0.25) * scale) : 0),
     },
     // Redirects are not followed by default: a redirect to another host must not carry the bearer token, and
     // callers that need redirects (file downloads) decide per request.

@@ -73,7 +73,8 @@ export function resourceKey(connectionId: string, resourceType: string, id: stri
  * incoming version is newer (meta.lastUpdated, then meta.versionId). When the stored one is the same or newer,
  * the filter does not match, the upsert tries to insert the same _id and fails with a duplicate-key error: nothing
  * changes. So replaying a batch, re-running an export or receiving an older copy never duplicates a resource or
- * rolls it back, without transactions. Counts come from a read of the stored versions just before the write.
+ * rolls it back, without transactions. Counts come from the insert's refusals and a read of the stored versions of
+ * the refused ones just before their conditional write.
  *
  * What is stored is first looked up in the version hints (src/store/versionHints.ts): a re-run that receives what is
  * already stored is answered from those small documents without reading a single resource.
@@ -107,42 +108,33 @@ export class ResourceStore {
     // The hints first: a candidate the same or older than its hint is stored already (a hint never claims more than
     // is stored), so a re-run (the common case of a re-sync or a re-export) costs this one read of small documents.
     const hinted = await this.hints.read([...candidates.keys()]);
-    const unknown: Candidate[] = [];
-    for (const c of candidates.values()) {
-      const hint = hinted.get(c._id);
-      if (hint && !isNewer(c, hint)) counts.unchanged++;
-      else unknown.push(c);
-    }
-    if (unknown.length === 0) return counts;
-
-    // The rest: one indexed read of their stored versions (cheap for resources not stored yet: nothing to decode).
-    const stored = await this.storedVersions(unknown.map((c) => c._id));
-    const fresh: Candidate[] = [];
-    const newer: Candidate[] = [];
     // What is known to be stored once the writes below succeed: the hints written at the end.
     const nowStored = new Map<string, StoredVersion>();
-    for (const c of unknown) {
-      const current = stored.get(c._id);
-      if (!current) fresh.push(c);
-      else if (isNewer(c, current)) newer.push(c);
-      else {
-        counts.unchanged++;
-        nowStored.set(c._id, current); // stored before hints existed, or its hint was lost to a crash: hint it now
-      }
+    const unhinted: Candidate[] = [];
+    // Hinted at an older version: stored for sure, so they go straight to the conditional upsert.
+    const newer: Candidate[] = [];
+    for (const c of candidates.values()) {
+      const hint = hinted.get(c._id);
+      if (!hint) unhinted.push(c);
+      else if (!isNewer(c, hint)) counts.unchanged++;
+      else newer.push(c);
     }
+    if (unhinted.length === 0 && newer.length === 0) return counts;
 
-    // New resources go in with one insertMany (a unique-_id insert is atomic on every backend). A duplicate key here
-    // means a racing writer stored the same resource since the read: those go down the careful path below.
-    if (fresh.length > 0) {
-      const raced = await this.insertNew(fresh, connectionId, jobId, now);
-      counts.inserted += fresh.length - raced.length;
-      const racedIds = new Set(raced.map((c) => c._id));
-      for (const c of fresh) if (!racedIds.has(c._id)) nowStored.set(c._id, c);
-      newer.push(...raced);
+    // Without a hint a resource is almost always new (a first ingest): insert those with one insertMany, without
+    // reading first (a unique-_id insert is atomic on every backend and refuses what exists). The refused ones are
+    // stored already (before hints existed, a crash before the hint write, or a racing writer): they go down the
+    // careful path below, which reads their stored version.
+    if (unhinted.length > 0) {
+      const refused = await this.insertNew(unhinted, connectionId, jobId, now);
+      counts.inserted += unhinted.length - refused.length;
+      const refusedIds = new Set(refused.map((c) => c._id));
+      for (const c of unhinted) if (!refusedIds.has(c._id)) nowStored.set(c._id, c);
+      newer.push(...refused);
     }
     if (newer.length > 0) {
-      // Conditional upserts for the rest; a raced candidate whose stored copy turns out to be the same or newer
-      // is "unchanged", the others count as updated (they replace an older stored version).
+      // Conditional upserts for the rest; a candidate whose stored copy turns out to be the same or newer is
+      // "unchanged" (and hinted now), the others count as updated (they replace an older stored version).
       const before = await this.storedVersions(newer.map((c) => c._id));
       const toWrite: Candidate[] = [];
       for (const c of newer) {

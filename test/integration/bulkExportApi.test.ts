@@ -1,7 +1,7 @@
 import { COLLECTIONS } from '../../src/store/mongo';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
-import { startExport, waitForJob } from '../support/bulkExport';
+import { eventually, startExport, waitForJob } from '../support/bulkExport';
 import { WORKFLOWS } from '../../src/jobs/contract';
 
 /** Bad requests to the bulk export routes: 4xx with a message, and nothing started or stored. */
@@ -18,7 +18,8 @@ afterAll(async () => {
 
 async function bulkWorkflows(): Promise<number> {
   let n = 0;
-  for await (const _ of stack.client.workflow.list({ query: `WorkflowType = '${WORKFLOWS.bulkExport.name}'` })) n++;
+  // This file's task queue only: the run's Temporal server is shared by every test file.
+  for await (const _ of stack.client.workflow.list({ query: `WorkflowType = '${WORKFLOWS.bulkExport.name}' AND TaskQueue = '${stack.taskQueue}'` })) n++;
   return n;
 }
 
@@ -83,8 +84,8 @@ describe('bulk export routes refuse bad requests and change nothing', () => {
     expect(done.status).toBe('COMPLETED');
     expect(await jobCount()).toBe(1);
     expect(stack.sandbox.admin.listExportJobs()).toHaveLength(1);
-    const deadline = Date.now() + 10_000;
-    while ((await bulkWorkflows()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    // Visibility lags the workflow by a moment: wait (bounded, failing by name) until it lists the job.
+    await eventually(async () => (await bulkWorkflows()) >= 1, 'the export in a visibility query', 10_000);
     expect(await bulkWorkflows()).toBe(1);
     // Finished jobs cannot be cancelled.
     const cancel = await stack.api.delete(`api/ehr/eclinicalworks/bulk-export/${ok.body.data!.id}`);

@@ -47,8 +47,15 @@ it('a worker killed mid-download: the restarted download resumes from its heartb
   await eventually(async () => (await count()) >= 1000, 'the first batches', 60_000);
   child.kill('SIGKILL');
   await new Promise((resolve) => child!.once('exit', resolve));
-  await new Promise((resolve) => setTimeout(resolve, 500)); // a write the killed process had sent may still land
-  const atKill = await count();
+  // A batch the killed process had sent may still land: read until two reads 200 ms apart agree (bounded).
+  let atKill = await count();
+  await eventually(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const now = await count();
+    const settled = now === atKill;
+    atKill = now;
+    return settled;
+  }, 'the store to settle after the kill', 10_000);
   expect(atKill).toBeLessThan(TOTAL);
 
   // A new worker on the same task queue picks the download up after its heartbeat timeout.

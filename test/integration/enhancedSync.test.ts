@@ -7,6 +7,7 @@ import { workerOptions } from '../../src/worker';
 import { connectPatient } from '../support/smartFlow';
 import { EHR_JOB_STATUS } from '../../src/temporal/searchAttributes';
 import { startStack, type TestStack } from '../support/stack';
+import { eventually } from '../support/bulkExport';
 import { WORKFLOW_BUNDLE_PATH } from '../support/paths';
 
 type SyncAnswer = EnhancedSyncResult & { id: string; status: string };
@@ -91,7 +92,9 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     expect((await sync(stack, body)).statusCode).toBe(200);
     const obs = stack.sandbox.admin.getResources('Observation', { patient: conn.patientId })[0]!;
     const changed = stack.sandbox.admin.updateResource('Observation', obs.id as string, { status: 'corrected' });
-    await new Promise((r) => setTimeout(r, 20));
+    // "Now" must be after the change's stamp (a condition on the clock, not a fixed pause).
+    const changedAt = Date.parse((changed.meta as { lastUpdated: string }).lastUpdated);
+    await eventually(() => Date.now() > changedAt, 'the clock to pass the change', 2_000);
     // A sync from "now" does not see the change, and must not move the point past it.
     const later = (await sync(stack, { ...body, since: new Date().toISOString() })).body.data!;
     expect(later.written.updated).toBe(0);
@@ -317,12 +320,8 @@ describe('enhanced sync across a worker crash', () => {
     const res = await sync(stack, { connectionId: conn.connectionId, pageSize: 2, waitMs: 0 });
     expect(res.statusCode).toBe(202);
     const id = res.body.data!.id;
-    // Wait until some Observation pages are stored, then take the worker away mid-activity.
-    for (let i = 0; i < 200; i++) {
-      const obs = (await stack.services.jobs.progress(id)).Observation as { pages: number } | undefined;
-      if (obs && obs.pages >= 3) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // Wait (bounded, failing by name) until some Observation pages are stored, then take the worker away mid-activity.
+    await eventually(async () => (((await stack.services.jobs.progress(id)).Observation as { pages: number } | undefined)?.pages ?? 0) >= 3, 'three Observation pages stored', 30_000);
     first.shutdown();
     await firstRun;
     stack.sandbox.admin.resetFaults();

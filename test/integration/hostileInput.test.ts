@@ -19,7 +19,8 @@ let routes: RouteInfo[];
 
 async function workflowCount(): Promise<number> {
   let n = 0;
-  for await (const _ of stack.client.workflow.list()) n++;
+  // This file's task queue only: the run's Temporal server is shared by every test file.
+  for await (const _ of stack.client.workflow.list({ query: `TaskQueue = '${stack.taskQueue}'` })) n++;
   return n;
 }
 

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { activityInterceptors } from '../../src/activities/interceptors';
 import type { HeartbeatKind } from '../../src/activities/heartbeats';
 import { createLogger } from '../../src/logger';
-import { temporalCliPath } from '../support/paths';
+import { temporalTestEnv } from '../support/stack';
 import { heartbeatWorkflow } from '../support/heartbeatWorkflow';
 
 /**
@@ -16,6 +16,7 @@ import { heartbeatWorkflow } from '../support/heartbeatWorkflow';
  */
 let env: TestWorkflowEnvironment;
 let code: string;
+let runs: Record<'keepalive' | 'own', Promise<{ value?: string; error?: unknown }>>;
 
 beforeAll(async () => {
   try {
@@ -23,10 +24,11 @@ beforeAll(async () => {
   } catch {
     /* already installed in this process */
   }
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: ['--log-level', 'error'] },
-  });
+  env = await temporalTestEnv();
   ({ code } = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '..', 'support', 'heartbeatWorkflow.ts'), logger: new DefaultLogger('WARN') }));
+  // Both 5 s runs at once (own task queues and workers): each test below reads its own outcome.
+  const settle = (p: Promise<string>) => p.then((value) => ({ value }), (error: unknown) => ({ error }));
+  runs = { keepalive: settle(runWith('keepalive')), own: settle(runWith('own')) };
 });
 afterAll(async () => {
   await env?.teardown();
@@ -46,11 +48,11 @@ async function runWith(kind: HeartbeatKind): Promise<string> {
 }
 
 it("a step declared 'keepalive' outlives its heartbeat timeout", async () => {
-  await expect(runWith('keepalive')).resolves.toBe('done');
+  expect(await runs.keepalive).toEqual({ value: 'done' });
 });
 
 it("the same step declared 'own' (so no keepalive) times out on its heartbeat", async () => {
-  const err = await runWith('own').catch((e: unknown) => e);
+  const { error: err } = await runs.own;
   expect(err).toBeInstanceOf(WorkflowFailedError);
   // Workflow failed ← activity failed ← timeout of type HEARTBEAT.
   expect((err as { cause?: { cause?: { name?: string; timeoutType?: unknown } } }).cause?.cause).toMatchObject({ name: 'TimeoutFailure', timeoutType: 'HEARTBEAT' });

@@ -78,7 +78,7 @@ it('a failing search: the sync’s query shows step search, its attempt and the 
   expect(steps.currentStep!.lastError).toMatch(/answered 503/);
   expect(JSON.stringify(steps)).not.toContain(conn.patientId!);
   await handle.cancel();
-  await handle.result().catch(() => undefined);
+  await expect(handle.result()).rejects.toMatchObject({ cause: { name: 'CancelledFailure' } });
 
   // 403 is not retryable: the job fails at once, and its message names the type's step and the server's answer.
   stack.sandbox.admin.setFaults({ errorRate: 1, errorStatuses: [403], applyTo: ['search'] });
@@ -86,7 +86,7 @@ it('a failing search: the sync’s query shows step search, its attempt and the 
     json: { connectionId: conn.connectionId, includeStandard: false, includeEnhanced: false, resourceTypes: ['Observation'], waitMs: 0 },
   });
   const failed = stack.client.workflow.getHandle(refused.body.data!.id);
-  await expect(failed.result()).rejects.toThrow();
+  await expect(failed.result()).rejects.toMatchObject({ name: 'WorkflowFailedError', cause: { message: expect.stringMatching(/^Syncing Observation for connection conn_[A-Za-z0-9_-]+ failed: FHIR GET \S+ answered 403/) } });
   const job = await stack.services.jobs.find(refused.body.data!.id);
   expect(job?.status).toBe('FAILED');
   expect(job?.errorMessage).toMatch(/^Syncing Observation for connection conn_[A-Za-z0-9_-]+ failed: FHIR GET \S+ answered 403/);

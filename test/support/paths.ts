@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -16,11 +17,25 @@ export function mongoUri(): string {
   return process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27117/';
 }
 
+/** Where globalSetup leaves this run's id for the test workers (they do not see the variables it sets). */
+export const TEST_RUN_ID_PATH = path.join(ROOT, '.data', 'test', 'run-id');
+
+/** This run's id: picked by globalSetup (process.env in its own process, the file in the test workers). */
+export function testRunId(): string {
+  if (process.env.EHR_SYNC_TEST_RUN) return process.env.EHR_SYNC_TEST_RUN;
+  try {
+    process.env.EHR_SYNC_TEST_RUN = readFileSync(TEST_RUN_ID_PATH, 'utf8').trim() || 'adhoc';
+  } catch {
+    process.env.EHR_SYNC_TEST_RUN = 'adhoc';
+  }
+  return process.env.EHR_SYNC_TEST_RUN;
+}
+
 /**
- * Databases of this test run share a prefix that globalSetup picks (tests run in band, so they see it), and
- * globalTeardown drops only those: another test run against the same server keeps its databases.
+ * Databases of this test run share a prefix that globalSetup picks, and globalTeardown drops only those: another
+ * test run against the same server keeps its databases.
  */
 export function testDbName(label = ''): string {
-  const run = process.env.EHR_SYNC_TEST_RUN ?? 'adhoc';
+  const run = testRunId();
   return `test_${run}_${label}${Math.random().toString(16).slice(2, 10)}`;
 }

@@ -4,7 +4,8 @@ import type { Server } from 'node:http';
 import got, { type Got } from 'got';
 import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import path from 'node:path';
+import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { loadApiConfig, type ApiConfig } from '../../src/config';
 import { answerClientErrors, createApp } from '../../src/api/app';
 import { WorkflowGateway } from '../../src/api/workflowGateway';
@@ -19,7 +20,7 @@ import { workerOptions } from '../../src/worker';
 import { registerSearchAttributes } from '../../src/temporal/registerSearchAttributes';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox';
 import { assertConforms } from './openapiContract';
-import { WORKFLOW_BUNDLE_PATH, mongoUri, temporalCliPath, testDbName } from './paths';
+import { ROOT, WORKFLOW_BUNDLE_PATH, mongoUri, temporalCliPath, testDbName } from './paths';
 
 let runtimeInstalled = false;
 function quietRuntime(): void {
@@ -36,7 +37,10 @@ export const REDIRECT_URI = 'http://127.0.0.1:3000/api/ehr/callback';
 
 export interface StackOptions {
   sandbox?: Partial<SandboxOptions>;
-  /** Reuse a Temporal environment (for example the time-skipping one); default: a fresh local dev server. */
+  /**
+   * Reuse a Temporal environment (for example the time-skipping one); default: the run's shared server
+   * (TEMPORAL_ADDRESS, which scripts/test.sh starts) or, without one, a fresh local dev server.
+   */
   env?: TestWorkflowEnvironment;
   /** Extra or replaced environment variables for the service's configuration (a function: from the started sandbox). */
   configEnv?: Record<string, string> | ((sandbox: Sandbox) => Record<string, string>);
@@ -44,6 +48,12 @@ export interface StackOptions {
   noWorker?: boolean;
   /** Logger of the API and the worker's activities (default: silent); tests pass one that captures lines. */
   logger?: Logger;
+  /**
+   * Test-only wiring for tests that watch retries happen in real time: the worker runs the workflows with
+   * test/support/fastRetries.ts (every step's retry waits at most 0.5 s, then 1 s; attempts unchanged) and the
+   * FHIR client's in-call retries wait a tenth of their time.
+   */
+  fastRetries?: boolean;
 }
 
 /**
@@ -89,16 +99,15 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
   quietRuntime();
   const sandbox = await startSandbox({ port: 0, redirectUris: [REDIRECT_URI], ...opts.sandbox });
   const ownEnv = !opts.env;
-  const env =
-    opts.env ??
-    (await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: ['--log-level', 'error'] },
-    }));
+  const env = opts.env ?? (await temporalTestEnv());
   await registerSearchAttributes(env.connection, env.namespace ?? 'default');
   const config = loadApiConfig(testConfigEnv(sandbox, typeof opts.configEnv === 'function' ? opts.configEnv(sandbox) : opts.configEnv));
   const logger = opts.logger ?? createLogger('silent');
   const workerMetrics = new WorkerMetrics();
-  const services = await createServices(config, { fhirObserver: combineObservers(workerMetrics.fhirObserver, fhirLogObserver(logger)) });
+  const services = await createServices(config, {
+    fhirObserver: combineObservers(workerMetrics.fhirObserver, fhirLogObserver(logger)),
+    ...(opts.fastRetries ? { httpRetryDelayScale: 0.1 } : {}),
+  });
   workerMetrics.watchRateBudget(services);
   const taskQueue = `test-${randomBytes(6).toString('hex')}`;
   let worker: Worker | undefined;
@@ -108,7 +117,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
       taskQueue,
-      workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH },
+      workflowBundle: opts.fastRetries ? { code: await fastRetryBundle() } : { codePath: WORKFLOW_BUNDLE_PATH },
       ...workerOptions(services, { logger, metrics: workerMetrics }),
     });
     running = worker.run();
@@ -141,10 +150,55 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
       if (worker && worker.getState() === 'RUNNING') worker.shutdown();
       await running?.catch(() => undefined);
       await services.close();
+      if (ownEnv && isSharedServer(env)) await leaveNothingRunning(env, taskQueue);
       if (ownEnv) await env.teardown();
       await sandbox.close();
     },
   };
+}
+
+/** The project's workflows with the fast-retry interceptor (test/support/fastRetries.ts); built on first use. */
+async function fastRetryBundle(): Promise<string> {
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: path.join(ROOT, 'src', 'workflows', 'index.ts'),
+    workflowInterceptorModules: [path.join(__dirname, 'fastRetries.ts')],
+    logger: new DefaultLogger('WARN'),
+  });
+  return code;
+}
+
+/**
+ * The Temporal server of a test file: the run's shared dev server when TEMPORAL_ADDRESS names one (scripts/test.sh
+ * starts it once and exports its address; each file then works on its own task queue, and its visibility queries
+ * filter by task queue, connection or job id), else a fresh dev server of the pinned CLI for this file alone.
+ * `teardown()` closes the connections, and stops the server only when it is the file's own.
+ */
+export async function temporalTestEnv(): Promise<TestWorkflowEnvironment> {
+  const address = process.env.TEMPORAL_ADDRESS;
+  if (address) return TestWorkflowEnvironment.createFromExistingServer({ address, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+  return TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: temporalCliPath() }, extraArgs: ['--log-level', 'error'] },
+  });
+}
+
+function isSharedServer(env: TestWorkflowEnvironment): boolean {
+  return !env.supportsTimeSkipping && Boolean(process.env.TEMPORAL_ADDRESS) && env.address === process.env.TEMPORAL_ADDRESS;
+}
+
+/**
+ * On the shared server, a file's leftovers would outlive it: workflows still running on its task queue (no worker
+ * will ever take them) are terminated, and schedules that start workflows on it are deleted (they would fire forever).
+ */
+async function leaveNothingRunning(env: TestWorkflowEnvironment, taskQueue: string): Promise<void> {
+  const client = env.client;
+  for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'` })) {
+    await client.workflow.getHandle(wf.workflowId, wf.runId).terminate('test file finished').catch(() => undefined);
+  }
+  for await (const s of client.schedule.list()) {
+    const handle = client.schedule.getHandle(s.scheduleId);
+    const description = await handle.describe().catch(() => undefined);
+    if (description?.action.type === 'startWorkflow' && description.action.taskQueue === taskQueue) await handle.delete().catch(() => undefined);
+  }
 }
 
 export interface ApiResponse<T> {
