@@ -1,5 +1,5 @@
 import got from 'got';
-import { approveInSandbox, connectPatient, deliverCallback, startAuthorization } from '../support/smartFlow';
+import { approveInSandbox, connectPatient, deliverCallback, revokeGrant, startAuthorization } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
 import { startExport, waitForJob } from '../support/bulkExport';
 import { contractProblems } from '../support/openapiContract';
@@ -141,15 +141,7 @@ describe('OAuth callback answers', () => {
 
   it('a sync on a connection that needs re-authorization is a 409 naming the job that failed and what to do', async () => {
     const conn = await connectPatient(stack);
-    const doc = await stack.services.connections.get(conn.connectionId);
-    const stolen = stack.services.connections.openTokens(doc)!.refreshToken!;
-    // The refresh token is spent twice (rotation): the server revokes the grant, so the next refresh is refused.
-    const tokenUrl = `${stack.sandbox.url}/oauth/token`;
-    const form = { grant_type: 'refresh_token', refresh_token: stolen };
-    const auth = { username: 'ehr-sync-local', password: 'ehr-sync-local-secret' };
-    await got.post(tokenUrl, { form, ...auth });
-    await got.post(tokenUrl, { form, ...auth, throwHttpErrors: false });
-    stack.sandbox.admin.expireAccessTokens();
+    await revokeGrant(stack, conn.connectionId);
 
     const res = await stack.api.post(`${P}/enhanced-sync`, { json: { connectionId: conn.connectionId } });
     expect(res.statusCode).toBe(409);

@@ -4,7 +4,7 @@ import type { CapabilitiesSummary } from '../../src/activities';
 import { fhirConnectionOf } from '../../src/activities/fhirConnection';
 import type { ConnectionView } from '../../src/store/connections';
 import { COLLECTIONS } from '../../src/store/mongo';
-import { approveInSandbox, connectPatient, deliverCallback, startAuthorization } from '../support/smartFlow';
+import { approveInSandbox, connectPatient, deliverCallback, revokeGrant, startAuthorization } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
 import { WORKFLOWS } from '../../src/jobs/contract';
 
@@ -109,14 +109,7 @@ describe('SMART standalone patient launch against the sandbox', () => {
   it('marks a connection whose refresh is refused as needing re-authorization', async () => {
     const conn = await connectPatient(stack);
     const doc = await stack.services.connections.get(conn.connectionId);
-    const stolen = stack.services.connections.openTokens(doc)!.refreshToken!;
-    // Someone else spends the refresh token (rotation), then re-uses the spent one: the server revokes the grant.
-    const tokenUrl = `${stack.sandbox.url}/oauth/token`;
-    const form = { grant_type: 'refresh_token', refresh_token: stolen };
-    const auth = { username: 'ehr-sync-local', password: 'ehr-sync-local-secret' };
-    await got.post(tokenUrl, { form, ...auth });
-    await got.post(tokenUrl, { form, ...auth, throwHttpErrors: false });
-    stack.sandbox.admin.expireAccessTokens();
+    await revokeGrant(stack, conn.connectionId);
 
     await expect(stack.services.fhir.getJson(fhirConnectionOf(doc), `Patient/${conn.patientId}`)).rejects.toMatchObject({ code: 'REAUTHORIZATION_REQUIRED' });
     const res = await stack.api.get<ConnectionView>(`api/ehr/connections/${conn.connectionId}`);

@@ -43,3 +43,19 @@ export async function connectPatient(stack: TestStack, patientId?: string): Prom
   if (res.statusCode !== 201 || !res.body.data) throw new Error(`callback answered ${res.statusCode}: ${JSON.stringify(res.body)}`);
   return res.body.data;
 }
+
+/**
+ * Revokes a patient connection's grant the way a refresh-token replay does: the token is spent, then the spent one
+ * is re-used (rotation), so the server revokes the grant; access tokens are expired, so the next call must refresh
+ * and is refused.
+ */
+export async function revokeGrant(stack: TestStack, connectionId: string): Promise<void> {
+  const doc = await stack.services.connections.get(connectionId);
+  const stolen = stack.services.connections.openTokens(doc)!.refreshToken!;
+  const tokenUrl = `${stack.sandbox.url}/oauth/token`;
+  const form = { grant_type: 'refresh_token', refresh_token: stolen };
+  const auth = { username: 'ehr-sync-local', password: 'ehr-sync-local-secret' };
+  await got.post(tokenUrl, { form, ...auth });
+  await got.post(tokenUrl, { form, ...auth, throwHttpErrors: false });
+  stack.sandbox.admin.expireAccessTokens();
+}
