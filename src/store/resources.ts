@@ -163,7 +163,7 @@ export class ResourceStore {
     return new Map(stored.map((d) => [d._id, d]));
   }
 
-  /** Inserts new resources unordered; returns the candidates refused with a duplicate key (stored meanwhile). */
+  /** Inserts resources unordered; returns the candidates refused with a duplicate key (already stored). */
   private async insertNew(fresh: Candidate[], connectionId: string, jobId: string | undefined, now: Date): Promise<Candidate[]> {
     try {
       await this.col.insertMany(

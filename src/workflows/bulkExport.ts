@@ -26,7 +26,7 @@ import {
   type BulkExportResult,
   type BulkExportWorkflowInput,
 } from '../jobs/contract';
-import { DEFAULT_BULK_EXPORT_OPTIONS, describeSeconds, type BulkExportOptions } from './bulkExportOptions';
+import { DEFAULT_BULK_EXPORT_OPTIONS, type BulkExportOptions } from './bulkExportOptions';
 
 // One FHIR call or one bookkeeping write each: quick, retried briefly (kick-off 4xx are non-retryable failures).
 const shortSteps = proxyActivities<Activities>({
@@ -122,16 +122,8 @@ export async function bulkExportWorkflow(input: BulkExportWorkflowInput): Promis
 
   let statusUrl: string | undefined;
   let cancelledOnServer = false;
-  const clamp = (seconds: number | undefined): number => {
-    if (seconds === undefined) return 0;
-    const clamped = Math.min(opts.retryAfterMaxSeconds, Math.max(opts.retryAfterMinSeconds, seconds));
-    if (clamped !== seconds && progress.notes.length < 20) {
-      progress.notes.push(`Retry-After of ${seconds} s clamped to ${clamped} s.`);
-    }
-    return clamped;
-  };
 
-  const exportRun: ExportRun = { jobId, connectionId: input.connectionId, opts, progress, short, downloads, clamp };
+  const exportRun: ExportRun = { jobId, connectionId: input.connectionId, opts, progress, short, downloads };
   // The steps in order: prepare, kick off, poll until complete, download everything, finish.
   const run = async (): Promise<BulkExportResult> => {
     const prepared = await short.prepareBulkExport({ ...request, jobId, options: { ...opts } });

@@ -17,8 +17,16 @@ export interface ExportRun {
   progress: BulkExportProgress;
   short: ActivityInterfaceFor<Activities>;
   downloads: ActivityInterfaceFor<Activities>;
-  /** A server's Retry-After bounded by the options (the clamp noted in the progress). */
-  clamp(seconds: number | undefined): number;
+}
+
+/** A server's Retry-After bounded by the options; a clamp is noted in the progress (at most 20 notes). */
+function clampRetryAfter({ opts, progress }: ExportRun, seconds: number | undefined): number {
+  if (seconds === undefined) return 0;
+  const clamped = Math.min(opts.retryAfterMaxSeconds, Math.max(opts.retryAfterMinSeconds, seconds));
+  if (clamped !== seconds && progress.notes.length < 20) {
+    progress.notes.push(`Retry-After of ${seconds} s clamped to ${clamped} s.`);
+  }
+  return clamped;
 }
 
 /**
@@ -27,7 +35,8 @@ export interface ExportRun {
  * errors in a row, and past the stuck deadline, after cancelling the export on the server (`onCancelledOnServer`).
  */
 export async function pollUntilComplete(run: ExportRun, statusUrl: string, onCancelledOnServer: () => void): Promise<ManifestSummary> {
-  const { jobId, connectionId, opts, progress, short, clamp } = run;
+  const { jobId, connectionId, opts, progress, short } = run;
+  const clamp = (seconds: number | undefined) => clampRetryAfter(run, seconds);
   const deadline = Date.now() + opts.stuckTimeoutSeconds * 1000;
   let backoffStep = 0;
   let serverErrors = 0;
