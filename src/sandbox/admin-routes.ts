@@ -2,6 +2,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import type { SandboxAdmin } from './admin';
+import { PracticeError } from './practices';
 import { PATH_KINDS, isResourceType, type PathKind, type RateLimitConfig } from './types';
 
 const jwk = z.looseObject({ kty: z.string(), kid: z.string().optional(), alg: z.string().optional() });
@@ -75,6 +76,19 @@ const rateLimitSchema = z.union([
   z.object({ mode: z.literal('daily-only'), dailyLimit: z.number().positive() }),
 ]);
 
+const perType = z.record(z.string().refine(isResourceType, 'must be a resource type the sandbox serves'), z.number().int().min(0).max(9999));
+const practiceSchema = z
+  .object({
+    code: z.string().min(1).max(64),
+    patients: z.number().int().min(1).max(999_999).optional(),
+    resourcesPerPatient: z.union([z.number().int().min(0).max(9999), perType]).optional(),
+    largePatients: z.number().int().min(0).optional(),
+    largePatientFactor: z.number().int().min(1).max(100).optional(),
+    seed: z.number().int().optional(),
+    rateLimit: rateLimitSchema.optional(),
+  })
+  .strict();
+
 const tokenSchema = z.object({
   clientId: z.string().optional(),
   scopes: z.union([z.string(), z.array(z.string())]),
@@ -113,12 +127,36 @@ export function adminRouter(admin: SandboxAdmin): Router {
         const out = fn(req, res);
         if (!res.headersSent) res.json(out ?? { ok: true });
       } catch (err) {
-        if (err instanceof AdminError) res.status(err.status).json({ error: err.message });
+        if (err instanceof AdminError || err instanceof PracticeError) res.status(err.status).json({ error: err.message });
         else if (err instanceof Error) res.status(400).json({ error: err.message });
         else next(err);
       }
     };
 
+  // Practices: create and list here; everything else of one practice under /practices/{code}/ (same endpoints).
+  const practiceRouters = new Map<string, Router>();
+  r.get('/practices', wrap(() => admin.listPractices()));
+  r.post('/practices', wrap((req, res) => {
+    const spec = parse(practiceSchema, req.body) as Parameters<SandboxAdmin['createPractice']>[0];
+    res.status(201).json(admin.createPractice(spec));
+  }));
+  r.use('/practices/:code', (req: Request, res: Response, next: NextFunction) => {
+    const code = String(req.params.code);
+    let router = practiceRouters.get(code);
+    if (!router) {
+      try {
+        router = adminRouter(admin.practice(code));
+      } catch (err) {
+        if (err instanceof PracticeError) {
+          res.status(err.status).json({ error: err.message });
+          return;
+        }
+        throw err;
+      }
+      practiceRouters.set(code, router);
+    }
+    router(req, res, next);
+  });
   r.get('/info', wrap(() => ({ counts: admin.counts(), storageOrigin: admin.storageOrigin(), rateLimit: admin.getRateLimit() })));
   r.get('/clients', wrap(() => admin.listClients().map((c) => ({ ...c, clientSecret: c.clientSecret ? '***' : undefined }))));
   r.post('/clients', wrap((req, res) => {

@@ -1,6 +1,7 @@
 /** In-process control of a sandbox (the same operations are served over HTTP under /_sandbox). */
 import { stripUndefined, DEFAULT_EXPORT, DEFAULT_FAULTS } from './options';
 import type { SandboxContext, StorageRequestRecord } from './context';
+import { PracticeError, type PracticeInfo, type PracticeSpec } from './practices';
 import type { StatsSnapshot } from './stats';
 import {
   RESOURCE_TYPES,
@@ -79,6 +80,11 @@ export interface SandboxAdmin {
   counts(): Record<ResourceType, number>;
   /** The server's type knobs (see SandboxOptions): which types it lacks, which it cannot search by patient. */
   setTypeKnobs(knobs: { unsupportedTypes?: ResourceType[]; noPatientSearchTypes?: ResourceType[] }): { unsupportedTypes: ResourceType[]; noPatientSearchTypes: ResourceType[] };
+  /** Adds a practice at `/fhir/r4/{code}` with its own patients and quota (on the server's admin only). */
+  createPractice(spec: PracticeSpec): PracticeInfo;
+  listPractices(): PracticeInfo[];
+  /** One practice's admin: its patients, resources, quota (`setRateLimit`), stats, faults, tokens. */
+  practice(code: string): SandboxAdmin;
 }
 
 export function createAdmin(ctx: SandboxContext): SandboxAdmin {
@@ -88,7 +94,15 @@ export function createAdmin(ctx: SandboxContext): SandboxAdmin {
   };
   const faultsView = (): FaultsView => structuredClone({ ...ctx.faults, export: ctx.exportSettings });
 
+  const practices = () => {
+    if (!ctx.practices) throw new PracticeError(400, 'practices are managed on the server, not on a practice');
+    return ctx.practices;
+  };
+
   const admin: SandboxAdmin = {
+    createPractice: (spec) => practices().create(spec),
+    listPractices: () => practices().list(),
+    practice: (code) => practices().admin(code),
     registerClient: (client) => ctx.clients.register(client),
     listClients: () => ctx.clients.list(),
     listPatients: () => ctx.store.livePatients().map((p) => ctx.store.patientSummary(p)),

@@ -10,6 +10,7 @@ import { kickoffRoute } from './export/kickoff';
 import { statusRoute } from './export/status';
 import { sendOutcome } from './fhir/outcome';
 import { fhirRouter } from './fhir/routes';
+import { PracticeRegistry } from './practices';
 import { faultMiddleware, rateLimitMiddleware, statsMiddleware } from './limits/middleware';
 import { resolveOptions } from './options';
 import type { SandboxOptions } from './types';
@@ -29,10 +30,21 @@ export function buildApp(ctx: SandboxContext): SandboxExpressApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  if (!ctx.parent) {
+    // The server's practices: each a whole app of its own, mounted under its base URL.
+    const practices = new PracticeRegistry<SandboxAdmin>(ctx, (practiceCtx) => {
+      const practiceApp = buildApp(practiceCtx);
+      return { handle: practiceApp, admin: practiceApp.sandboxAdmin };
+    });
+    ctx.practices = practices;
+    for (const spec of ctx.options.practices ?? []) practices.create(spec);
+  }
   const admin = createAdmin(ctx);
 
   // Test control: not counted, not limited, no faults.
   app.use('/_sandbox', adminRouter(admin));
+  // Before the stats and the limiter: a practice's requests count against its own quota, not the default one's.
+  if (ctx.practices) app.use(ctx.practices.dispatch());
 
   app.use(statsMiddleware(ctx));
   app.use(rateLimitMiddleware(ctx));

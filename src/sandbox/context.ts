@@ -6,6 +6,8 @@ import { SandboxDataset } from './data/dataset';
 import { ExportJobs } from './export/jobs';
 import { RateLimiter } from './limits/rate-limiter';
 import { DEFAULT_EXPORT, DEFAULT_FAULTS, stripUndefined } from './options';
+import type { SandboxAdmin } from './admin';
+import type { PracticeRegistry } from './practices';
 import { Stats } from './stats';
 import type { ExportSettings, FaultSettings, SandboxOptions } from './types';
 import { mix, mulberry32, type Rng } from './util/prng';
@@ -24,8 +26,29 @@ export interface StorageRequestRecord {
   status: number;
 }
 
+/**
+ * Where one practice's server lives under the sandbox's origin. The default practice answers at the root
+ * (`/fhir/r4`, `/oauth/...`); practice `c` answers everything under its own base URL `/fhir/r4/c` (its FHIR API,
+ * `/fhir/r4/c/oauth/...`, `/fhir/r4/c/bulkfiles/...`), as eClinicalWorks gives each practice its own base URL.
+ */
+export interface PracticeMount {
+  /** null for the default practice. */
+  code: string | null;
+  /** Path prefix of the practice's non-FHIR URLs (OAuth, files, documents): '' or `/fhir/r4/{code}`. */
+  root: string;
+  /** Path of its FHIR base: `/fhir/r4` or `/fhir/r4/{code}`. */
+  fhir: string;
+}
+
+export const DEFAULT_MOUNT: PracticeMount = { code: null, root: '', fhir: '/fhir/r4' };
+
 export interface SandboxContext {
   options: SandboxOptions;
+  mount: PracticeMount;
+  /** The default practice's context for a practice's (its public URL is the server's); null on the default. */
+  parent: SandboxContext | null;
+  /** The server's practices (on the default practice's context only). */
+  practices: PracticeRegistry<SandboxAdmin> | null;
   store: SandboxDataset;
   clients: ClientRegistry;
   tokens: TokenService;
@@ -42,19 +65,36 @@ export interface SandboxContext {
   storageSecret: string;
 }
 
-export function createContext(options: SandboxOptions): SandboxContext {
+/** What a practice shares with the server it lives on: the app registrations (clients are the vendor's, not a practice's). */
+export interface PracticeOf {
+  parent: SandboxContext;
+  mount: PracticeMount;
+}
+
+export function createContext(options: SandboxOptions, practiceOf: PracticeOf | null = null): SandboxContext {
   const ctxRef: { ctx?: SandboxContext } = {};
   const store = new SandboxDataset({
     seed: options.seed,
     patients: options.patients,
     resourcesPerPatient: options.resourcesPerPatient,
     dataEpoch: options.dataEpoch,
+    largePatients: options.largePatients,
+    largePatientFactor: options.largePatientFactor,
     now: () => Date.now() + (ctxRef.ctx?.faults.clockSkewMs ?? 0),
-    documentUrl: (id) => `${ctxRef.ctx?.publicUrl ?? `http://${options.host}:${options.port}`}/documents/${id}.pdf`,
+    documentUrl: (id) => {
+      const c = ctxRef.ctx;
+      const at = (c ? publicUrlOf(c) : null) ?? `http://${options.host}:${options.port}`;
+      return `${at}${c?.mount.root ?? ''}/documents/${id}.pdf`;
+    },
   });
-  const clients = new ClientRegistry();
-  clients.register({ clientId: options.clientId, clientSecret: options.clientSecret, redirectUris: options.redirectUris });
-  for (const c of options.clients) clients.register(c);
+  let clients: ClientRegistry;
+  if (practiceOf) {
+    clients = practiceOf.parent.clients;
+  } else {
+    clients = new ClientRegistry();
+    clients.register({ clientId: options.clientId, clientSecret: options.clientSecret, redirectUris: options.redirectUris });
+    for (const c of options.clients) clients.register(c);
+  }
   const faults: FaultSettings = {
     ...DEFAULT_FAULTS,
     accessTokenTtlSeconds: options.accessTokenTtlSeconds,
@@ -63,6 +103,9 @@ export function createContext(options: SandboxOptions): SandboxContext {
   };
   const ctx: SandboxContext = {
     options,
+    mount: practiceOf?.mount ?? DEFAULT_MOUNT,
+    parent: practiceOf?.parent ?? null,
+    practices: null,
     store,
     clients,
     tokens: new TokenService(),
@@ -80,14 +123,24 @@ export function createContext(options: SandboxOptions): SandboxContext {
   return ctx;
 }
 
+function publicUrlOf(ctx: SandboxContext): string | null {
+  return ctx.parent ? ctx.parent.publicUrl : ctx.publicUrl;
+}
+
+/** The server's origin (scheme, host, port), the same for every practice. */
 export function origin(ctx: SandboxContext, req: Request): string {
-  return ctx.publicUrl ?? `${req.protocol}://${req.get('host') ?? `${ctx.options.host}:${ctx.options.port}`}`;
+  return publicUrlOf(ctx) ?? `${req.protocol}://${req.get('host') ?? `${ctx.options.host}:${ctx.options.port}`}`;
+}
+
+/** Where this practice's OAuth endpoints, export files and documents are: the origin, or the practice's base URL. */
+export function serverRoot(ctx: SandboxContext, req: Request): string {
+  return `${origin(ctx, req)}${ctx.mount.root}`;
 }
 
 export function fhirBase(ctx: SandboxContext, req: Request): string {
-  return `${origin(ctx, req)}/fhir/r4`;
+  return `${origin(ctx, req)}${ctx.mount.fhir}`;
 }
 
 export function tokenUrl(ctx: SandboxContext, req: Request): string {
-  return `${origin(ctx, req)}/oauth/token`;
+  return `${serverRoot(ctx, req)}/oauth/token`;
 }

@@ -17,6 +17,7 @@ export type * from './types';
 export type { SandboxAdmin, PatientSummary, ExportJobSummary, FaultsView, FaultsUpdate, IssueTokenRequest } from './admin';
 export type { StatsSnapshot, KindStats } from './stats';
 export type { StorageRequestRecord } from './context';
+export type { PracticeSpec, PracticeInfo } from './practices';
 export { RESOURCE_TYPES, EXTRA_TYPES } from './types';
 export { tokenFingerprint } from './stats';
 export { DEFAULT_OPTIONS, DEFAULT_FAULTS, DEFAULT_EXPORT } from './options';
@@ -25,8 +26,10 @@ export { parseRateLimitEnv } from './limits/rate-limiter';
 export interface Sandbox {
   /** Origin, e.g. http://127.0.0.1:8090 */
   url: string;
-  /** url + '/fhir/r4' */
+  /** url + '/fhir/r4' (the default practice) */
   fhirBaseUrl: string;
+  /** A practice's base URL: url + '/fhir/r4/' + code. */
+  practiceBaseUrl(code: string): string;
   admin: SandboxAdmin;
   close(): Promise<void>;
 }
@@ -77,6 +80,7 @@ export async function startSandbox(options: Partial<SandboxOptions> = {}): Promi
   return {
     url,
     fhirBaseUrl: `${url}/fhir/r4`,
+    practiceBaseUrl: (code) => `${url}/fhir/r4/${code}`,
     admin: app.sandboxAdmin,
     close() {
       closed ??= Promise.all([

@@ -1,6 +1,7 @@
 /** CLI entry: `node dist/src/sandbox/main.js` or `npx tsx src/sandbox/main.ts`. Configured by SANDBOX_* env vars. */
 import pino from 'pino';
 import { parseRateLimitEnv } from './limits/rate-limiter';
+import type { PracticeSpec } from './practices';
 import type { ExportSettings, FaultSettings, SandboxOptions } from './types';
 import { startSandbox } from './index';
 import { redirectUrisFromEnv } from './redirectUris';
@@ -40,6 +41,7 @@ export function optionsFromEnv(): Partial<SandboxOptions> {
     accessTokenTtlSeconds: num('SANDBOX_ACCESS_TOKEN_TTL', 3600),
     backendTokenTtlSeconds: num('SANDBOX_BACKEND_TOKEN_TTL', 300),
     rateLimit: parseRateLimitEnv(env.SANDBOX_RATE_LIMIT, num('SANDBOX_DAILY_LIMIT')),
+    practices: json<PracticeSpec[]>('SANDBOX_PRACTICES') ?? [],
     clients: json('SANDBOX_CLIENTS') ?? [],
     // Strict by default; only the literal "false" relaxes it (a typo must not silently turn the check off).
     requireAssertionTyp: env.SANDBOX_REQUIRE_ASSERTION_TYP !== 'false',

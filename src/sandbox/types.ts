@@ -1,3 +1,5 @@
+import type { PracticeSpec } from './practices';
+
 /**
  * Shared types of the FHIR sandbox. The sandbox stands for somebody else's server: nothing here is imported
  * from (or by) the rest of `src/` except through `src/sandbox/index.ts`.
@@ -210,6 +212,15 @@ export interface SandboxOptions {
   patients: number;
   /** Resources of each clinical type per patient (a number, or per type). */
   resourcesPerPatient: number | Partial<Record<ClinicalType, number>>;
+  /** The first N patients have `largePatientFactor` times the resources of each clinical type (0 = none). */
+  largePatients?: number;
+  /** How many times larger those patients are (10). */
+  largePatientFactor?: number;
+  /**
+   * More practices, each with its own base URL `/fhir/r4/{code}`, patients and quota (see practices.ts). The
+   * server itself is the default practice, at `/fhir/r4`.
+   */
+  practices?: PracticeSpec[];
   /** Data are spread over the 3 years before this instant (ISO). Fixed by default so data are deterministic. */
   dataEpoch: string;
   clientId: string;

@@ -115,7 +115,7 @@ export function authorizeRouter(ctx: SandboxContext): Router {
 <body>
 <h1>Authorize ${escapeHtml(client.clientId)}</h1>
 <p>Requested access: <code>${escapeHtml(scopes.join(' '))}</code></p>
-<form method="post" action="/oauth/authorize/decide">
+<form method="post" action="${escapeHtml(ctx.mount.root)}/oauth/authorize/decide">
 <input type="hidden" name="tx" value="${escapeHtml(tx)}">
 <fieldset><legend>Select a patient</legend>
 <ul>

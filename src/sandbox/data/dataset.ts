@@ -69,7 +69,9 @@ export type Ref = number | Extra;
 
 interface TypeIndex {
   type: ResourceType;
+  /** Resources of a patient outside the large ones. */
   perPatient: number;
+  layout: PatientLayout;
   n: number;
   lu: Float64Array;
   order: Int32Array;
@@ -84,6 +86,46 @@ export interface StoreConfig {
   documentUrl(reportId: string): string;
   /** The server's clock (ms); the clockSkewMs knob offsets it. Default Date.now. */
   now?: () => number;
+  /** The first N patients have `largePatientFactor` times the resources of each clinical type (default 0). */
+  largePatients?: number;
+  /** How many times larger those patients are (default 10). */
+  largePatientFactor?: number;
+}
+
+/**
+ * Where each patient's resources of one type sit among the type's base ordinals: the `large` first patients hold
+ * `per * factor` each, the rest `per` each, one contiguous block per patient. Ordinal arithmetic, no table, so a
+ * practice of 10 large patients among 10,000 costs no memory beyond the resources themselves.
+ */
+export class PatientLayout {
+  private readonly bigBlock: number;
+  private readonly bigTotal: number;
+  constructor(
+    readonly per: number,
+    private readonly large: number,
+    factor: number,
+  ) {
+    this.bigBlock = per * factor;
+    this.bigTotal = large * this.bigBlock;
+  }
+
+  count(p: number): number {
+    return p < this.large ? this.bigBlock : this.per;
+  }
+
+  offset(p: number): number {
+    return p < this.large ? p * this.bigBlock : this.bigTotal + (p - this.large) * this.per;
+  }
+
+  total(patients: number): number {
+    return this.offset(patients);
+  }
+
+  /** The patient a base ordinal belongs to (ordinals are < total). */
+  patientOf(ord: number): number {
+    if (ord < this.bigTotal) return Math.floor(ord / this.bigBlock);
+    return this.large + Math.floor((ord - this.bigTotal) / this.per);
+  }
 }
 
 export interface IterateOptions {
@@ -104,6 +146,8 @@ export interface GroupDef {
 export class SandboxDataset {
   readonly seed: number;
   readonly basePatients: number;
+  readonly largePatients: number;
+  readonly largePatientFactor: number;
   private readonly epochMs: number;
   private readonly indexes = new Map<ResourceType, TypeIndex>();
   private readonly overrides = new Map<ResourceType, Map<number, Extra>>();
@@ -125,11 +169,19 @@ export class SandboxDataset {
     this.basePatients = cfg.patients;
     this.nextPatientIndex = cfg.patients;
     this.epochMs = Math.min(Date.parse(cfg.dataEpoch), Date.now());
+    const large = cfg.largePatients ?? 0;
+    const factor = cfg.largePatientFactor ?? 10;
+    if (!Number.isInteger(large) || large < 0 || large > cfg.patients) throw new Error(`largePatients must be 0..patients`);
+    if (!Number.isInteger(factor) || factor < 1) throw new Error(`largePatientFactor must be a positive integer`);
+    this.largePatients = large;
+    this.largePatientFactor = factor;
     const per = (t: ClinicalType): number => {
       const extra = (EXTRA_TYPES as readonly string[]).includes(t);
       const v =
         typeof cfg.resourcesPerPatient === 'number' ? (extra ? 0 : cfg.resourcesPerPatient) : (cfg.resourcesPerPatient[t] ?? (extra ? 0 : 3));
       if (!Number.isInteger(v) || v < 0 || v > 9999) throw new Error(`resourcesPerPatient for ${t} must be 0..9999`);
+      // Ids carry the resource's number within its patient in 4 digits.
+      if (large > 0 && v * factor > 9999) throw new Error(`resourcesPerPatient for ${t} times largePatientFactor must be at most 9999`);
       return v;
     };
     this.gen = {
@@ -148,21 +200,20 @@ export class SandboxDataset {
   }
 
   private buildIndex(type: ResourceType, perPatient: number): TypeIndex {
-    const n = this.basePatients * perPatient;
+    // Patient is one per patient whatever its size; the clinical types grow with a large patient.
+    const layout = new PatientLayout(perPatient, type === 'Patient' ? 0 : this.largePatients, this.largePatientFactor);
+    const n = layout.total(this.basePatients);
     const lu = new Float64Array(n);
     for (let ord = 0; ord < n; ord++) {
-      const p = Math.floor(ord / perPatient);
-      lu[ord] = lastUpdatedFor(this.seed, type, p, ord - p * perPatient, this.epochMs);
+      const p = layout.patientOf(ord);
+      lu[ord] = lastUpdatedFor(this.seed, type, p, ord - layout.offset(p), this.epochMs);
     }
     const order = new Int32Array(n);
     for (let i = 0; i < n; i++) order[i] = i;
     const blockOrder = order.slice();
     order.sort((a, b) => (lu[a] as number) - (lu[b] as number) || a - b);
-    blockOrder.sort(
-      (a, b) =>
-        Math.floor(a / perPatient) - Math.floor(b / perPatient) || (lu[a] as number) - (lu[b] as number) || a - b,
-    );
-    return { type, perPatient, n, lu, order, blockOrder };
+    blockOrder.sort((a, b) => layout.patientOf(a) - layout.patientOf(b) || (lu[a] as number) - (lu[b] as number) || a - b);
+    return { type, perPatient, layout, n, lu, order, blockOrder };
   }
 
   private index(type: ResourceType): TypeIndex {
@@ -202,9 +253,9 @@ export class SandboxDataset {
   idOf(type: ResourceType, ref: Ref): string {
     if (typeof ref !== 'number') return ref.id;
     if (type === 'Patient') return this.patientId(ref);
-    const c = this.index(type).perPatient;
-    const p = Math.floor(ref / c);
-    return this.gen.resourceId(type, p, ref - p * c);
+    const layout = this.index(type).layout;
+    const p = layout.patientOf(ref);
+    return this.gen.resourceId(type, p, ref - layout.offset(p));
   }
 
   luOf(type: ResourceType, ref: Ref): number {
@@ -213,7 +264,7 @@ export class SandboxDataset {
 
   patientOf(type: ResourceType, ref: Ref): number {
     if (typeof ref !== 'number') return ref.patient;
-    return type === 'Patient' ? ref : Math.floor(ref / this.index(type).perPatient);
+    return type === 'Patient' ? ref : this.index(type).layout.patientOf(ref);
   }
 
   /** The resource JSON a ref stands for (generated for base items). */
@@ -222,8 +273,8 @@ export class SandboxDataset {
     const idx = this.index(type);
     const lu = idx.lu[ref] as number;
     if (type === 'Patient') return generatePatient(this.gen, ref, lu);
-    const p = Math.floor(ref / idx.perPatient);
-    return generateClinical(this.gen, type, p, ref - p * idx.perPatient, lu);
+    const p = idx.layout.patientOf(ref);
+    return generateClinical(this.gen, type, p, ref - idx.layout.offset(p), lu);
   }
 
   private baseOrd(type: ResourceType, id: string): number {
@@ -237,8 +288,8 @@ export class SandboxDataset {
     if (!m) return -1;
     const p = Number(m[1]);
     const k = Number(m[2]);
-    if (p >= this.basePatients || k >= idx.perPatient) return -1;
-    return p * idx.perPatient + k;
+    if (p >= this.basePatients || k >= idx.layout.count(p)) return -1;
+    return idx.layout.offset(p) + k;
   }
 
   /** Current ref for an id: live resource, 'deleted' (tombstone) or null (never existed). */
@@ -289,8 +340,9 @@ export class SandboxDataset {
     } else {
       const parts: Int32Array[] = [];
       for (const p of patients) {
-        if (p >= 0 && p < this.basePatients && idx.perPatient > 0) {
-          parts.push(idx.blockOrder.subarray(p * idx.perPatient, (p + 1) * idx.perPatient));
+        if (p >= 0 && p < this.basePatients && idx.layout.count(p) > 0) {
+          const from = idx.layout.offset(p);
+          parts.push(idx.blockOrder.subarray(from, from + idx.layout.count(p)));
         }
       }
       if (parts.length === 1) base = parts[0] as Int32Array;

@@ -3,7 +3,7 @@ import type { Request, Response } from 'express';
 import { authenticate, type AuthLocals } from '../auth/bearer';
 import { visibility } from '../auth/scopes';
 import { randomToken, type AccessTokenRecord } from '../auth/tokens';
-import { fhirBase, type SandboxContext } from '../context';
+import { fhirBase, origin, type SandboxContext } from '../context';
 import type { Ref } from '../data/dataset';
 import { FhirError, sendFhir, sendFhirError } from '../fhir/outcome';
 import { isLenient, queryPairs, tokenPatientIndex } from '../fhir/routes';
@@ -236,7 +236,7 @@ function startJob(
     clientId: auth.clientId,
     level,
     groupId,
-    request: `${fhirBase(ctx, req).replace(/\/fhir\/r4$/, '')}${req.originalUrl}`,
+    request: `${origin(ctx, req)}${req.originalUrl}`,
     types,
     since,
     transactionTime,

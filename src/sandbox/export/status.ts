@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { authenticate, type AuthLocals } from '../auth/bearer';
 import type { AccessTokenRecord } from '../auth/tokens';
-import { origin, type SandboxContext } from '../context';
+import { serverRoot, type SandboxContext } from '../context';
 import { sendFhir, sendOutcome } from '../fhir/outcome';
 import { httpDate, iso } from '../util/time';
 import type { ExportFile, ExportJob } from './jobs';
@@ -18,7 +18,7 @@ export function fileUrl(ctx: SandboxContext, req: Request, job: ExportJob, file:
   if (job.settings.fileOrigin === 'storage' && ctx.storage.origin) {
     return `${ctx.storage.origin}${path}?sig=${signFile(ctx, job.id, file.name)}`;
   }
-  return `${origin(ctx, req)}${path}`;
+  return `${serverRoot(ctx, req)}${path}`;
 }
 
 /**

@@ -17,11 +17,12 @@ export const SUPPORTED_SCOPES = [
   ...RESOURCE_TYPES.flatMap((t) => [`patient/${t}.read`, `patient/${t}.rs`, `system/${t}.read`, `system/${t}.rs`]),
 ];
 
-export function smartConfiguration(origin: string): Record<string, unknown> {
+/** `root`: where the practice's OAuth endpoints are (the origin, or the practice's base URL). */
+export function smartConfiguration(root: string): Record<string, unknown> {
   return {
-    issuer: origin,
-    authorization_endpoint: `${origin}/oauth/authorize`,
-    token_endpoint: `${origin}/oauth/token`,
+    issuer: root,
+    authorization_endpoint: `${root}/oauth/authorize`,
+    token_endpoint: `${root}/oauth/token`,
     grant_types_supported: ['authorization_code', 'client_credentials', 'refresh_token'],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384'],
@@ -53,8 +54,13 @@ export interface CapabilityKnobs {
 
 const NO_KNOBS: CapabilityKnobs = { unsupportedTypes: [], noPatientSearchTypes: [], openMode: false };
 
-export function capabilityStatement(origin: string, software: { version: string }, knobs: CapabilityKnobs = NO_KNOBS): Record<string, unknown> {
-  const base = `${origin}/fhir/r4`;
+/** `at.root`: where the OAuth endpoints are; `at.base`: the FHIR base URL. */
+export function capabilityStatement(
+  at: { root: string; base: string },
+  software: { version: string },
+  knobs: CapabilityKnobs = NO_KNOBS,
+): Record<string, unknown> {
+  const { root, base } = at;
   const served = RESOURCE_TYPES.filter((t) => !knobs.unsupportedTypes.includes(t));
   const byPatient = (type: string, name: string) => !(knobs.noPatientSearchTypes.includes(type) && (name === 'patient' || name === 'subject'));
   const security = {
@@ -71,8 +77,8 @@ export function capabilityStatement(origin: string, software: { version: string 
       {
         url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
         extension: [
-          { url: 'authorize', valueUri: `${origin}/oauth/authorize` },
-          { url: 'token', valueUri: `${origin}/oauth/token` },
+          { url: 'authorize', valueUri: `${root}/oauth/authorize` },
+          { url: 'token', valueUri: `${root}/oauth/token` },
         ],
       },
     ],

@@ -3,7 +3,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import { authenticate, type AuthLocals } from '../auth/bearer';
 import { visibility } from '../auth/scopes';
 import type { AccessTokenRecord } from '../auth/tokens';
-import { fhirBase, origin, type SandboxContext } from '../context';
+import { fhirBase, serverRoot, type SandboxContext } from '../context';
 import { isResourceType, type FhirResource, type ResourceType } from '../types';
 import { capabilityStatement, smartConfiguration } from './capability';
 import { FhirError, sendFhir, sendFhirError, sendOutcome } from './outcome';
@@ -56,7 +56,7 @@ export function fhirRouter(ctx: SandboxContext): Router {
   const router = express.Router();
 
   router.get('/fhir/r4/metadata', (req, res) => {
-    sendFhir(res, 200, capabilityStatement(origin(ctx, req), { version: SANDBOX_VERSION }, ctx.options));
+    sendFhir(res, 200, capabilityStatement({ root: serverRoot(ctx, req), base: fhirBase(ctx, req) }, { version: SANDBOX_VERSION }, ctx.options));
   });
   const smart = (req: Request, res: Response): void => {
     res.setHeader('Cache-Control', 'no-cache');
@@ -64,7 +64,7 @@ export function fhirRouter(ctx: SandboxContext): Router {
       res.status(404).json({ error: 'not_found', error_description: 'This server does not use SMART authorization' });
       return;
     }
-    res.status(200).json(smartConfiguration(origin(ctx, req)));
+    res.status(200).json(smartConfiguration(serverRoot(ctx, req)));
   };
   router.get('/fhir/r4/.well-known/smart-configuration', smart);
   router.get('/.well-known/smart-configuration', smart);
