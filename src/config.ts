@@ -90,6 +90,12 @@ export const WorkerEnvSchema = z.object({
    */
   RETRY_AFTER_MAX_SECONDS: z.coerce.number().int().min(1).max(86400).default(600),
   /**
+   * How the shared limiter shares one quota (a practice's) between connections: `connection` (default) in turn,
+   * so a connection with more requests in flight does not take more of it; `fifo` first come, first served (the
+   * behaviour before; kept to measure the difference).
+   */
+  RATE_LIMIT_FAIRNESS: z.enum(['connection', 'fifo']).default('connection'),
+  /**
    * Without a Bundle meta.lastUpdated, a type's sync point is the time its first search page was requested minus
    * this margin: the FHIR server's clock may run behind ours, and a change it stamps earlier must not be skipped.
    */

@@ -83,7 +83,7 @@ export async function createServices(
   const leases = new LeaseStore(db);
   const tokens = new TokenService(connections, smartAuth, leases, overrides.fhirObserver);
   // The shared limiter (quotas from the registry, state in MongoDB); tests and tools may pass `unlimited`.
-  const sharedLimiter = new MongoRateLimiter(db, registry, { maxBlockMs: retryAfterMaxMs });
+  const sharedLimiter = new MongoRateLimiter(db, registry, { maxBlockMs: retryAfterMaxMs, fairness: config.RATE_LIMIT_FAIRNESS });
   const limiter = overrides.limiter ?? sharedLimiter;
   const rateBudget = isRateBudgetReader(limiter) ? limiter : sharedLimiter;
   const fhir = new FhirClient(http, tokens, limiter, overrides.fhirObserver, { retryAfterMaxMs });

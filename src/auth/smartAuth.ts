@@ -34,6 +34,11 @@ export interface BackendConnectionInput {
   alg?: BackendAlg;
   kid?: string;
   scopes?: string[];
+  /**
+   * Sync one patient of the server with system access (searched by patient), as an integration that holds a
+   * practice's backend registration does per patient. Without it the connection syncs what its scopes show.
+   */
+  patientId?: string;
 }
 
 /**
@@ -134,6 +139,7 @@ export class SmartAuth {
       kind: 'backend',
       fhirBaseUrl,
       clientId: input.clientId,
+      ...(input.patientId ? { patientId: input.patientId } : {}),
       scopes,
       status: 'active',
       sealedPrivateKey: this.deps.connections.sealPrivateKey(connectionId, JSON.stringify(key.jwk)),

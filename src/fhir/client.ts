@@ -112,7 +112,7 @@ export class FhirClient {
           async (options) => {
             const ctx = options.context as unknown as FhirContext | undefined;
             if (!ctx?.connectionId) return;
-            await this.limiter.acquire({ providerId: ctx.providerId, baseUrl: ctx.baseUrl }, options.signal as AbortSignal | undefined);
+            await this.limiter.acquire({ providerId: ctx.providerId, baseUrl: ctx.baseUrl, connectionId: ctx.connectionId }, options.signal as AbortSignal | undefined);
             const url = options.url instanceof URL ? options.url : new URL(String(options.url));
             if (ctx.auth && url.origin === originOf(ctx.baseUrl)) {
               const { token } = await this.tokens.accessToken(ctx.connectionId);

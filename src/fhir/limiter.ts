@@ -15,6 +15,8 @@
 export interface QuotaContext {
   providerId: string;
   baseUrl: string;
+  /** The connection the request is for: the limiter shares a quota fairly between connections. */
+  connectionId?: string;
 }
 
 export interface RequestLimiter {

@@ -2,7 +2,8 @@ import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
 import type { QuotaContext, RequestLimiter } from '../fhir/limiter';
 import { FhirRequestError } from '../fhir/errors';
 import type { Quota } from '../providers/schema';
-import { normalizeBaseUrl, type ProviderRegistry } from '../providers/registry';
+import { normalizeBaseUrl, quotasFor, type ProviderRegistry } from '../providers/registry';
+import { TurnQueue } from './turns';
 import { COLLECTIONS } from '../store/mongo';
 import { debugFor, type Logger } from '../logger';
 import { DEFAULT_RETRY_AFTER_MAX_SECONDS, clampNote } from '../fhir/retryAfter';
@@ -42,6 +43,16 @@ import {
  * Cost per acquire: concurrent callers in one process are served together (one batch per set of quotas): one read
  * of the block documents and one `insertMany` of slot tickets per bucket, plus one insert per chunk of a calendar
  * window. A slot taken by another process shows up as a duplicate key and the next one is tried.
+ *
+ * Fair within a practice: slots alone are first come, first served, so a connection with 12 requests in flight
+ * would hold 12 places in its practice's queue for every 1 of a connection with one, and take 12/13 of the
+ * quota. With `fairness: 'connection'` (the default) a connection holds at most one place in the queue of a set
+ * of quotas per process: its next request claims a slot only once its previous one was sent (`TurnQueue`). The
+ * shared queue then holds at most one request of each running connection (per process it runs in), so it serves
+ * them in turn: each of A running connections gets about 1/A of the quota, and one that asks for less (a small
+ * connection between pages) gets all it asks for. It costs nothing when a connection is alone: a slot's send time
+ * comes from the bucket, so the next claim still finds the bucket's burst, and claims take a few ms where slots
+ * are 1/rate apart. Across processes it holds per process: a connection running in P processes holds up to P places.
  *
  * Clock: slots are in the database's time; the offset between this process's clock and the server's is measured
  * with `hello.localTime` at start and every minute, so processes with skewed clocks still agree.
@@ -83,6 +94,12 @@ export interface MongoRateLimiterOptions {
   maxBlockMs?: number;
   /** Where clamped Retry-After values are reported (warn; provider, quota key and the header value only). */
   logger?: Pick<Logger, 'warn'>;
+  /**
+   * 'connection' (default): a quota is shared in turn between the connections that use it (one place in its
+   * queue per connection and process); 'fifo': first come, first served (a connection with more requests in
+   * flight takes more of it).
+   */
+  fairness?: 'connection' | 'fifo';
 }
 
 /** What the operator API shows per stored block. */
@@ -155,6 +172,8 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
   private readonly calendars = new Map<string, CalendarState>();
   private readonly cleanedAt = new Map<string, number>();
   private readonly batches = new KeyedBatcher();
+  private readonly turns = new TurnQueue();
+  private readonly fairness: 'connection' | 'fifo';
   private offsetMs = 0;
   private offsetCheckedAt = -Infinity;
   private offsetPending?: Promise<void>;
@@ -171,6 +190,7 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
     this.maxWaitMs = opts.maxWaitMs ?? 120_000;
     this.maxBlockMs = opts.maxBlockMs ?? DEFAULT_RETRY_AFTER_MAX_SECONDS * 1000;
     this.logger = opts.logger;
+    this.fairness = opts.fairness ?? 'connection';
   }
 
   /** The end of a stored block, never more than maxBlockMs after it was written (older, unbounded blocks too). */
@@ -187,6 +207,16 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
     if (quotas.length === 0) return;
     this.indexes ??= this.tickets.createIndex({ q: 1, k: 1 }).catch(() => undefined);
     const batchKey = quotas.map((q) => q.key).join('\n');
+    // The connection's turn ends when this request may be sent (its place in the queue is used), or on failure.
+    const release = this.fairness === 'connection' && ctx.connectionId ? await this.turns.take(`${batchKey}\n${ctx.connectionId}`, signal) : undefined;
+    try {
+      await this.waitForSlot(ctx, quotas, batchKey, signal);
+    } finally {
+      release?.();
+    }
+  }
+
+  private async waitForSlot(ctx: QuotaContext, quotas: Resolved[], batchKey: string, signal?: AbortSignal): Promise<void> {
     const sendAt = await this.batches.run(batchKey, (n) => this.claim(quotas, n));
     const now = await this.now();
     const ms = sendAt - now;
@@ -238,7 +268,7 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
     const provider = this.registry.get(providerId);
     const now = await this.now();
     const out: QuotaBudget[] = [];
-    for (const quota of provider.rateLimit.quotas) {
+    for (const quota of quotasFor(provider, baseUrl)) {
       let scopes: string[];
       if (quota.shareBy === 'provider') scopes = [providerId];
       else if (baseUrl) scopes = [normalizeBaseUrl(baseUrl)];
@@ -310,7 +340,7 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
 
   private resolve(ctx: QuotaContext): Resolved[] {
     const provider = this.registry.get(ctx.providerId);
-    return provider.rateLimit.quotas.map((q) => this.resolveOne(ctx.providerId, q.shareBy === 'provider' ? ctx.providerId : normalizeBaseUrl(ctx.baseUrl), q));
+    return quotasFor(provider, ctx.baseUrl).map((q) => this.resolveOne(ctx.providerId, q.shareBy === 'provider' ? ctx.providerId : normalizeBaseUrl(ctx.baseUrl), q));
   }
 
   private resolveOne(providerId: string, scope: string, quota: Quota): Resolved {

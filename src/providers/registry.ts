@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { Config } from '../config';
 import { ConfigError, NotFoundError } from '../errors';
-import { ProviderSchema, type Provider, type ProviderInput } from './schema';
+import { ProviderSchema, type Provider, type ProviderInput, type Quota } from './schema';
 import { canonicalBaseUrl, normalizeBaseUrl } from '../fhir/urls';
 
 /** The spec's eClinicalWorks entry; the client settings and default endpoint come from the environment. */
@@ -26,11 +26,13 @@ export function eClinicalWorksDefaults(config: Config): ProviderInput {
       scopes: ['launch/patient', 'patient/*.read', 'offline_access'],
       backendScopes: ['system/*.read'],
     },
+    // The guide's limits, per practice: each base URL (practice) is its own budget, shared by every process.
+    // Practices on other terms are configured in `rateLimit.perBaseUrl`.
     rateLimit: {
-      display: '7 requests/second',
+      display: '7 requests/second per practice',
       quotas: [
-        { name: 'per-second', kind: 'token-bucket', shareBy: 'provider', ratePerSecond: 7, burst: 14 },
-        { name: 'daily', kind: 'fixed-window', shareBy: 'provider', limit: 100_000, windowSeconds: 86_400 },
+        { name: 'per-second', kind: 'token-bucket', shareBy: 'baseUrl', ratePerSecond: 7, burst: 14 },
+        { name: 'daily', kind: 'fixed-window', shareBy: 'baseUrl', limit: 100_000, windowSeconds: 86_400 },
       ],
     },
     capabilities: { bulkExport: true, telehealth: true },
@@ -113,21 +115,36 @@ export function isAllowedBaseUrl(provider: Provider, baseUrl: string): boolean {
   const c = canonicalBaseUrl(baseUrl);
   if ('refused' in c) return false;
   const normalized = c.url;
-  const canonical = (u: string) => {
-    const r = canonicalBaseUrl(u);
-    return 'url' in r ? r.url : undefined;
-  };
   const exact = [provider.endpoints.default, provider.endpoints.production, provider.endpoints.sandbox]
     .filter((u): u is string => Boolean(u))
     .map(canonical);
   if (exact.includes(normalized)) return true;
-  return provider.allowedBaseUrls.some((pattern) => {
-    if (pattern.endsWith('/*')) {
-      const prefix = canonical(pattern.slice(0, -2));
-      return prefix !== undefined && normalized.startsWith(`${prefix}/`);
-    }
-    return canonical(pattern) === normalized;
-  });
+  return provider.allowedBaseUrls.some((pattern) => matchesBaseUrlPattern(pattern, normalized));
+}
+
+function canonical(url: string): string | undefined {
+  const r = canonicalBaseUrl(url);
+  return 'url' in r ? r.url : undefined;
+}
+
+/** An exact base URL or a `…/*` prefix pattern against a canonical base URL. */
+function matchesBaseUrlPattern(pattern: string, canonicalUrl: string): boolean {
+  if (pattern.endsWith('/*')) {
+    const prefix = canonical(pattern.slice(0, -2));
+    return prefix !== undefined && canonicalUrl.startsWith(`${prefix}/`);
+  }
+  return canonical(pattern) === canonicalUrl;
+}
+
+/**
+ * The quotas requests to this base URL draw on: the first `rateLimit.perBaseUrl` entry that matches it, else the
+ * provider's `quotas`. A base URL with no canonical form gets the provider's (such a connection cannot exist).
+ */
+export function quotasFor(provider: Provider, baseUrl: string | undefined): Quota[] {
+  if (baseUrl === undefined || provider.rateLimit.perBaseUrl.length === 0) return provider.rateLimit.quotas;
+  const c = canonicalBaseUrl(baseUrl);
+  if ('refused' in c) return provider.rateLimit.quotas;
+  return provider.rateLimit.perBaseUrl.find((e) => matchesBaseUrlPattern(e.baseUrl, c.url))?.quotas ?? provider.rateLimit.quotas;
 }
 
 export { normalizeBaseUrl };

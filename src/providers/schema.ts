@@ -80,6 +80,17 @@ export const ProviderSchema = z.object({
     /** Human-readable, as the capabilities endpoint shows it. */
     display: z.string(),
     quotas: z.array(QuotaSchema).min(1),
+    /**
+     * Quotas of particular base URLs (practices) that differ from `quotas`: an exact base URL or a
+     * `https://host/prefix/*` pattern; the first entry that matches a connection's base URL replaces `quotas` for
+     * it (e.g. one practice on 250/min, another with a daily cap). A quota shared by base URL is its own budget per
+     * base URL either way.
+     */
+    perBaseUrl: z
+      .array(z.object({ baseUrl: z.string().min(1), display: z.string().optional(), quotas: z.array(QuotaSchema).min(1) }))
+      .default([])
+      // A practice's own quotas are its own budget: keyed by its base URL whatever `shareBy` says.
+      .transform((list) => list.map((e) => ({ ...e, quotas: e.quotas.map((q) => ({ ...q, shareBy: 'baseUrl' as const })) }))),
   }),
   capabilities: z.object({
     bulkExport: z.boolean(),

@@ -257,7 +257,8 @@ describe('GET /api/ehr/:provider/rate-limit', () => {
       const body = (await res.json()) as { success: boolean; data: { quotas: Array<Record<string, unknown>> } };
       expect(body.success).toBe(true);
       const [perSecond, daily] = body.data.quotas;
-      expect(perSecond).toMatchObject({ name: 'per-second', kind: 'token-bucket', key: `${PROVIDER}|per-second|${PROVIDER}`, limit: 14 });
+      // The built-in quotas are per practice (base URL).
+      expect(perSecond).toMatchObject({ name: 'per-second', kind: 'token-bucket', shareBy: 'baseUrl', key: `${PROVIDER}|per-second|${sb.fhirBaseUrl}`, limit: 14 });
       expect(daily).toMatchObject({ name: 'daily', kind: 'fixed-window', limit: 100_000 });
       expect(daily!.used).toBeGreaterThanOrEqual(3);
       expect(daily!.used).toBeLessThanOrEqual(10);

@@ -1,5 +1,6 @@
 import type { EnhancedSyncResult } from '../../src/workflows/enhancedSync';
 import { COLLECTIONS } from '../../src/store/mongo';
+import { normalizeBaseUrl } from '../../src/fhir/urls';
 import { connectBackend, eventually, startExport, waitForJob } from '../support/bulkExport';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
@@ -83,10 +84,12 @@ describe('Retry-After is always bounded (real Temporal, FerretDB and the sandbox
   });
 
   it('a block stored unbounded before this fix (year 58944) ends the maximum after it was written', async () => {
-    const key = 'eclinicalworks|per-second|eclinicalworks';
+    // The built-in quotas are per practice: keyed by the base URL the connections use.
+    const scope = normalizeBaseUrl(stack.sandbox.fhirBaseUrl);
+    const key = `eclinicalworks|per-second|${scope}`;
     const col = stack.services.db.collection(COLLECTIONS.rateLimits);
     await col.deleteOne({ _id: key as never });
-    await col.insertOne({ _id: key as never, provider: 'eclinicalworks', quota: 'per-second', kind: 'token-bucket', scope: 'eclinicalworks', blockedUntil: Date.UTC(58944, 11, 10), updatedAt: new Date(Date.now() - 60_000) });
+    await col.insertOne({ _id: key as never, provider: 'eclinicalworks', quota: 'per-second', kind: 'token-bucket', scope, blockedUntil: Date.UTC(58944, 11, 10), updatedAt: new Date(Date.now() - 60_000) });
     expect((await blocks()).find((b) => b.key === key)).toBeUndefined();
     const patient = await connectPatient(stack);
     const sync = await stack.api.post<EnhancedSyncResult>('api/ehr/eclinicalworks/enhanced-sync', {
@@ -98,9 +101,10 @@ describe('Retry-After is always bounded (real Temporal, FerretDB and the sandbox
 
   it('an operator sees and lifts blocks through the API; bad input is a 4xx that lifts nothing', async () => {
     const col = stack.services.db.collection(COLLECTIONS.rateLimits);
-    const key = 'eclinicalworks|per-second|eclinicalworks';
+    const scope = normalizeBaseUrl(stack.sandbox.fhirBaseUrl);
+    const key = `eclinicalworks|per-second|${scope}`;
     await col.deleteOne({ _id: key as never });
-    await col.insertOne({ _id: key as never, provider: 'eclinicalworks', quota: 'per-second', kind: 'token-bucket', scope: 'eclinicalworks', blockedUntil: Date.now() + 2_000, updatedAt: new Date() });
+    await col.insertOne({ _id: key as never, provider: 'eclinicalworks', quota: 'per-second', kind: 'token-bucket', scope, blockedUntil: Date.now() + 2_000, updatedAt: new Date() });
     expect((await blocks()).map((b) => b.key)).toContain(key);
 
     const unknownQuota = await stack.api.delete('api/ehr/eclinicalworks/rate-limit/blocks', { searchParams: { quota: 'nope' } });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadApiConfig, loadWorkerConfig } from '../../src/config';
 import { ConfigError } from '../../src/errors';
-import { ProviderRegistry, isAllowedBaseUrl } from '../../src/providers/registry';
+import { ProviderRegistry, isAllowedBaseUrl, quotasFor } from '../../src/providers/registry';
 
 const valid = {
   API_KEYS: 'a-long-enough-api-key-1',
@@ -33,6 +33,8 @@ describe('configuration', () => {
     const config = loadWorkerConfig(valid);
     expect(config.RETRY_AFTER_MAX_SECONDS).toBe(600);
     expect(config.SYNC_CLOCK_SKEW_SECONDS).toBe(300);
+    expect(config.RATE_LIMIT_FAIRNESS).toBe('connection');
+    expect(messageOf(() => loadWorkerConfig({ ...valid, RATE_LIMIT_FAIRNESS: 'random' }))).toMatch(/RATE_LIMIT_FAIRNESS/);
     expect(loadWorkerConfig({ ...valid, RETRY_AFTER_MAX_SECONDS: '30', SYNC_CLOCK_SKEW_SECONDS: '0' })).toMatchObject({ RETRY_AFTER_MAX_SECONDS: 30, SYNC_CLOCK_SKEW_SECONDS: 0 });
     const msg = messageOf(() => loadWorkerConfig({ ...valid, RETRY_AFTER_MAX_SECONDS: '1796159374838', SYNC_CLOCK_SKEW_SECONDS: '-5' }));
     expect(msg).toMatch(/RETRY_AFTER_MAX_SECONDS/);
@@ -73,13 +75,37 @@ describe('provider registry', () => {
     expect(ecw.endpoints.production).toBe('https://fhir.eclinicalworks.com/fhir/r4');
     expect(ecw.endpoints.sandbox).toBe('https://fhir-sandbox.eclinicalworks.com/fhir/r4');
     expect(ecw.oauth.scopes).toEqual(expect.arrayContaining(['patient/*.read', 'launch/patient', 'offline_access']));
-    expect(ecw.rateLimit.display).toBe('7 requests/second');
+    expect(ecw.rateLimit.display).toBe('7 requests/second per practice');
     expect(ecw.rateLimit.quotas).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ kind: 'token-bucket', ratePerSecond: 7, burst: 14 }),
-        expect.objectContaining({ kind: 'fixed-window', limit: 100000, windowSeconds: 86400 }),
+        expect.objectContaining({ kind: 'token-bucket', ratePerSecond: 7, burst: 14, shareBy: 'baseUrl' }),
+        expect.objectContaining({ kind: 'fixed-window', limit: 100000, windowSeconds: 86400, shareBy: 'baseUrl' }),
       ]),
     );
+  });
+
+  it('gives one practice (base URL, or a pattern of them) its own quotas, the rest the provider default', () => {
+    const registry = ProviderRegistry.fromConfig(
+      loadWorkerConfig({
+        ...valid,
+        EHR_PROVIDERS_JSON: JSON.stringify({
+          id: 'eclinicalworks',
+          rateLimit: {
+            perBaseUrl: [
+              { baseUrl: 'https://fhir4.eclinicalworks.com/fhir/r4/abc', quotas: [{ name: 'practice', kind: 'fixed-window', shareBy: 'provider', limit: 250, windowSeconds: 60 }] },
+              { baseUrl: 'https://fhir4.eclinicalworks.com/fhir/r4/group/*', quotas: [{ name: 'daily', kind: 'fixed-window', limit: 5000, windowSeconds: 86400 }] },
+            ],
+          },
+        }),
+      }),
+    );
+    const ecw = registry.get('eclinicalworks');
+    // A practice's own quota is keyed by its base URL even when written shareBy provider.
+    expect(quotasFor(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/abc')).toEqual([expect.objectContaining({ name: 'practice', limit: 250, shareBy: 'baseUrl' })]);
+    expect(quotasFor(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/abc/')).toEqual([expect.objectContaining({ name: 'practice' })]);
+    expect(quotasFor(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/abcd')).toEqual(ecw.rateLimit.quotas);
+    expect(quotasFor(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/group/x/')).toEqual([expect.objectContaining({ name: 'daily', limit: 5000 })]);
+    expect(quotasFor(ecw, undefined)).toEqual(ecw.rateLimit.quotas);
   });
 
   it('adds a provider and overrides limits by configuration, not code', () => {

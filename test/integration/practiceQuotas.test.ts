@@ -1,0 +1,144 @@
+/**
+ * Practices and their quotas through the shared limiter (FerretDB/MongoDB) against the sandbox's practices:
+ *  - each practice's quota is its own budget (keyed by its base URL), configured per practice;
+ *  - fair within a practice: a connection with many requests in flight does not starve the small ones that share
+ *    its practice's quota (the small ones finish close to their time alone), and first come first served does.
+ * Counts come from the sandbox (requests per practice, 429s); times are measured around whole loads.
+ */
+import { startSandbox, type Sandbox } from '../../src/sandbox';
+import type { Services } from '../../src/services';
+import type { ConnectionDoc } from '../../src/store/connections';
+import { fhirConnectionOf } from '../../src/activities/fhirConnection';
+import { createBackendConnection, limiterEnv, openServices } from '../../bench/rate-limit-lib';
+import { mongoUri, testDbName } from '../support/paths';
+
+const RATE = 20;
+
+function providersJson(sb: Sandbox, perBaseUrl: unknown[]): string {
+  return JSON.stringify([
+    {
+      id: 'eclinicalworks',
+      allowedBaseUrls: [`${sb.fhirBaseUrl}/*`],
+      rateLimit: { display: 'per practice', quotas: [{ name: 'per-second', kind: 'token-bucket', shareBy: 'baseUrl', ratePerSecond: 7, burst: 14 }], perBaseUrl },
+    },
+  ]);
+}
+
+async function open(sb: Sandbox, fairness: 'connection' | 'fifo', perBaseUrl: unknown[]): Promise<Services> {
+  const env = limiterEnv({ mongoUri: mongoUri(), dbName: testDbName('practice_'), fhirBaseUrl: sb.fhirBaseUrl, providersJson: providersJson(sb, perBaseUrl) });
+  return openServices({ ...env, RATE_LIMIT_FAIRNESS: fairness });
+}
+
+async function connect(services: Services, sb: Sandbox, practice: string): Promise<ConnectionDoc> {
+  const token = sb.admin.practice(practice).issueToken({ scopes: 'system/*.read', ttlSeconds: 3600 }).accessToken;
+  return createBackendConnection(services, sb.practiceBaseUrl(practice), token);
+}
+
+/** `lanes` loops of single-entry searches: `requests` in all (or until `stop()`), `thinkMs` between a lane's requests. */
+async function load(services: Services, conn: ConnectionDoc, o: { lanes: number; requests?: number; stop?: () => boolean; thinkMs?: number }): Promise<{ ms: number; sent: number }> {
+  const started = Date.now();
+  let sent = 0;
+  const more = () => (o.requests === undefined || sent < o.requests) && !(o.stop?.() ?? false);
+  const lane = async () => {
+    while (more()) {
+      sent++;
+      await services.fhir.searchPage(fhirConnectionOf(conn), 'Observation', { _count: 1 });
+      if (o.thinkMs) await new Promise((r) => setTimeout(r, o.thinkMs));
+    }
+  };
+  await Promise.all(Array.from({ length: o.lanes }, lane));
+  return { ms: Date.now() - started, sent };
+}
+
+describe('practice quotas in the shared limiter', () => {
+  let sb: Sandbox;
+  beforeAll(async () => {
+    sb = await startSandbox({
+      port: 0,
+      patients: 2,
+      resourcesPerPatient: 3,
+      practices: [
+        { code: 'p1', patients: 4, rateLimit: { mode: 'token-bucket', ratePerSecond: RATE, burst: 4 } },
+        { code: 'p2', patients: 4, rateLimit: { mode: 'token-bucket', ratePerSecond: RATE, burst: 4 } },
+        { code: 'p3', patients: 4, rateLimit: { mode: 'fixed-window', limit: 30, windowSeconds: 2, blockRestOfWindow: true } },
+      ],
+    });
+  });
+  afterAll(() => sb.close());
+
+  const perBaseUrl = () => [
+    { baseUrl: `${sb.fhirBaseUrl}/p3`, quotas: [{ name: 'practice', kind: 'fixed-window', limit: 30, windowSeconds: 2 }] },
+    { baseUrl: `${sb.fhirBaseUrl}/*`, quotas: [{ name: 'per-second', kind: 'token-bucket', ratePerSecond: RATE, burst: 4 }] },
+  ];
+
+  test('each practice is its own budget with its own configured quota: all run at their own rate at once, no 429', async () => {
+    const services = await open(sb, 'connection', perBaseUrl());
+    try {
+      const [c1, c2, c3] = [await connect(services, sb, 'p1'), await connect(services, sb, 'p2'), await connect(services, sb, 'p3')];
+      for (const p of ['p1', 'p2', 'p3']) sb.admin.practice(p).resetStats();
+      const started = Date.now();
+      const stop = () => Date.now() - started > 3000;
+      const [r1, r2, r3] = await Promise.all([load(services, c1!, { lanes: 4, stop }), load(services, c2!, { lanes: 4, stop }), load(services, c3!, { lanes: 4, stop })]);
+      const secs = (Date.now() - started) / 1000;
+      const stats = ['p1', 'p2', 'p3'].map((p) => sb.admin.practice(p).getStats());
+      for (const s of stats) {
+        expect(s.tooManyRequests).toBe(0);
+        expect(s.rateLimited).toBe(0);
+      }
+      // One budget for all three (7/s, the provider default) would have let about 7 * secs through in all.
+      expect(r1.sent + r2.sent).toBeGreaterThan(2 * RATE * secs * 0.75);
+      // Never above a practice's own quota: burst 4 (2 held back) + 20/s.
+      expect(stats[0]!.maxAdmittedIn1s).toBeLessThanOrEqual(RATE + 4);
+      expect(stats[1]!.maxAdmittedIn1s).toBeLessThanOrEqual(RATE + 4);
+      // p3 is on 30 per 2 s: its own quota, not p1's 20/s.
+      expect(stats[2]!.maxAdmittedIn2s).toBeLessThanOrEqual(30);
+      expect(r3.sent).toBeGreaterThan(0);
+      expect(r3.sent).toBeLessThan(r1.sent);
+      const budget = await services.rateBudget.budget('eclinicalworks', sb.practiceBaseUrl('p3'));
+      expect(budget.map((b) => [b.name, b.shareBy, b.key])).toEqual([['practice', 'baseUrl', `eclinicalworks|practice|${sb.practiceBaseUrl('p3')}`]]);
+    } finally {
+      await services.db.dropDatabase();
+      await services.close();
+    }
+  }, 30_000);
+
+  /**
+   * One big connection with 8 requests always in flight, and two small ones that send a request, then work for
+   * 200 ms (as a sync lane writes a page), 12 times: alone, a small one needs about 12 × 220 ms. Sharing p1's 20/s.
+   */
+  async function smallsWithBig(fairness: 'connection' | 'fifo'): Promise<{ alone: number; slowest: number; bigSent: number }> {
+    const services = await open(sb, fairness, perBaseUrl());
+    try {
+      const big = await connect(services, sb, 'p1');
+      const smalls = [await connect(services, sb, 'p1'), await connect(services, sb, 'p1')];
+      const small = (c: ConnectionDoc) => load(services, c, { lanes: 1, requests: 12, thinkMs: 200 });
+      const alone = (await small(smalls[0]!)).ms;
+      sb.admin.practice('p1').resetStats();
+      let done = false;
+      const bigRun = load(services, big, { lanes: 8, stop: () => done });
+      // The big one first holds the queue, as a large sync that started earlier would.
+      await new Promise((r) => setTimeout(r, 300));
+      const times = await Promise.all(smalls.map(small));
+      done = true;
+      const bigSent = (await bigRun).sent;
+      expect(sb.admin.practice('p1').getStats().tooManyRequests).toBe(0);
+      return { alone, slowest: Math.max(...times.map((t) => t.ms)), bigSent };
+    } finally {
+      await services.db.dropDatabase();
+      await services.close();
+    }
+  }
+
+  test('fair within a practice: the small connections finish close to their time alone; first come first served starves them', async () => {
+    const fair = await smallsWithBig('connection');
+    const fifo = await smallsWithBig('fifo');
+    const fairRatio = fair.slowest / fair.alone;
+    const fifoRatio = fifo.slowest / fifo.alone;
+    // Fair: the queue holds one request per connection, so a small one waits at most ~2 slots (100 ms) per request.
+    expect(fairRatio).toBeLessThan(1.8);
+    // FIFO: 8 of the big one's requests ahead of each of the small one's (~400 ms each).
+    expect(fifoRatio).toBeGreaterThan(2.2);
+    // The big one still got most of the quota meanwhile (the fair limiter is work-conserving).
+    expect(fair.bigSent).toBeGreaterThan(fair.slowest / 1000 * RATE * 0.4);
+  }, 60_000);
+});
