@@ -25,6 +25,9 @@ export interface StatsSnapshot {
   /** Same, counting only requests the rate limiter let through. */
   maxAdmittedIn1s: number;
   maxAdmittedIn2s: number;
+  /** When the first and the last request since the reset arrived (ISO; null before any): how long a client was busy. */
+  firstRequestAt: string | null;
+  lastRequestAt: string | null;
   /** Requests per client id (when the client is known: bearer token or token endpoint). */
   byClient: Record<string, number>;
   /** Requests per access token, keyed by tokenFingerprint(token). */
@@ -87,6 +90,8 @@ export class Stats {
       maxRequestsIn2s: 0,
       maxAdmittedIn1s: 0,
       maxAdmittedIn2s: 0,
+      firstRequestAt: null,
+      lastRequestAt: null,
       byClient: {},
       byToken: {},
       withAuthorization: withAuth,
@@ -100,7 +105,10 @@ export class Stats {
     s.total++;
     s.byKind[kind].total++;
     if (hasAuthorization) s.withAuthorization[kind]++;
-    this.seen.add(Date.now());
+    const now = Date.now();
+    this.seen.add(now);
+    s.lastRequestAt = new Date(now).toISOString();
+    s.firstRequestAt ??= s.lastRequestAt;
   }
 
   admittedByLimiter(): void {

@@ -117,7 +117,9 @@ describe('sandbox practices', () => {
     expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
     expect(statuses).toContain(429);
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
-    expect(alpha.getStats().rateLimited).toBe(statuses.filter((s) => s === 429).length);
+    const stats = alpha.getStats();
+    expect(stats.rateLimited).toBe(statuses.filter((s) => s === 429).length);
+    expect(Date.parse(stats.lastRequestAt ?? '')).toBeGreaterThan(Date.parse(stats.firstRequestAt ?? ''));
     // beta and the default practice have no quota and never saw alpha's requests.
     const betaToken = bearer(tokenAt('beta'));
     for (let i = 0; i < 5; i++) expect((await getJson(`${sb.practiceBaseUrl('beta')}/Patient?_count=1`, betaToken)).status).toBe(200);
