@@ -1,7 +1,7 @@
 import type { HeartbeatDeclarations } from './heartbeats';
 import type { CapabilityStatement } from '../auth/discovery';
 import type { FhirClient } from '../fhir/client';
-import type { ProviderRegistry } from '../providers/registry';
+import { rateLimitFor, type ProviderRegistry } from '../providers/registry';
 import type { ConnectionStore } from '../store/connections';
 import { fhirConnectionOf } from './fhirConnection';
 
@@ -62,7 +62,8 @@ export function createCapabilitiesActivities({ connections, fhir, registry }: Ca
         encounters: supports('Encounter'),
         communications: supports('Communication'),
         tasks: supports('Task'),
-        rateLimit: provider.rateLimit.display,
+        // The practice's own terms when it has them (rateLimit.perBaseUrl), else the provider's.
+        rateLimit: rateLimitFor(provider, connection.fhirBaseUrl).display,
         telehealth: provider.capabilities.telehealth && supports('Encounter'),
         fhirVersion: statement.fhirVersion,
         fhirEndpoint: connection.fhirBaseUrl,

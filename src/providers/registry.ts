@@ -29,7 +29,7 @@ export function eClinicalWorksDefaults(config: Config): ProviderInput {
     // The guide's limits, per practice: each base URL (practice) is its own budget, shared by every process.
     // Practices on other terms are configured in `rateLimit.perBaseUrl`.
     rateLimit: {
-      display: '7 requests/second per practice',
+      display: '7 requests/second',
       quotas: [
         { name: 'per-second', kind: 'token-bucket', shareBy: 'baseUrl', ratePerSecond: 7, burst: 14 },
         { name: 'daily', kind: 'fixed-window', shareBy: 'baseUrl', limit: 100_000, windowSeconds: 86_400 },
@@ -137,14 +137,22 @@ function matchesBaseUrlPattern(pattern: string, canonicalUrl: string): boolean {
 }
 
 /**
- * The quotas requests to this base URL draw on: the first `rateLimit.perBaseUrl` entry that matches it, else the
- * provider's `quotas`. A base URL with no canonical form gets the provider's (such a connection cannot exist).
+ * The limits of requests to this base URL: the first `rateLimit.perBaseUrl` entry that matches it (its display
+ * falling back to the provider's), else the provider's. A base URL with no canonical form gets the provider's
+ * (such a connection cannot exist).
  */
-export function quotasFor(provider: Provider, baseUrl: string | undefined): Quota[] {
-  if (baseUrl === undefined || provider.rateLimit.perBaseUrl.length === 0) return provider.rateLimit.quotas;
+export function rateLimitFor(provider: Provider, baseUrl: string | undefined): { display: string; quotas: Quota[] } {
+  const own = { display: provider.rateLimit.display, quotas: provider.rateLimit.quotas };
+  if (baseUrl === undefined || provider.rateLimit.perBaseUrl.length === 0) return own;
   const c = canonicalBaseUrl(baseUrl);
-  if ('refused' in c) return provider.rateLimit.quotas;
-  return provider.rateLimit.perBaseUrl.find((e) => matchesBaseUrlPattern(e.baseUrl, c.url))?.quotas ?? provider.rateLimit.quotas;
+  if ('refused' in c) return own;
+  const entry = provider.rateLimit.perBaseUrl.find((e) => matchesBaseUrlPattern(e.baseUrl, c.url));
+  return entry ? { display: entry.display ?? own.display, quotas: entry.quotas } : own;
+}
+
+/** The quotas requests to this base URL draw on (see rateLimitFor). */
+export function quotasFor(provider: Provider, baseUrl: string | undefined): Quota[] {
+  return rateLimitFor(provider, baseUrl).quotas;
 }
 
 export { normalizeBaseUrl };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadApiConfig, loadWorkerConfig } from '../../src/config';
 import { ConfigError } from '../../src/errors';
-import { ProviderRegistry, isAllowedBaseUrl, quotasFor } from '../../src/providers/registry';
+import { ProviderRegistry, isAllowedBaseUrl, quotasFor, rateLimitFor } from '../../src/providers/registry';
 
 const valid = {
   API_KEYS: 'a-long-enough-api-key-1',
@@ -75,7 +75,7 @@ describe('provider registry', () => {
     expect(ecw.endpoints.production).toBe('https://fhir.eclinicalworks.com/fhir/r4');
     expect(ecw.endpoints.sandbox).toBe('https://fhir-sandbox.eclinicalworks.com/fhir/r4');
     expect(ecw.oauth.scopes).toEqual(expect.arrayContaining(['patient/*.read', 'launch/patient', 'offline_access']));
-    expect(ecw.rateLimit.display).toBe('7 requests/second per practice');
+    expect(ecw.rateLimit.display).toBe('7 requests/second');
     expect(ecw.rateLimit.quotas).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ kind: 'token-bucket', ratePerSecond: 7, burst: 14, shareBy: 'baseUrl' }),
@@ -92,7 +92,7 @@ describe('provider registry', () => {
           id: 'eclinicalworks',
           rateLimit: {
             perBaseUrl: [
-              { baseUrl: 'https://fhir4.eclinicalworks.com/fhir/r4/abc', quotas: [{ name: 'practice', kind: 'fixed-window', shareBy: 'provider', limit: 250, windowSeconds: 60 }] },
+              { baseUrl: 'https://fhir4.eclinicalworks.com/fhir/r4/abc', display: '250 requests/minute', quotas: [{ name: 'practice', kind: 'fixed-window', shareBy: 'provider', limit: 250, windowSeconds: 60 }] },
               { baseUrl: 'https://fhir4.eclinicalworks.com/fhir/r4/group/*', quotas: [{ name: 'daily', kind: 'fixed-window', limit: 5000, windowSeconds: 86400 }] },
             ],
           },
@@ -106,6 +106,9 @@ describe('provider registry', () => {
     expect(quotasFor(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/abcd')).toEqual(ecw.rateLimit.quotas);
     expect(quotasFor(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/group/x/')).toEqual([expect.objectContaining({ name: 'daily', limit: 5000 })]);
     expect(quotasFor(ecw, undefined)).toEqual(ecw.rateLimit.quotas);
+    // What the capabilities answer says: the practice's own terms, or the provider's.
+    expect(rateLimitFor(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/abc').display).toBe('250 requests/minute');
+    expect(rateLimitFor(ecw, 'https://fhir4.eclinicalworks.com/fhir/r4/group/x').display).toBe('7 requests/second');
   });
 
   it('adds a provider and overrides limits by configuration, not code', () => {
