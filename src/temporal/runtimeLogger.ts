@@ -1,5 +1,5 @@
 import type { LogLevel, LogMetadata, Logger as SdkLogger } from '@temporalio/common';
-import type { Logger } from '../logger';
+import { failureFields, type Logger } from '../logger';
 
 const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
   TRACE: 'trace',
@@ -13,7 +13,7 @@ const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = 
  * The Temporal SDK's logger interface on top of pino, for Runtime.install({ logger }) in the worker: the SDK's own
  * lines (worker state, activity and workflow task processing, and, with `forward`, the Rust core's) come out as the
  * same JSON lines as ours. Metadata is made JSON-safe: symbol keys dropped (the SDK's timestamp), bigints as
- * strings, errors as type/message.
+ * strings, errors as their type (error code or ApplicationFailure type), message and retryability.
  */
 export class PinoSdkLogger implements SdkLogger {
   constructor(private readonly logger: Logger) {}
@@ -53,7 +53,7 @@ function jsonSafe(meta: LogMetadata | undefined): Record<string, unknown> {
 
 function value(v: unknown, depth: number): unknown {
   if (typeof v === 'bigint') return v.toString();
-  if (v instanceof Error) return { type: v.name, message: v.message };
+  if (v instanceof Error) return failureFields(v);
   if (depth < 4 && v && typeof v === 'object' && !Array.isArray(v)) {
     const o: Record<string, unknown> = {};
     for (const k of Object.keys(v)) o[k] = value((v as Record<string, unknown>)[k], depth + 1);
