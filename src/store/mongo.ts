@@ -44,6 +44,8 @@ export const COLLECTIONS = {
   /** One marker per one-off data migration done (src/store/fhirSearch/backfill.ts). */
   migrations: 'migrations',
   capabilitiesCache: 'capabilities_cache',
+  /** The last outcome of each connection's jobs, per job type: the fleet view's read model (src/store/connectionHealth.ts). */
+  connectionHealth: 'connection_health',
 } as const;
 
 export type CollectionKey = keyof typeof COLLECTIONS;
@@ -72,6 +74,8 @@ export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope
   resourceVersions: { by: 'field', field: 'connectionId' },
   resources: { by: 'field', field: 'connectionId' },
   jobs: { by: 'field', field: 'connectionId' },
+  // After jobs: a job finishing during the purge writes an outcome only while its job document exists.
+  connectionHealth: { by: 'field', field: 'connectionId' },
   jobProgress: { by: 'job', field: 'jobId' },
   syncPoints: { by: 'field', field: 'connectionId' },
   rateLimits: { by: 'none', why: 'rate-limit blocks are keyed by provider or FHIR base URL, shared by every connection' },
@@ -102,7 +106,11 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
   { collection: COLLECTIONS.jobs, key: { connectionId: 1, type: 1, createdAt: -1 } },
   // Job counts by type and status (/metrics) without reading every job.
   { collection: COLLECTIONS.jobs, key: { type: 1, status: 1 } },
+  // The fleet view's running jobs of a page of connections: the IN_PROGRESS ones, by connection.
+  { collection: COLLECTIONS.jobs, key: { status: 1, connectionId: 1 } },
   { collection: COLLECTIONS.jobProgress, key: { jobId: 1 } },
+  { collection: COLLECTIONS.connectionHealth, key: { provider: 1 } },
+  { collection: COLLECTIONS.connectionHealth, key: { connectionId: 1 } },
   { collection: COLLECTIONS.syncPoints, key: { connectionId: 1, resourceType: 1 }, unique: true },
   { collection: COLLECTIONS.rateLimitSlots, key: { q: 1, k: 1 } },
   { collection: COLLECTIONS.syncSchedules, key: { connectionId: 1 } },

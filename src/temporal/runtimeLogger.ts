@@ -21,7 +21,7 @@ export class PinoSdkLogger implements SdkLogger {
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
     try {
       const method = LEVELS[level] ?? 'info';
-      this.logger[method](jsonSafe(meta), message);
+      this.logger[method](jsonSafe(meta), withoutTaskTokens(message));
     } catch {
       /* logging must never break the worker */
     }
@@ -44,10 +44,20 @@ export class PinoSdkLogger implements SdkLogger {
   }
 }
 
+/**
+ * A Temporal task token completes its activity, so it is a credential. The Rust core names it in some of its
+ * warnings ("Activity not found on completion … task_token=TaskToken(…)"); the message keeps the warning, not it.
+ */
+function withoutTaskTokens(message: string): string {
+  return message.replace(/TaskToken\([^)]*\)/g, 'TaskToken([redacted])');
+}
+
+const TASK_TOKEN_KEY = /^task_?token$/i;
+
 function jsonSafe(meta: LogMetadata | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (!meta) return out;
-  for (const key of Object.keys(meta)) out[key] = value(meta[key], 0);
+  for (const key of Object.keys(meta)) if (!TASK_TOKEN_KEY.test(key)) out[key] = value(meta[key], 0);
   return out;
 }
 

@@ -104,8 +104,12 @@ describe('Temporal SDK logs through pino', () => {
     sdk.warn('Activity failed', { error: new TypeError('bad'), nested: { n: 2n } });
     sdk.trace('hidden at debug');
     sdk.log('ERROR', 'core says no');
+    sdk.warn('Activity not found on completion. task_token=TaskToken(CiQwMWEyMzNh) details=Status', { task_token: 'CiQwMWEyMzNh', taskToken: 'CiQwMWEyMzNh' });
     const lines = parsed();
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(4);
+    // A task token completes its activity: neither the core's message nor any field keeps one.
+    expect(lines[3]).toMatchObject({ level: 40, msg: 'Activity not found on completion. task_token=TaskToken([redacted]) details=Status' });
+    expect(JSON.stringify(lines[3])).not.toContain('CiQwMWEyMzNh');
     expect(lines[0]).toMatchObject({ level: 30, msg: 'Worker state changed', state: 'RUNNING', sdkComponent: 'worker', seq: '12345678901234567890' });
     expect(lines[1]).toMatchObject({ level: 40, error: { type: 'TypeError', message: 'bad' }, nested: { n: '2' } });
     expect(lines[2]).toMatchObject({ level: 50, msg: 'core says no' });
