@@ -27,6 +27,7 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
         'resource',
         '*.resource',
         'body',
+        'taskToken', // the Temporal activity task token completes the activity: a credential
       ],
       censor: '[redacted]',
     },
@@ -36,6 +37,17 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
 }
 
 export type { Logger };
+
+/**
+ * A failure as a log field: its type (error code, or the ApplicationFailure type), message and, when it says,
+ * whether it is retryable. The code keeps error messages free of secrets and patient data.
+ */
+export function failureFields(err: unknown): { type?: unknown; message: string; nonRetryable?: boolean } {
+  if (!(err instanceof Error)) return { message: String(err).slice(0, 500) };
+  const type = (err as { type?: unknown }).type ?? (err as { code?: unknown }).code ?? err.name;
+  const nonRetryable = (err as { nonRetryable?: unknown }).nonRetryable;
+  return { type, message: err.message.slice(0, 1000), ...(typeof nonRetryable === 'boolean' ? { nonRetryable } : {}) };
+}
 
 /**
  * Debug output by namespace, as the spec documents it: DEBUG=eclinicalworks:* (one namespace per provider id,

@@ -14,6 +14,7 @@ import { ProviderRegistry } from './providers/registry';
 import { connectMongo, ensureIndexes } from './store/mongo';
 import { verifyIndexedHotPaths } from './store/indexCheck';
 import { backfillDateNorms } from './store/fhirSearch/backfill';
+import { backfillConnectionHealth } from './store/connectionHealth';
 import { ConnectionStore } from './store/connections';
 import { OAuthStateStore } from './store/oauthStates';
 import { ResourceStore } from './store/resources';
@@ -63,6 +64,11 @@ export async function createServices(
   });
   // Resources stored before date searches used normalised ranges get them now, once (a marker skips it afterwards).
   await backfillDateNorms(db).catch(async (err: unknown) => {
+    await mongo.close().catch(() => undefined);
+    throw err;
+  });
+  // Stores from before the fleet view get each connection's last job outcomes from its jobs, once.
+  await backfillConnectionHealth(db).catch(async (err: unknown) => {
     await mongo.close().catch(() => undefined);
     throw err;
   });

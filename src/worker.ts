@@ -15,8 +15,8 @@ import { PinoSdkLogger } from './temporal/runtimeLogger';
 export function workerOptions(services: Services, observability: ObservabilityDeps = {}): Pick<WorkerOptions, 'activities' | 'interceptors' | 'maxConcurrentActivityTaskExecutions'> {
   return {
     activities: createActivities({ ...services, ...observability }),
-    // Logging context, step-trouble reports, failure translation and keepalive heartbeats (src/activities/interceptors.ts).
-    interceptors: { activity: createActivityInterceptors(observability) },
+    // Logging context (activities log through the SDK's activity logger, i.e. the Runtime's), step-trouble reports, failure translation and keepalive heartbeats (src/activities/interceptors.ts).
+    interceptors: { activity: createActivityInterceptors() },
     // Downloads and page writes are I/O bound; the shared rate limiter, not this number, bounds FHIR traffic.
     maxConcurrentActivityTaskExecutions: 20,
   };
@@ -25,9 +25,10 @@ export function workerOptions(services: Services, observability: ObservabilityDe
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const logger = createLogger(config.LOG_LEVEL, { role: 'worker' });
-  // The SDK's own logs (and the Rust core's, forwarded) as the same JSON lines; must precede any connection.
+  // The SDK's logs as the same JSON lines: the activities' own (Context.log), the SDK's (worker, workflows) and the
+  // Rust core's, forwarded; each says which in `sdkComponent`. Must precede any connection.
   Runtime.install({
-    logger: new PinoSdkLogger(logger.child({ component: 'temporal' })),
+    logger: new PinoSdkLogger(logger),
     telemetryOptions: { logging: { filter: { core: config.TEMPORAL_CORE_LOG_LEVEL, other: 'ERROR' }, forward: {} } },
   });
   const metrics = new WorkerMetrics();
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: require.resolve('./workflows'),
-    ...workerOptions(services, { logger, metrics }),
+    ...workerOptions(services, { metrics }),
   });
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS }, 'worker started');
   try {

@@ -178,7 +178,7 @@ export function createBulkExportActivities({ connections, fhir, registry, resour
         ...(input.retryOf ? { retryOf: input.retryOf } : {}),
       });
       await jobs.startRun(input.jobId, workflowRunId());
-      activityLog().info({ exportType: input.exportType, resourceTypes: input.resourceTypes, sinceSource }, 'bulk export planned');
+      activityLog().info('bulk export planned', { exportType: input.exportType, resourceTypes: input.resourceTypes, sinceSource });
       return { since, sinceSource };
     },
 
@@ -205,7 +205,7 @@ export function createBulkExportActivities({ connections, fhir, registry, resour
         signal: Context.current().cancellationSignal,
       });
       await jobs.update(input.jobId, { 'details.statusUrl': statusUrl, 'details.kickedOffAt': new Date(), 'details.kickOffRunId': runId });
-      activityLog().info({ statusUrl: loggableUrl(statusUrl) }, 'bulk export kicked off');
+      activityLog().info('bulk export kicked off', { statusUrl: loggableUrl(statusUrl) });
       return { statusUrl, reused: false };
     },
 
@@ -217,11 +217,11 @@ export function createBulkExportActivities({ connections, fhir, registry, resour
       // Kept with the job as well: the job view shows it after the workflow (and its live notes) is gone.
       if (note) {
         await jobs.update(input.jobId, { 'details.retryAfterClamped': note });
-        activityLog().warn({ state: check.state }, `bulk export status poll: ${note}`);
+        activityLog().warn(`bulk export status poll: ${note}`, { state: check.state });
       }
       if (check.state === 'in-progress') {
         await jobs.update(input.jobId, { 'details.xProgress': check.progress ?? null, 'details.lastPollAt': new Date() });
-        activityLog().debug({ retryAfterSeconds: check.retryAfterSeconds }, 'bulk export in progress');
+        activityLog().debug('bulk export in progress', { retryAfterSeconds: check.retryAfterSeconds });
       } else if (check.state === 'complete') {
         const { manifest } = check;
         await jobs.update(input.jobId, {
@@ -230,9 +230,9 @@ export function createBulkExportActivities({ connections, fhir, registry, resour
           'details.xProgress': null,
           'details.lastPollAt': new Date(),
         });
-        activityLog().info({ files: { output: manifest.output.length, error: manifest.error.length, deleted: manifest.deleted.length } }, 'bulk export complete on the server');
+        activityLog().info('bulk export complete on the server', { files: { output: manifest.output.length, error: manifest.error.length, deleted: manifest.deleted.length } });
       } else {
-        activityLog().info({ state: check.state, status: 'httpStatus' in check ? check.httpStatus : undefined }, 'bulk export status poll not answered with progress');
+        activityLog().info('bulk export status poll not answered with progress', { state: check.state, status: 'httpStatus' in check ? check.httpStatus : undefined });
       }
       return check;
     },
@@ -242,7 +242,7 @@ export function createBulkExportActivities({ connections, fhir, registry, resour
       const connection = await connectionFor(input.connectionId);
       const { status } = await bulk.cancel(fhirConnectionOf(connection), input.statusUrl);
       await jobs.update(input.jobId, { 'details.serverCancel': { at: new Date(), status } });
-      activityLog().info({ status }, 'bulk export cancelled on the server');
+      activityLog().info('bulk export cancelled on the server', { status });
       return { status };
     },
 
@@ -261,7 +261,7 @@ export function createBulkExportActivities({ connections, fhir, registry, resour
       const resumedFromByte = saved?.byte ?? 0;
       const attempt = ctx.info.attempt;
       bindActivityLog({ fileKey: input.fileKey, fileKind: input.kind, resourceType: input.type });
-      if (saved) activityLog().info({ fromLine: resumedFromLine, fromByte: resumedFromByte }, 'resuming file download from the heartbeated offset');
+      if (saved) activityLog().info('resuming file download from the heartbeated offset', { fromLine: resumedFromLine, fromByte: resumedFromByte });
       // Error files: the outcomes kept so far live in the job's progress documents (never in heartbeats or history).
       let kept: unknown[] = [];
       if (input.kind === 'error' && saved) {
@@ -353,10 +353,7 @@ export function createBulkExportActivities({ connections, fhir, registry, resour
         clearInterval(heartbeat);
         file.close();
       }
-      activityLog().info(
-        { lines: cp.line, parsed: cp.parsed, ...cp.counts, malformed: cp.malformed, deleted: cp.deleted, outcomes: cp.outcomes, resumedFromLine },
-        'bulk file done',
-      );
+      activityLog().info('bulk file done', { lines: cp.line, parsed: cp.parsed, ...cp.counts, malformed: cp.malformed, deleted: cp.deleted, outcomes: cp.outcomes, resumedFromLine });
       return {
         fileKey: input.fileKey,
         kind: input.kind,

@@ -4,13 +4,10 @@ import { bulkExportHeartbeats, createBulkExportActivities, type BulkExportDeps }
 import type { HeartbeatDeclarations } from './heartbeats';
 import { activityInterceptors } from './interceptors';
 import { safeActivityMetrics } from './observe';
-import { createLogger, type Logger } from '../logger';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 
 export interface ObservabilityDeps {
-  /** Activities log through children of this logger (the worker's pino logger; tests pass one that captures). */
-  logger?: Logger;
   /** Resources written and job durations (the worker's WorkerMetrics). */
   metrics?: ActivityMetrics;
 }
@@ -36,9 +33,12 @@ export type Activities = ReturnType<typeof createActivities>;
 /** How each activity heartbeats, as declared next to its definition (src/activities/heartbeats.ts). */
 export const activityHeartbeats: HeartbeatDeclarations<Activities> = { ...capabilitiesHeartbeats, ...syncHeartbeats, ...bulkExportHeartbeats };
 
-/** The worker's activity interceptors (src/activities/interceptors.ts) for these activities. */
-export function createActivityInterceptors(deps: ObservabilityDeps = {}): ActivityInterceptorsFactory[] {
-  return activityInterceptors({ logger: deps.logger ?? createLogger('silent'), heartbeats: activityHeartbeats });
+/**
+ * The worker's activity interceptors (src/activities/interceptors.ts) for these activities. Activities log through
+ * the SDK's activity logger: where the lines go is the Runtime's logger (src/worker.ts installs pino).
+ */
+export function createActivityInterceptors(): ActivityInterceptorsFactory[] {
+  return activityInterceptors({ heartbeats: activityHeartbeats });
 }
 
 export type { CapabilitiesSummary } from './capabilities';

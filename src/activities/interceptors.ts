@@ -1,16 +1,14 @@
 import { ApplicationFailure, type Context } from '@temporalio/activity';
 import { msOptionalToNumber } from '@temporalio/common/lib/time';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
-import type { Logger } from '../logger';
+import { failureFields } from '../logger';
 import { STEP_TROUBLE_SIGNAL, type StepTrouble } from '../temporal/stepTrouble';
 import { toActivityFailure } from './failures';
 import type { HeartbeatKind } from './heartbeats';
 import { KEEPALIVE_INTERVAL_MS, keepAlive } from './keepalive';
-import { activityLogIds, failureFields, runLogged } from './observe';
+import { activityLogAttributes, bindActivityInput } from './observe';
 
 export interface ActivityInterceptorDeps {
-  /** Activities log through children of this logger (src/activities/observe.ts). */
-  logger: Logger;
   /** Each activity's heartbeat declaration, by activity name (src/activities/heartbeats.ts). */
   heartbeats: Readonly<Record<string, HeartbeatKind>>;
   keepaliveMs?: number;
@@ -19,8 +17,9 @@ export interface ActivityInterceptorDeps {
 /**
  * The cross-cutting concerns of every activity, as the Temporal SDK's activity interceptors (WorkerOptions
  * `interceptors.activity`), outermost first:
- *  1. logging: the call's child logger (ids of the job, the attempt) and its start/retry/failure lines; the same ids
- *     on the SDK's own activity logger lines (Context.log, "Activity failed");
+ *  1. logging context: the job's ids (from the input, and bound later by the activity) on every line of the SDK's
+ *     activity logger (Context.log, and the SDK's own "Activity started/completed/failed"), which the worker's
+ *     Runtime routes to pino; a retried attempt says so (src/activities/observe.ts);
  *  2. trouble report: a failed attempt that Temporal will retry is signalled to the workflow (`stepTrouble`), which
  *     shows it in the Temporal UI (query and memo `currentStep`);
  *  3. failure translation: the service's typed errors become Temporal failures (src/activities/failures.ts);
@@ -29,25 +28,23 @@ export interface ActivityInterceptorDeps {
 export function activityInterceptors(deps: ActivityInterceptorDeps): ActivityInterceptorsFactory[] {
   const everyMs = deps.keepaliveMs ?? KEEPALIVE_INTERVAL_MS;
   return [
-    (ctx) => {
-      let input: unknown;
-      return {
-        inbound: {
-          execute: (call, next) => {
-            input = call.args[0];
-            return runLogged(deps.logger, ctx.info.activityType, input, () => next(call));
-          },
+    (ctx) => ({
+      inbound: {
+        execute: (call, next) => {
+          bindActivityInput(ctx, call.args[0]);
+          if (ctx.info.attempt > 1) ctx.log.info('activity retried');
+          return next(call);
         },
-        outbound: { getLogAttributes: (attrs, next) => next({ ...attrs, ...activityLogIds(input) }) },
-      };
-    },
+      },
+      outbound: { getLogAttributes: (attrs, next) => next(activityLogAttributes(ctx, attrs)) },
+    }),
     (ctx) => ({
       inbound: {
         execute: async (call, next) => {
           try {
             return await next(call);
           } catch (err) {
-            await reportTrouble(ctx, err, deps.logger);
+            await reportTrouble(ctx, err);
             throw err;
           }
         },
@@ -94,11 +91,11 @@ export function nextRetryAt(ctx: Pick<Context, 'info' | 'cancellationSignal'>, e
 }
 
 /** Signals a retried step's trouble to its workflow; best effort (bounded, never changes the outcome). */
-async function reportTrouble(ctx: Context, err: unknown, logger: Logger): Promise<void> {
+async function reportTrouble(ctx: Context, err: unknown): Promise<void> {
   const next = nextRetryAt(ctx, err);
   const run = ctx.info.workflowExecution;
   if (!next || !run?.workflowId) return;
-  const { type, message } = failureFields(err) as { type?: unknown; message: string };
+  const { type, message } = failureFields(err);
   const trouble: StepTrouble = {
     activity: ctx.info.activityType,
     failedAttempt: ctx.info.attempt,
@@ -112,7 +109,7 @@ async function reportTrouble(ctx: Context, err: unknown, logger: Logger): Promis
     await Promise.race([handle.signal(STEP_TROUBLE_SIGNAL, trouble), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
   } catch (e) {
     // No client (a mock environment), or the workflow already ended: the job views still show it.
-    logger.debug({ activity: trouble.activity, err: e instanceof Error ? e.message : String(e) }, 'step trouble not signalled');
+    ctx.log.debug('step trouble not signalled', { err: e instanceof Error ? e.message : String(e) });
   } finally {
     clearTimeout(timer);
   }

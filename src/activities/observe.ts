@@ -1,41 +1,56 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { Context } from '@temporalio/activity';
-import { createLogger, type Logger } from '../logger';
+import { asyncLocalStorage, type Context } from '@temporalio/activity';
+import type { LogMetadata, Logger as SdkLogger } from '@temporalio/common';
+import type { Logger } from '../logger';
+import { PinoSdkLogger } from '../temporal/runtimeLogger';
 import type { FhirObserver } from '../fhir/observer';
 import type { JobStore } from '../store/jobs';
 import type { ActivityMetrics } from '../metrics/worker';
 
 /**
- * Structured logs of activities. Each call runs (through the logging interceptor) with a child logger bound to what identifies it: jobId,
- * connectionId and provider (from the input when it has them), workflowId, activity name, activityId and attempt
- * (from the Temporal activity context). Code inside the activity, and the FHIR observer below, reach that child
- * through an AsyncLocalStorage, so a 429 seen deep in the FHIR client is logged with the job it belongs to.
+ * Structured logs of activities go through the Temporal SDK's activity logger (`Context.log`), which the worker's
+ * Runtime routes to pino (src/temporal/runtimeLogger.ts). The SDK puts on every line what identifies the call
+ * (activityType, activityId, attempt, workflowId, workflowRunId, taskQueue); the logging interceptor
+ * (src/activities/interceptors.ts) adds, through its `getLogAttributes`, what identifies the job: jobId,
+ * connectionId and provider from the input, and whatever the activity binds later (bindActivityLog). The SDK's own
+ * lines about the call ("Activity failed", with the error's type and message) carry the same fields.
  * Only ids, counts, statuses, durations and URLs without query strings are logged: never inputs or results
  * wholesale (they may hold resource types and ids, never content), tokens, or resources.
  */
-interface Scope {
-  logger: Logger;
-}
+export type ActivityLogger = SdkLogger;
 
-const scopes = new AsyncLocalStorage<Scope>();
+/** The job fields bound to each running activity call, by its context (dropped with it). */
+const boundFields = new WeakMap<Context, Record<string, unknown>>();
 
-const silent = createLogger('silent');
+const silent: ActivityLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
-/** The current activity's logger, or `fallback` outside an activity. */
-export function activityLog(fallback: Logger = silent): Logger {
-  return scopes.getStore()?.logger ?? fallback;
+/** The current activity's logger (the SDK's `Context.log`), or `fallback` outside an activity. */
+export function activityLog(fallback: ActivityLogger = silent): ActivityLogger {
+  return asyncLocalStorage.getStore()?.log ?? fallback;
 }
 
 /**
- * Adds fields to the current activity's logger (e.g. the provider once the connection is read). Keys already bound
- * are left as they are: pino would write them twice in one JSON object.
+ * Adds fields to the current activity's lines (e.g. the provider once the connection is read). Keys already bound
+ * are left as they are, so one line never names two jobs or providers.
  */
 export function bindActivityLog(fields: Record<string, unknown>): void {
-  const scope = scopes.getStore();
-  if (!scope) return;
-  const bound = scope.logger.bindings();
-  const fresh = Object.fromEntries(Object.entries(fields).filter(([k, v]) => !(k in bound) && v !== undefined));
-  if (Object.keys(fresh).length > 0) scope.logger = scope.logger.child(fresh);
+  const ctx = asyncLocalStorage.getStore();
+  const bound = ctx && boundFields.get(ctx);
+  if (!bound) return;
+  for (const [k, v] of Object.entries(fields)) if (!(k in bound) && v !== undefined) bound[k] = v;
+}
+
+/** Starts the job fields of one activity call from its input (the logging interceptor calls it first thing). */
+export function bindActivityInput(ctx: Context, input: unknown): void {
+  boundFields.set(ctx, idsOf(input));
+}
+
+/**
+ * The attributes of every line of an activity call: the SDK's, less the task token (it can complete the activity,
+ * so it is a credential), plus the job fields bound for the call.
+ */
+export function activityLogAttributes(ctx: Context, sdkAttributes: LogMetadata): LogMetadata {
+  const { taskToken: _taskToken, ...rest } = sdkAttributes;
+  return { ...rest, ...boundFields.get(ctx) };
 }
 
 /**
@@ -64,8 +79,8 @@ export function safeActivityMetrics(metrics: ActivityMetrics): ActivityMetrics {
 const ID_FIELDS = ['jobId', 'connectionId', 'provider'] as const;
 
 /** jobId, connectionId, provider when the input (or its `request`, for finishBulkExport) carries them as short strings. */
-function idsOf(input: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
+function idsOf(input: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
   if (!input || typeof input !== 'object') return out;
   const nested = (input as { request?: unknown }).request;
   for (const source of [nested, input]) {
@@ -78,80 +93,20 @@ function idsOf(input: unknown): Record<string, string> {
   return out;
 }
 
-function contextFields(): { fields: Record<string, unknown>; attempt: number; cancelled: () => boolean } {
-  try {
-    const ctx = Context.current();
-    const { info } = ctx;
-    return {
-      fields: { workflowId: info.workflowExecution?.workflowId, runId: info.workflowExecution?.runId, activityId: info.activityId, attempt: info.attempt },
-      attempt: info.attempt,
-      cancelled: () => ctx.cancellationSignal.aborted,
-    };
-  } catch {
-    return { fields: {}, attempt: 1, cancelled: () => false }; // called outside Temporal (a unit test)
-  }
-}
-
-/** A failure as a log field: its type (error code) and message, which the code keeps free of secrets and patient data. */
-export function failureFields(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { message: String(err).slice(0, 500) };
-  const type = (err as { type?: unknown }).type ?? (err as { code?: unknown }).code ?? err.name;
-  const nonRetryable = (err as { nonRetryable?: unknown }).nonRetryable;
-  return { type, message: err.message.slice(0, 1000), ...(typeof nonRetryable === 'boolean' ? { nonRetryable } : {}) };
-}
-
-/**
- * Runs one activity call with its child logger bound (the logging interceptor, src/activities/interceptors.ts, calls
- * it): logs a retry (attempt > 1) and a failure (with its type and message), and at debug level the start and the
- * end with its duration. Logging never changes the outcome.
- */
-export async function runLogged<T>(logger: Logger, name: string, input: unknown, call: () => Promise<T>): Promise<T> {
-  const { fields, attempt, cancelled } = contextFields();
-  const scope: Scope = { logger: safeChild(logger, { activity: name, ...fields, ...idsOf(input) }) };
-  return scopes.run(scope, async () => {
-    const started = Date.now();
-    if (attempt > 1) scope.logger.info('activity retried');
-    else scope.logger.debug('activity started');
-    try {
-      const result = await call();
-      scope.logger.debug({ ms: Date.now() - started }, 'activity completed');
-      return result;
-    } catch (err) {
-      if (cancelled()) scope.logger.info({ ms: Date.now() - started }, 'activity cancelled');
-      else scope.logger.warn({ ms: Date.now() - started, failure: failureFields(err) }, 'activity failed');
-      throw err;
-    }
-  });
-}
-
-/** The ids the current activity's lines carry (for the SDK's own activity logger, through the interceptor). */
-export function activityLogIds(input: unknown): Record<string, string> {
-  const bound = scopes.getStore()?.logger.bindings() ?? {};
-  const out: Record<string, string> = idsOf(input);
-  for (const k of ID_FIELDS) if (typeof bound[k] === 'string') out[k] = bound[k] as string;
-  return out;
-}
-
-function safeChild(logger: Logger, fields: Record<string, unknown>): Logger {
-  try {
-    return logger.child(fields);
-  } catch {
-    return logger;
-  }
-}
-
 /**
  * Logs FHIR answers worth an operator's attention, in the current activity's context: 429s (the client backs off,
  * honouring Retry-After), 5xx and requests that got no answer (retried). Never the token, headers or bodies.
  */
 export function fhirLogObserver(fallback: Logger): FhirObserver {
+  const outside = new PinoSdkLogger(fallback);
   return {
     exchange(e) {
       const fields = { requestKind: e.kind, status: e.status, url: e.url, fhirProvider: e.providerId };
-      if (e.retryAfterClamped) activityLog(fallback).warn({ ...fields, retryAfterSeconds: e.retryAfterSeconds }, `FHIR ${e.status}: ${e.retryAfterClamped}`);
-      else if (e.status === 429) activityLog(fallback).warn({ ...fields, retryAfterSeconds: e.retryAfterSeconds }, 'FHIR 429: backing off');
-      else if (e.status === undefined) activityLog(fallback).info({ ...fields, errorCode: e.errorCode }, 'FHIR request got no answer');
-      else if (e.status >= 500) activityLog(fallback).info(fields, 'FHIR server error');
+      const log = activityLog(outside);
+      if (e.retryAfterClamped) log.warn(`FHIR ${e.status}: ${e.retryAfterClamped}`, { ...fields, retryAfterSeconds: e.retryAfterSeconds });
+      else if (e.status === 429) log.warn('FHIR 429: backing off', { ...fields, retryAfterSeconds: e.retryAfterSeconds });
+      else if (e.status === undefined) log.info('FHIR request got no answer', { ...fields, errorCode: e.errorCode });
+      else if (e.status >= 500) log.info('FHIR server error', fields);
     },
   };
 }
@@ -175,16 +130,16 @@ export async function finishJobObserved(
   if (before) bindActivityLog({ connectionId: before.connectionId, provider: before.provider });
   const log = activityLog();
   if (!before) {
-    log.info({ status }, 'job finished (never planned: no job record)');
+    log.info('job finished (never planned: no job record)', { status });
     return;
   }
   if (before.status !== 'IN_PROGRESS') {
-    log.debug({ status }, 'job already finished (replayed activity)');
+    log.debug('job already finished (replayed activity)', { status });
     return;
   }
   const durationMs = Date.now() - new Date(before.startedAt).getTime();
   metrics.jobFinished(before.type, status, durationMs / 1000);
   const line = { jobType: before.type, status, durationMs, ...extra };
-  if (status === 'FAILED') log.warn(line, 'job finished');
-  else log.info(line, 'job finished');
+  if (status === 'FAILED') log.warn('job finished', line);
+  else log.info('job finished', line);
 }

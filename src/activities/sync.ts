@@ -104,7 +104,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       const statement = await fhir.getJson<CapabilityStatement>(fhirConnectionOf(connection), 'metadata', { auth: false, kind: 'capabilities' });
       return statement?.resourceType === 'CapabilityStatement' ? statement : undefined;
     } catch (err) {
-      activityLog().warn({ err: errorMessage(err) }, 'CapabilityStatement not read: syncing every type with the usual patient parameter');
+      activityLog().warn('CapabilityStatement not read: syncing every type with the usual patient parameter', { err: errorMessage(err) });
       return undefined;
     }
   }
@@ -159,7 +159,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       }
       const plan: SyncPlan = { types, skipped };
       await jobs.update(input.jobId, { 'details.plan': plan });
-      activityLog().info({ types: types.map((t) => t.resourceType), skipped: skipped.map((s) => s.resourceType), incremental: !input.since, retryOf: input.retryOf }, 'sync job planned');
+      activityLog().info('sync job planned', { types: types.map((t) => t.resourceType), skipped: skipped.map((s) => s.resourceType), incremental: !input.since, retryOf: input.retryOf });
       return plan;
     },
 
@@ -183,7 +183,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       const checkpoint: PagingCheckpoint = saved ?? { fetched: 0, pages: 0, counts: emptyCounts() };
       const resumed = Boolean(saved);
       bindActivityLog({ provider: connection.provider, resourceType: input.resourceType });
-      if (resumed) activityLog().info({ pagesDone: checkpoint.pages, fetched: checkpoint.fetched }, 'resuming from the heartbeated next link');
+      if (resumed) activityLog().info('resuming from the heartbeated next link', { pagesDone: checkpoint.pages, fetched: checkpoint.fetched });
       // A server's nonsense Retry-After (clamped to RETRY_AFTER_MAX_SECONDS) is shown in the job view; the worker
       // log has it from the FHIR observer. On the job document: a retried attempt starts a fresh progress value.
       // Written after the request (awaited, never racing the job's final write, which FerretDB could lose).
@@ -227,7 +227,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       }
       const syncedUpTo = checkpoint.startedAt as string; // set by the first page (or the resumed checkpoint)
       if (input.advancesSyncPoint !== false) await syncPoints.advance(connection._id, input.resourceType, syncedUpTo, input.jobId);
-      activityLog().info({ fetched: checkpoint.fetched, pages: checkpoint.pages, ...checkpoint.counts, resumed, syncedUpTo, syncPointSource: checkpoint.syncPointSource }, 'resource type synced');
+      activityLog().info('resource type synced', { fetched: checkpoint.fetched, pages: checkpoint.pages, ...checkpoint.counts, resumed, syncedUpTo, syncPointSource: checkpoint.syncPointSource });
       return {
         resourceType: input.resourceType,
         category: input.category,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ProviderSchema } from '../providers/schema';
 import { DeleteConnectionResultSchema } from '../connections/deleteConnection';
+import { HEALTH_STATES } from '../connections/fleetHealth';
 
 /**
  * The schemas of the API's answers (the `data` of the envelope). Handlers answer through `answer()` (./answer.ts),
@@ -49,6 +50,28 @@ export const ConnectionViewSchema = z.object({
   updatedAt: Instant,
 });
 export const ConnectionListAnswerSchema = z.array(ConnectionViewSchema);
+
+const JobTypeSchema = z.enum(['enhanced-sync', 'bulk-export']);
+const OutcomeSchema = z.object({ jobId: z.string(), at: Instant });
+
+/** A connection's health in the fleet view (src/connections/fleetHealth.ts). */
+export const ConnectionHealthSchema = z.object({
+  /** The worst of `problems`, or healthy. */
+  state: z.enum(HEALTH_STATES),
+  problems: z.array(z.enum(['needs_reauthorization', 'failing', 'stale'])),
+  lastSync: OutcomeSchema.optional(),
+  lastExport: OutcomeSchema.optional(),
+  /** Seconds since the last successful sync or export (since the connection's creation when none ever succeeded). */
+  lagSeconds: z.number().int().min(0),
+  neverSucceeded: z.boolean(),
+  /** The most recent failure (of a failing type when there is one), with its message. */
+  lastFailure: z.object({ jobId: z.string(), type: JobTypeSchema, at: Instant, message: z.string() }).optional(),
+  running: z.array(z.object({ jobId: z.string(), type: JobTypeSchema, startedAt: Instant })),
+  schedules: z.array(z.object({ scheduleId: z.string(), name: z.string() })),
+  /** Why the connection needs re-authorization. */
+  statusReason: z.string().optional(),
+});
+export const FleetConnectionListAnswerSchema = z.array(ConnectionViewSchema.extend({ health: ConnectionHealthSchema }));
 export { DeleteConnectionResultSchema };
 
 export const CapabilitiesAnswerSchema = z.object({

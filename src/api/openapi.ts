@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { BulkExportBodySchema } from './routes/bulkExport';
 import { CapabilitiesQuerySchema } from './routes/capabilities';
-import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema, ConnectionListQuerySchema, OpenConnectionBodySchema } from './routes/connections';
+import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema, ConnectionListQuerySchema, FleetQuerySchema, OpenConnectionBodySchema } from './routes/connections';
 import { StoredCountsQuerySchema, StoredResourcesQuerySchema } from './routes/resources';
 import { EnhancedSyncBodySchema } from './routes/sync';
 import { LiftBlocksQuerySchema, RateLimitQuerySchema } from './routes/rateLimit';
@@ -42,6 +42,8 @@ const HEADERS: Record<string, Json> = {
   'X-Cache': { description: 'HIT (from the cache), MISS (asked now, no fresh cache) or REFRESH (asked now, refresh=true).', schema: { type: 'string', enum: ['HIT', 'MISS', 'REFRESH'] } },
   Age: { description: 'Seconds since the FHIR server was asked.', schema: { type: 'integer', minimum: 0 } },
   'WWW-Authenticate': { description: 'The credential scheme the API expects.', schema: { type: 'string' } },
+  'X-Total-Count': { description: 'How many items match the query, over every page.', schema: { type: 'integer', minimum: 0 } },
+  'X-Next-Cursor': { description: 'Pass as `cursor` for the next page; absent on the last page.', schema: { type: 'string' } },
 };
 const headerRefs = (names: string[]): Json => Object.fromEntries(['X-Request-Id', ...names].map((n) => [n, { $ref: `#/components/headers/${n}` }]));
 
@@ -252,7 +254,16 @@ const ROUTES: Record<string, Record<string, Operation>> = {
     get: { operationId: 'listConnections', summary: 'List connections (never tokens), optionally of one provider', tags: ['connections'], query: ConnectionListQuerySchema, answers: { '200': { description: 'The connections', data: A.ConnectionListAnswerSchema } } },
   },
   '/api/ehr/{provider}/connections': {
-    get: { operationId: 'listProviderConnections', summary: "List a provider's connections (never tokens)", tags: ['connections'], pathParams: ['provider'], answers: { '200': { description: 'The connections', data: A.ConnectionListAnswerSchema }, '404': NOT_FOUND } },
+    get: {
+      operationId: 'listProviderConnections',
+      summary: "A provider's connections with their health: the fleet view (never tokens)",
+      description:
+        'Each connection with its last successful sync and export, its lag, its running jobs, its last failure, `needs_reauthorization` with the reason, and its schedules. `health=unhealthy` (or a state) filters; pages are ordered by connection id (`limit`, `cursor` = the previous `X-Next-Cursor`); `X-Total-Count` counts every match.',
+      tags: ['connections'],
+      pathParams: ['provider'],
+      query: FleetQuerySchema,
+      answers: { '200': { description: 'A page of connections with their health', data: A.FleetConnectionListAnswerSchema, headers: ['X-Total-Count', 'X-Next-Cursor'] }, '404': NOT_FOUND },
+    },
   },
   '/api/ehr/connections/{connectionId}': {
     get: { operationId: 'getConnection', summary: 'Read a connection', tags: ['connections'], pathParams: ['connectionId'], answers: { '200': { description: 'The connection', data: A.ConnectionViewSchema }, '404': NOT_FOUND } },

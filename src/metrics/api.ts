@@ -3,18 +3,20 @@ import type { Services } from '../services';
 import { createRegistry, PREFIX } from './registry';
 import { registerJobGauges } from './jobs';
 import { registerRateBudgetGauges } from './rateBudget';
+import { registerFleetGauges } from './fleet';
 import { methodLabel } from './labels';
 
 /**
  * The API process's metrics: its HTTP requests (by route template, never the raw path), jobs by status from
- * MongoDB, the shared rate-limit budget, and the default Node process metrics.
+ * MongoDB, the fleet's connections by health and lag, the shared rate-limit budget, and the default Node process
+ * metrics.
  */
 export class ApiMetrics {
   readonly registry: Registry;
   private readonly requests: Counter<'method' | 'route' | 'status'>;
   private readonly duration: Histogram<'method' | 'route' | 'status'>;
 
-  constructor(services: Pick<Services, 'registry' | 'rateBudget' | 'jobs'>, registry: Registry = createRegistry()) {
+  constructor(services: Pick<Services, 'registry' | 'rateBudget' | 'jobs' | 'db'>, registry: Registry = createRegistry()) {
     this.registry = registry;
     const registers = [registry];
     this.requests = new Counter({
@@ -32,6 +34,7 @@ export class ApiMetrics {
     });
     registerJobGauges(registry, services.jobs);
     registerRateBudgetGauges(registry, { providers: services.registry, rateBudget: services.rateBudget });
+    registerFleetGauges(registry, { db: services.db, providers: services.registry });
   }
 
   /** `route` must be a template (see routeTemplate in src/api/requestLog.ts). */

@@ -1,6 +1,7 @@
 import type { Collection, Db } from 'mongodb';
 import { NotFoundError } from '../errors';
 import { COLLECTIONS } from './mongo';
+import { ConnectionHealthStore } from './connectionHealth';
 
 export type JobType = 'bulk-export' | 'enhanced-sync';
 export type JobStatus = 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
@@ -41,10 +42,13 @@ export interface JobProgressDoc {
 export class JobStore {
   readonly col: Collection<JobDoc>;
   private readonly progressCol: Collection<JobProgressDoc>;
+  /** Each connection's last outcomes, moved forward as its jobs finish (the fleet view reads them). */
+  readonly health: ConnectionHealthStore;
 
   constructor(db: Db) {
     this.col = db.collection<JobDoc>(COLLECTIONS.jobs);
     this.progressCol = db.collection<JobProgressDoc>(COLLECTIONS.jobProgress);
+    this.health = new ConnectionHealthStore(db);
   }
 
   /**
@@ -98,7 +102,11 @@ export class JobStore {
     const now = new Date();
     // A completed re-run (reset) of a failed job must not keep the old run's error.
     const unset = status === 'COMPLETED' && !('errorMessage' in set) ? { $unset: { errorMessage: '' as const } } : {};
-    await this.col.updateOne({ _id: id }, { $set: { ...set, status, completedAt: now, updatedAt: now }, ...unset });
+    const res = await this.col.updateOne({ _id: id }, { $set: { ...set, status, completedAt: now, updatedAt: now }, ...unset });
+    // Only while the job exists: a job finishing while its connection is purged leaves no outcome behind.
+    if (res.matchedCount === 0 || status === 'CANCELLED') return;
+    const job = await this.col.findOne({ _id: id }, { projection: { connectionId: 1, provider: 1, type: 1, errorMessage: 1 } });
+    if (job) await this.health.recordOutcome(job, status, now, job.errorMessage);
   }
 
   async list(filter: { connectionId?: string; type?: JobType; status?: JobStatus }, limit = 50): Promise<JobDoc[]> {

@@ -44,6 +44,8 @@ export const COLLECTIONS = {
   /** One marker per one-off data migration done (src/store/fhirSearch/backfill.ts). */
   migrations: 'migrations',
   capabilitiesCache: 'capabilities_cache',
+  /** The last outcome of each connection's jobs, per job type: the fleet view's read model (src/store/connectionHealth.ts). */
+  connectionHealth: 'connection_health',
 } as const;
 
 export type CollectionKey = keyof typeof COLLECTIONS;
@@ -72,6 +74,8 @@ export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope
   resourceVersions: { by: 'field', field: 'connectionId' },
   resources: { by: 'field', field: 'connectionId' },
   jobs: { by: 'field', field: 'connectionId' },
+  // After jobs: a job finishing during the purge writes an outcome only while its job document exists.
+  connectionHealth: { by: 'field', field: 'connectionId' },
   jobProgress: { by: 'job', field: 'jobId' },
   syncPoints: { by: 'field', field: 'connectionId' },
   rateLimits: { by: 'none', why: 'rate-limit blocks are keyed by provider or FHIR base URL, shared by every connection' },
@@ -93,19 +97,32 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
   { collection: COLLECTIONS.connections, key: { provider: 1, createdAt: -1 } },
   // No TTL index: FerretDB 1.x does not implement expireAfterSeconds. OAuthStateStore purges expired states.
   { collection: COLLECTIONS.oauthStates, key: { expiresAt: 1 } },
-  // One document per (connection, type, id). _id is derived from the same triple, this index serves queries.
-  { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, id: 1 }, unique: true },
+  // One document per (connection, type, id) is the _id's job (src/store/resources.ts resourceKey), and a lookup by
+  // the triple is a lookup by _id. This index serves the queries by connection, type, patient and date, and its
+  // prefixes those by connection and by connection and type.
   { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, patientId: 1, lastUpdated: -1 } },
   // Purge of a connection's hints; lookups are by _id.
   { collection: COLLECTIONS.resourceVersions, key: { connectionId: 1 } },
   { collection: COLLECTIONS.jobs, key: { connectionId: 1, type: 1, createdAt: -1 } },
   // Job counts by type and status (/metrics) without reading every job.
   { collection: COLLECTIONS.jobs, key: { type: 1, status: 1 } },
+  // The fleet view's running jobs of a page of connections: the IN_PROGRESS ones, by connection.
+  { collection: COLLECTIONS.jobs, key: { status: 1, connectionId: 1 } },
   { collection: COLLECTIONS.jobProgress, key: { jobId: 1 } },
+  { collection: COLLECTIONS.connectionHealth, key: { provider: 1 } },
+  { collection: COLLECTIONS.connectionHealth, key: { connectionId: 1 } },
   { collection: COLLECTIONS.syncPoints, key: { connectionId: 1, resourceType: 1 }, unique: true },
   { collection: COLLECTIONS.rateLimitSlots, key: { q: 1, k: 1 } },
   { collection: COLLECTIONS.syncSchedules, key: { connectionId: 1 } },
   { collection: COLLECTIONS.capabilitiesCache, key: { connectionId: 1 } },
+];
+
+/**
+ * Indexes earlier versions created that no query needs any more: dropped at start, because every index costs each
+ * write (on the embedded store, an index entry computed from the JSON document per insert).
+ */
+export const OBSOLETE_INDEXES: ReadonlyArray<{ collection: string; name: string; why: string }> = [
+  { collection: COLLECTIONS.resources, name: 'connectionId_1_resourceType_1_id_1', why: 'unique (connection, type, id) duplicated the _id index' },
 ];
 
 /** Collections that are only ever read by _id: created up front so that their _id index exists from the start. */
@@ -122,4 +139,24 @@ export async function ensureIndexes(db: Db): Promise<void> {
     ),
   );
   await Promise.all(INDEXES.map((ix) => db.collection(ix.collection).createIndex(ix.key, ix.unique ? { unique: true } : {})));
+  await dropObsoleteIndexes(db);
+}
+
+/** Drops OBSOLETE_INDEXES where they exist; another process dropping the same one first is fine. */
+async function dropObsoleteIndexes(db: Db): Promise<void> {
+  for (const ix of OBSOLETE_INDEXES) {
+    const names = await db
+      .collection(ix.collection)
+      .listIndexes()
+      .toArray()
+      .then((all) => all.map((i) => i.name as string))
+      .catch(() => [] as string[]); // no such collection yet
+    if (!names.includes(ix.name)) continue;
+    await db
+      .collection(ix.collection)
+      .dropIndex(ix.name)
+      .catch((err: { code?: number }) => {
+        if (err?.code !== 27 && err?.code !== 26) throw err; // IndexNotFound, NamespaceNotFound: already gone
+      });
+  }
 }

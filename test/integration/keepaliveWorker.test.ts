@@ -6,7 +6,6 @@ import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/
 import { WorkflowFailedError } from '@temporalio/client';
 import { activityInterceptors } from '../../src/activities/interceptors';
 import type { HeartbeatKind } from '../../src/activities/heartbeats';
-import { createLogger } from '../../src/logger';
 import { temporalTestEnv } from '../support/stack';
 import { heartbeatWorkflow } from '../support/heartbeatWorkflow';
 
@@ -42,7 +41,7 @@ async function runWith(kind: HeartbeatKind): Promise<string> {
     workflowBundle: { code },
     // A step that only sleeps: it never heartbeats on its own.
     activities: { slowStep: async (ms: number) => (await sleep(ms), 'done') },
-    interceptors: { activity: activityInterceptors({ logger: createLogger('silent'), heartbeats: { slowStep: kind }, keepaliveMs: 300 }) },
+    interceptors: { activity: activityInterceptors({ heartbeats: { slowStep: kind }, keepaliveMs: 300 }) },
   });
   return worker.runUntil(env.client.workflow.execute(heartbeatWorkflow, { taskQueue, workflowId: `hb-${taskQueue}`, args: [5_000] }));
 }

@@ -152,7 +152,7 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     const backoffs = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'FHIR 429: backing off' && l.jobId === res.body.data!.id);
     expect(backoffs.length).toBe(stats.tooManyRequests);
     for (const l of backoffs) {
-      expect(l).toMatchObject({ connectionId: conn.connectionId, workflowId: res.body.data!.id, activity: 'syncResourceType', requestKind: 'search', status: 429, provider: 'eclinicalworks' });
+      expect(l).toMatchObject({ connectionId: conn.connectionId, workflowId: res.body.data!.id, activityType: 'syncResourceType', requestKind: 'search', status: 429, provider: 'eclinicalworks' });
       expect(typeof l.attempt).toBe('number');
       expect(String(l.url)).not.toContain(conn.patientId!); // URLs are logged without their query string
     }
@@ -190,10 +190,11 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     expect(mine.find((l) => l.msg === 'bulk export planned')).toMatchObject({ connectionId: conn.connectionId, provider: 'eclinicalworks', exportType: 'Patient' });
     expect(mine.filter((l) => l.msg === 'bulk export kicked off')).toHaveLength(1);
     expect(mine.filter((l) => l.msg === 'bulk file done' && l.fileKind === 'output')).toHaveLength(files);
-    expect(mine.find((l) => l.msg === 'activity failed')).toMatchObject({ activity: 'downloadBulkFile', attempt: 1, connectionId: conn.connectionId });
-    expect(mine.find((l) => l.msg === 'activity retried')).toMatchObject({ activity: 'downloadBulkFile', attempt: 2, connectionId: conn.connectionId });
+    // The SDK's own line for the failed attempt, with the job's ids and the failure's type; then ours for the retry.
+    expect(mine.find((l) => l.msg === 'Activity failed')).toMatchObject({ activityType: 'downloadBulkFile', attempt: 1, connectionId: conn.connectionId, error: { type: expect.any(String), message: expect.any(String) } });
+    expect(mine.find((l) => l.msg === 'activity retried')).toMatchObject({ activityType: 'downloadBulkFile', attempt: 2, connectionId: conn.connectionId });
     expect(mine.filter((l) => l.msg === 'job finished')).toEqual([
-      expect.objectContaining({ jobType: 'bulk-export', status: 'COMPLETED', durationMs: expect.any(Number), connectionId: conn.connectionId, activity: 'finishBulkExport' }),
+      expect.objectContaining({ jobType: 'bulk-export', status: 'COMPLETED', durationMs: expect.any(Number), connectionId: conn.connectionId, activityType: 'finishBulkExport' }),
     ]);
   });
 
@@ -271,26 +272,32 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     for (const l of parsed) expect(l).toMatchObject({ service: 'ehr-sync', time: expect.any(String), level: expect.any(Number), msg: expect.any(String) });
     // Context fields are bound once per line (pino would happily write a key twice).
     for (const raw of lines) for (const key of ['jobId', 'connectionId', 'provider', 'workflowId', 'attempt']) expect((raw.match(new RegExp(`"${key}":`, 'g')) ?? []).length).toBeLessThanOrEqual(1);
+    // The Temporal task token completes an activity: never logged.
+    expect(lines.join('')).not.toContain('taskToken');
 
-    // Activity lines carry what identifies them.
-    const activityLines = parsed.filter((l) => typeof l.activity === 'string');
-    expect(activityLines.length).toBeGreaterThan(0);
+    // Activity lines (the activities' own, through the SDK's activity logger) carry what identifies them.
+    const activityLines = parsed.filter((l) => l.sdkComponent === 'activity');
+    expect(activityLines.length).toBeGreaterThan(20);
     for (const l of activityLines) {
-      expect(l).toMatchObject({ jobId: expect.any(String), workflowId: l.jobId, activityId: expect.any(String), attempt: expect.any(Number) });
+      expect(l).toMatchObject({ activityType: expect.any(String), jobId: expect.any(String), workflowId: l.jobId, activityId: expect.any(String), attempt: expect.any(Number) });
       // completeSyncJob is given only the job id; it names the connection once it has read the job.
-      if (l.activity !== 'completeSyncJob' || l.msg === 'job finished') expect(l.connectionId).toMatch(/^conn_/);
+      if (l.activityType !== 'completeSyncJob' || l.msg === 'job finished') expect(l.connectionId).toMatch(/^conn_/);
     }
+    // The SDK's own lines about an activity call carry the job's ids too (bound from the input as the call starts).
+    const completed = parsed.filter((l) => l.msg === 'Activity completed');
+    expect(completed.length).toBeGreaterThan(5);
+    for (const l of completed) expect(l).toMatchObject({ sdkComponent: 'worker', jobId: l.workflowId, durationMs: expect.any(Number) });
     const jobs = await stack.services.jobs.col.find({ status: 'COMPLETED', type: 'enhanced-sync' }).toArray();
     expect(jobs.length).toBeGreaterThanOrEqual(3);
     for (const job of jobs) {
       const mine = parsed.filter((l) => l.jobId === job._id);
-      expect(mine.find((l) => l.msg === 'sync job planned')).toMatchObject({ connectionId: job.connectionId, provider: 'eclinicalworks', activity: 'planSync' });
+      expect(mine.find((l) => l.msg === 'sync job planned')).toMatchObject({ connectionId: job.connectionId, provider: 'eclinicalworks', activityType: 'planSync' });
       const typeDone = mine.filter((l) => l.msg === 'resource type synced');
       expect(typeDone.length).toBe(Object.keys((job.details?.result as { types: object }).types).length);
       for (const t of typeDone) expect(t).toMatchObject({ resourceType: expect.any(String), fetched: expect.any(Number), inserted: expect.any(Number), pages: expect.any(Number) });
       const finished = mine.filter((l) => l.msg === 'job finished');
       expect(finished).toHaveLength(1);
-      expect(finished[0]).toMatchObject({ status: 'COMPLETED', jobType: 'enhanced-sync', durationMs: expect.any(Number), connectionId: job.connectionId, activity: 'completeSyncJob' });
+      expect(finished[0]).toMatchObject({ status: 'COMPLETED', jobType: 'enhanced-sync', durationMs: expect.any(Number), connectionId: job.connectionId, activityType: 'completeSyncJob' });
     }
 
     // One line per API request: method, route template, status, ms, request id; never the raw path or query.

@@ -1,5 +1,5 @@
 import type { Db } from 'mongodb';
-import { COLLECTIONS, INDEXES } from '../../src/store/mongo';
+import { COLLECTIONS, INDEXES, OBSOLETE_INDEXES, ensureIndexes } from '../../src/store/mongo';
 import { HOT_PATHS, judgePlan, verifyIndexedHotPaths, StoreNotIndexedError } from '../../src/store/indexCheck';
 import { ResourceStore, type FhirResource } from '../../src/store/resources';
 import { freshDb } from '../support/freshDb';
@@ -80,5 +80,20 @@ describe('the store at scale: hot paths through an index (explain plans)', () =>
     });
     expect(await store.upsertMany('c0', again)).toEqual({ inserted: 0, updated: 0, unchanged: 100, invalid: 0 });
     expect(await store.count({ connectionId: 'c0' })).toBe(N / CONNECTIONS);
+  });
+
+  it('drops the indexes earlier versions created and no query needs (each costs every write), and keeps the rest', async () => {
+    const resources = db.collection(COLLECTIONS.resources);
+    const names = async () => (await resources.listIndexes().toArray()).map((i) => i.name as string).sort();
+    const current = await names();
+    const obsolete = OBSOLETE_INDEXES.find((ix) => ix.collection === COLLECTIONS.resources)!;
+    expect(current).not.toContain(obsolete.name);
+    // A store from before: the unique (connection, type, id) index is there.
+    await resources.createIndex({ connectionId: 1, resourceType: 1, id: 1 }, { unique: true });
+    expect(await names()).toContain(obsolete.name);
+    await ensureIndexes(db);
+    await ensureIndexes(db); // again: nothing left to drop, no error
+    expect(await names()).toEqual(current);
+    await expect(verifyIndexedHotPaths(db)).resolves.toBeUndefined();
   });
 });

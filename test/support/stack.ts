@@ -5,7 +5,8 @@ import got, { type Got } from 'got';
 import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import path from 'node:path';
-import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { DefaultLogger, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { installTestRuntime, routeSdkLogs } from './sdkLogs';
 import { loadApiConfig, type ApiConfig } from '../../src/config';
 import { answerClientErrors, createApp } from '../../src/api/app';
 import { WorkflowGateway } from '../../src/api/workflowGateway';
@@ -22,17 +23,6 @@ import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandb
 import { assertConforms } from './openapiContract';
 import { ROOT, WORKFLOW_BUNDLE_PATH, mongoUri, temporalCliPath, testDbName } from './paths';
 
-let runtimeInstalled = false;
-function quietRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    /* already installed by another test in this process */
-  }
-}
-
 export const REDIRECT_URI = 'http://127.0.0.1:3000/api/ehr/callback';
 
 export interface StackOptions {
@@ -46,7 +36,10 @@ export interface StackOptions {
   configEnv?: Record<string, string> | ((sandbox: Sandbox) => Record<string, string>);
   /** Do not start a worker (tests that start their own). */
   noWorker?: boolean;
-  /** Logger of the API and the worker's activities (default: silent); tests pass one that captures lines. */
+  /**
+   * Logger of the API, the FHIR observer and the worker (its SDK lines and its activities', routed by task queue:
+   * test/support/sdkLogs.ts); default: silent, with the SDK's warnings printed. Tests pass one that captures lines.
+   */
   logger?: Logger;
   /**
    * Test-only wiring for tests that watch retries happen in real time: the worker runs the workflows with
@@ -96,7 +89,7 @@ export function testConfigEnv(sandbox: Sandbox, extra: Record<string, string> = 
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
-  quietRuntime();
+  installTestRuntime();
   const sandbox = await startSandbox({ port: 0, redirectUris: [REDIRECT_URI], ...opts.sandbox });
   const ownEnv = !opts.env;
   const env = opts.env ?? (await temporalTestEnv());
@@ -110,6 +103,8 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
   });
   workerMetrics.watchRateBudget(services);
   const taskQueue = `test-${randomBytes(6).toString('hex')}`;
+  // Activities log through the SDK's activity logger: their lines (by task queue) go to this stack's logger.
+  const unrouteSdkLogs = opts.logger ? routeSdkLogs(taskQueue, opts.logger) : () => undefined;
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   if (!opts.noWorker) {
@@ -118,7 +113,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
       namespace: env.namespace ?? 'default',
       taskQueue,
       workflowBundle: opts.fastRetries ? { code: await fastRetryBundle() } : { codePath: WORKFLOW_BUNDLE_PATH },
-      ...workerOptions(services, { logger, metrics: workerMetrics }),
+      ...workerOptions(services, { metrics: workerMetrics }),
     });
     running = worker.run();
   }
@@ -153,6 +148,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
       if (ownEnv && isSharedServer(env)) await leaveNothingRunning(env, taskQueue);
       if (ownEnv) await env.teardown();
       await sandbox.close();
+      unrouteSdkLogs();
     },
   };
 }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { activityInterceptors } from '../../src/activities/interceptors';
 import { activityHeartbeats, createActivities, type ActivityDeps } from '../../src/activities';
-import { createLogger } from '../../src/logger';
+import { DefaultLogger } from '@temporalio/worker';
 
 describe('keepalive interceptor', () => {
   const activities = {
@@ -23,13 +23,12 @@ describe('keepalive interceptor', () => {
     },
   };
   const interceptors = activityInterceptors({
-    logger: createLogger('silent'),
     heartbeats: { slowStep: 'keepalive', failingStep: 'keepalive', checkpointedStep: 'own' },
     keepaliveMs: 10,
   });
 
   function run<A extends unknown[], R>(name: keyof typeof activities, fn: (...args: A) => Promise<R>, ...args: A) {
-    const env = new MockActivityEnvironment({ activityType: name }, { interceptors });
+    const env = new MockActivityEnvironment({ activityType: name }, { interceptors, logger: new DefaultLogger('ERROR') });
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
     return { beats, result: env.run(fn, ...args) };

@@ -7,6 +7,7 @@ import { AppError, NotFoundError } from '../../errors';
 import { sendCallbackPage, wantsHtml } from '../callbackPage';
 import type { ConnectionDeleter } from '../../connections/deleteConnection';
 import { answer } from '../answer';
+import { DEFAULT_STALE_AFTER_SECONDS, HEALTH_FILTERS, fleetPage } from '../../connections/fleetHealth';
 import * as A from '../answerSchemas';
 import { ConnectionIdSchema, ProviderIdSchema, parse } from '../validate';
 
@@ -41,6 +42,16 @@ export const CallbackQuerySchema = z.object({
 
 const ProviderParams = z.object({ provider: ProviderIdSchema });
 const ConnectionParams = z.object({ connectionId: ConnectionIdSchema });
+/** GET /api/ehr/:provider/connections: the fleet view, paged by connection id, filtered by health. */
+export const FleetQuerySchema = z.strictObject({
+  health: z.enum(HEALTH_FILTERS).default('all'),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  /** The `X-Next-Cursor` of the previous page. */
+  cursor: ConnectionIdSchema.optional(),
+  /** A connection with no success for longer than this is stale (60 s to 30 days). */
+  staleAfterSeconds: z.coerce.number().int().min(60).max(2_592_000).default(DEFAULT_STALE_AFTER_SECONDS),
+});
+
 /** GET /api/ehr/connections?provider=…: only that provider's connections. */
 export const ConnectionListQuerySchema = z.object({ provider: ProviderIdSchema.optional() });
 
@@ -123,9 +134,14 @@ export function connectionRoutes(services: Services, deleter: Pick<ConnectionDel
     answer(res, A.ConnectionViewSchema, ConnectionStore.view(doc), 201);
   });
 
+  // The fleet view: every connection of the provider with its health, filtered (?health=unhealthy) and paged.
   routes.get('/:provider/connections', async (req, res) => {
     const { provider } = parse(ProviderParams, req.params, 'path');
-    answer(res, A.ConnectionListAnswerSchema, (await connections.list({ provider: registry.get(provider).id })).map(ConnectionStore.view));
+    const q = parse(FleetQuerySchema, req.query, 'query');
+    const page = await fleetPage(services.db, { provider: registry.get(provider).id, ...q });
+    res.set('X-Total-Count', String(page.total));
+    if (page.nextCursor) res.set('X-Next-Cursor', page.nextCursor);
+    answer(res, A.FleetConnectionListAnswerSchema, page.connections.map(({ connection, health }) => ({ ...ConnectionStore.view(connection), health })));
   });
 
   return { publicRoutes, routes };
