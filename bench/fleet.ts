@@ -12,7 +12,8 @@
  * Scale (environment): FLEET_PRACTICES (100), FLEET_PATIENTS_PER_PRACTICE (10), FLEET_RESOURCES (300 per patient),
  * FLEET_LARGE_PER_PRACTICE (1 patient per practice with 10× the data), FLEET_PAGE_SIZE (100, the sandbox's
  * largest page), FLEET_WORKERS (2: phases 1-3), FLEET_WORKER_COUNTS (1,2,4: phase 4), FLEET_FAIRNESS
- * (connection | fifo: RATE_LIMIT_FAIRNESS of the workers). Progress on stderr every 10 s, figures on stdout.
+ * (connection | fifo: RATE_LIMIT_FAIRNESS of the workers), FLEET_ACTIVITIES_PER_WORKER (200:
+ * WORKER_MAX_CONCURRENT_ACTIVITIES of the workers). Progress on stderr every 10 s, figures on stdout.
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
@@ -48,6 +49,8 @@ const SCALE: FleetScale = {
 const WORKERS = num('FLEET_WORKERS', 2);
 const WORKER_COUNTS = (process.env.FLEET_WORKER_COUNTS ?? '1,2,4').split(',').map(Number).filter((n) => n > 0);
 const FAIRNESS = process.env.FLEET_FAIRNESS === 'fifo' ? 'fifo' : 'connection';
+// Enough for one request in flight per practice and worker (the default 20 would leave most practices idle).
+const ACTIVITIES = num('FLEET_ACTIVITIES_PER_WORKER', 200);
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 
@@ -100,6 +103,7 @@ async function openFleet(sb: Sandbox, taskQueue: string, bundlePath: string): Pr
     ECLINICALWORKS_FHIR_ENDPOINT: sb.fhirBaseUrl,
     EHR_PROVIDERS_JSON: providersJson(sb, SCALE.practices),
     RATE_LIMIT_FAIRNESS: FAIRNESS,
+    WORKER_MAX_CONCURRENT_ACTIVITIES: String(ACTIVITIES),
     TEMPORAL_ADDRESS,
     TEMPORAL_TASK_QUEUE: taskQueue,
     WORKFLOW_BUNDLE_PATH: bundlePath,
@@ -264,7 +268,7 @@ function row(p: PhaseFigures): string {
 
 async function main(): Promise<void> {
   const t00 = Date.now();
-  log(`fleet: ${SCALE.practices} practices × ${SCALE.patientsPerPractice} patients, ~${SCALE.resources} resources each (${SCALE.largePerPractice} per practice 10×), page ${SCALE.pageSize}; workers ${WORKERS}, then ${WORKER_COUNTS.join(', ')}; fairness ${FAIRNESS}`);
+  log(`fleet: ${SCALE.practices} practices × ${SCALE.patientsPerPractice} patients, ~${SCALE.resources} resources each (${SCALE.largePerPractice} per practice 10×), page ${SCALE.pageSize}; workers ${WORKERS}, then ${WORKER_COUNTS.join(', ')}; fairness ${FAIRNESS}; ${ACTIVITIES} activities per worker`);
   const bundlePath = await bundleWorkflows();
   const connection = await Connection.connect({ address: TEMPORAL_ADDRESS });
   const client = new Client({ connection });

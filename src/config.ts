@@ -96,6 +96,12 @@ export const WorkerEnvSchema = z.object({
    */
   RATE_LIMIT_FAIRNESS: z.enum(['connection', 'fifo']).default('connection'),
   /**
+   * Activities one worker process runs at once. They mostly wait (on the shared limiter, FHIR, MongoDB), and a
+   * fleet needs at least one request in flight per practice to use every practice's quota: raise it with the
+   * number of practices a worker serves (memory: about one search page per activity).
+   */
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(2000).default(20),
+  /**
    * Without a Bundle meta.lastUpdated, a type's sync point is the time its first search page was requested minus
    * this margin: the FHIR server's clock may run behind ours, and a change it stamps earlier must not be skipped.
    */

@@ -18,7 +18,7 @@ export function workerOptions(services: Services, observability: ObservabilityDe
     // Logging context (activities log through the SDK's activity logger, i.e. the Runtime's), step-trouble reports, failure translation and keepalive heartbeats (src/activities/interceptors.ts).
     interceptors: { activity: createActivityInterceptors() },
     // Downloads and page writes are I/O bound; the shared rate limiter, not this number, bounds FHIR traffic.
-    maxConcurrentActivityTaskExecutions: 20,
+    maxConcurrentActivityTaskExecutions: services.config.WORKER_MAX_CONCURRENT_ACTIVITIES,
   };
 }
 

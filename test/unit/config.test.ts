@@ -34,6 +34,8 @@ describe('configuration', () => {
     expect(config.RETRY_AFTER_MAX_SECONDS).toBe(600);
     expect(config.SYNC_CLOCK_SKEW_SECONDS).toBe(300);
     expect(config.RATE_LIMIT_FAIRNESS).toBe('connection');
+    expect(config.WORKER_MAX_CONCURRENT_ACTIVITIES).toBe(20);
+    expect(loadWorkerConfig({ ...valid, WORKER_MAX_CONCURRENT_ACTIVITIES: '200' }).WORKER_MAX_CONCURRENT_ACTIVITIES).toBe(200);
     expect(messageOf(() => loadWorkerConfig({ ...valid, RATE_LIMIT_FAIRNESS: 'random' }))).toMatch(/RATE_LIMIT_FAIRNESS/);
     expect(loadWorkerConfig({ ...valid, RETRY_AFTER_MAX_SECONDS: '30', SYNC_CLOCK_SKEW_SECONDS: '0' })).toMatchObject({ RETRY_AFTER_MAX_SECONDS: 30, SYNC_CLOCK_SKEW_SECONDS: 0 });
     const msg = messageOf(() => loadWorkerConfig({ ...valid, RETRY_AFTER_MAX_SECONDS: '1796159374838', SYNC_CLOCK_SKEW_SECONDS: '-5' }));
