@@ -100,6 +100,8 @@ export interface MongoRateLimiterOptions {
    * flight takes more of it).
    */
   fairness?: 'connection' | 'fifo';
+  /** A claim (the database calls that take slots) that takes longer fails the request as retryable. Default 15 s. */
+  claimTimeoutMs?: number;
 }
 
 /** What the operator API shows per stored block. */
@@ -174,6 +176,7 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
   private readonly batches = new KeyedBatcher();
   private readonly turns = new TurnQueue();
   private readonly fairness: 'connection' | 'fifo';
+  private readonly claimTimeoutMs: number;
   private offsetMs = 0;
   private offsetCheckedAt = -Infinity;
   private offsetPending?: Promise<void>;
@@ -191,6 +194,7 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
     this.maxBlockMs = opts.maxBlockMs ?? DEFAULT_RETRY_AFTER_MAX_SECONDS * 1000;
     this.logger = opts.logger;
     this.fairness = opts.fairness ?? 'connection';
+    this.claimTimeoutMs = opts.claimTimeoutMs ?? 15_000;
   }
 
   /** The end of a stored block, never more than maxBlockMs after it was written (older, unbounded blocks too). */
@@ -217,7 +221,15 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
   }
 
   private async waitForSlot(ctx: QuotaContext, quotas: Resolved[], batchKey: string, signal?: AbortSignal): Promise<void> {
-    const sendAt = await this.batches.run(batchKey, (n) => this.claim(quotas, n));
+    // Bounded: the batcher serves one claim per quota set at a time, so one database call that never answers would
+    // otherwise hold every later request of the practice in this process (seen once per few phases of bench:fleet
+    // on a loaded FerretDB: a step stalled until its 120 s heartbeat timeout).
+    const sendAt = await this.batches.run(batchKey, (n) => withTimeout(this.claim(quotas, n), this.claimTimeoutMs, () => new FhirRequestError(
+      'FHIR_RATE_LIMITED',
+      `The shared rate limiter's database did not answer a claim for ${ctx.providerId} within ${this.claimTimeoutMs} ms. The step will be retried.`,
+      429,
+      true,
+    )));
     const now = await this.now();
     const ms = sendAt - now;
     if (ms <= 0) return;
@@ -479,6 +491,16 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
 
 export function isRateBudgetReader(x: unknown): x is RateBudgetReader {
   return typeof (x as RateBudgetReader | undefined)?.budget === 'function';
+}
+
+/** The promise's outcome, or `error()` after `ms` (the promise itself goes on; its outcome is then dropped). */
+function withTimeout<T>(p: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(error()), ms);
+  });
+  p.catch(() => undefined);
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** setTimeout that an AbortSignal cuts short (rejecting with the signal's reason). */
