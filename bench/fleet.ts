@@ -77,6 +77,8 @@ interface PhaseFigures {
   seconds: number;
   resources: number;
   quotaUse: number[];
+  /** The same per quota label (the three kinds of practice). */
+  quotaUseBy: Record<string, number[]>;
   over: number;
   tooMany: number;
   requests: number;
@@ -186,6 +188,7 @@ async function runPhase(name: string, fleet: Fleet, sb: Sandbox, client: Client,
   for (const j of [...large, ...small]) j.historyEvents = (await handles.get(j.connection.connectionId)!.fetchHistory()).events?.length ?? 0;
   // Each practice while it had work: from the phase's start until its last job ended.
   const quotaUse: number[] = [];
+  const quotaUseBy: Record<string, number[]> = {};
   let over = 0;
   let tooMany = 0;
   let requests = 0;
@@ -202,7 +205,9 @@ async function runPhase(name: string, fleet: Fleet, sb: Sandbox, client: Client,
     tooMany += stats.tooManyRequests;
     // The bucket's first `burst` requests are free; the rest go at the quota's rate at best.
     const sustained = Math.max(0, admitted - q.burst);
-    quotaUse.push(busy > 0 ? sustained / (q.ratePerSecond * busy) : 0);
+    const use = busy > 0 ? sustained / (q.ratePerSecond * busy) : 0;
+    quotaUse.push(use);
+    (quotaUseBy[q.label] ??= []).push(use);
     // A bucket's server admits at most burst + rate in any second (a window's server counts whole windows: its 429s say it).
     if (q.sandbox.mode === 'token-bucket' && stats.maxAdmittedIn1s > q.burst + q.ratePerSecond) over++;
     neededSeconds = Math.max(neededSeconds, sustained / q.ratePerSecond);
@@ -214,6 +219,7 @@ async function runPhase(name: string, fleet: Fleet, sb: Sandbox, client: Client,
     seconds,
     resources: jobs.reduce((s, j) => s + j.total, 0),
     quotaUse,
+    quotaUseBy,
     over,
     tooMany,
     requests,
@@ -304,6 +310,9 @@ async function main(): Promise<void> {
     } finally {
       await Promise.all(workers.map(stopWorkerProcess));
     }
+    await main.services.db.dropDatabase().catch(() => undefined);
+    await main.services.close();
+    fleets.length = 0;
     // Phase 4: the first sync again into a fresh store, per worker count (the phase-1 count is phase 1 itself).
     for (const n of WORKER_COUNTS) {
       if (n === WORKERS) {
@@ -311,12 +320,14 @@ async function main(): Promise<void> {
         continue;
       }
       const fresh = await openFleet(sb, `bench-fleet-${randomBytes(4).toString('hex')}`, bundlePath);
-      fleets.push(fresh);
       workers = await startWorkers(n, fresh.env);
       try {
         phases.push(await runPhase(`4 first sync, ${n} worker${n > 1 ? 's' : ''}`, fresh, sb, client, workers, `first-${n}`));
       } finally {
         await Promise.all(workers.map(stopWorkerProcess));
+        // At full scale a store is gigabytes: each phase-4 store goes once measured.
+        await fresh.services.db.dropDatabase().catch(() => undefined);
+        await fresh.services.close();
       }
     }
   } finally {
@@ -342,6 +353,10 @@ function printReport(phases: PhaseFigures[], aloneSeconds: number, slowestSmallS
     '',
     `${'phase'.padEnd(28)} wk      wall      res/s  quota min/med/max   429   slowest  wkr RSS  hist s/L   db size`,
     ...phases.map(row),
+    '',
+    `quota use by quota (min/median/max), phase 1: ${Object.entries(first!.quotaUseBy)
+      .map(([label, xs]) => `${label}: ${f(Math.min(...xs), 2)}/${f(median(xs), 2)}/${f(Math.max(...xs), 2)}`)
+      .join('; ')}`,
     '',
   ];
   const allUse = phases.filter((p) => !p.name.includes('alone')).flatMap((p) => p.quotaUse);
