@@ -222,8 +222,7 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
 
   private async waitForSlot(ctx: QuotaContext, quotas: Resolved[], batchKey: string, signal?: AbortSignal): Promise<void> {
     // Bounded: the batcher serves one claim per quota set at a time, so one database call that never answers would
-    // otherwise hold every later request of the practice in this process (seen once per few phases of bench:fleet
-    // on a loaded FerretDB: a step stalled until its 120 s heartbeat timeout).
+    // otherwise hold every later request of the practice in this process until the step's heartbeat timeout.
     const sendAt = await this.batches.run(batchKey, (n) => withTimeout(this.claim(quotas, n), this.claimTimeoutMs, () => new FhirRequestError(
       'FHIR_RATE_LIMITED',
       `The shared rate limiter's database did not answer a claim for ${ctx.providerId} within ${this.claimTimeoutMs} ms. The step will be retried.`,
