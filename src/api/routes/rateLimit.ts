@@ -46,8 +46,10 @@ export function rateLimitRoutes(services: Services): Router {
     const filter = parse(LiftBlocksQuerySchema, req.query, 'query');
     const p = services.registry.get(provider);
     if (filter.baseUrl && !isAllowedBaseUrl(p, filter.baseUrl)) throw new BadRequestError(`baseUrl is not a FHIR base URL of ${provider}.`);
-    if (filter.quota && !p.rateLimit.quotas.some((q) => q.name === filter.quota)) {
-      throw new BadRequestError(`quota "${filter.quota}" is not a quota of ${provider} (its quotas: ${p.rateLimit.quotas.map((q) => q.name).join(', ') || 'none'}).`);
+    // The provider's quotas and those practices have of their own (rateLimit.perBaseUrl).
+    const names = [...new Set([...p.rateLimit.quotas, ...p.rateLimit.perBaseUrl.flatMap((e) => e.quotas)].map((q) => q.name))];
+    if (filter.quota && !names.includes(filter.quota)) {
+      throw new BadRequestError(`quota "${filter.quota}" is not a quota of ${provider} (its quotas: ${names.join(', ') || 'none'}).`);
     }
     const { lifted } = await services.rateLimitBlocks.liftBlocks(provider, { quota: filter.quota, scope: filter.baseUrl });
     answer(res, A.LiftBlocksAnswerSchema, { provider, lifted, count: lifted.length });
