@@ -100,13 +100,16 @@ export class JobStore {
 
   async finish(id: string, status: Exclude<JobStatus, 'IN_PROGRESS'>, set: Record<string, unknown> = {}): Promise<void> {
     const now = new Date();
+    // The outcome first: once the job document says it ended, its workflow ends at once (the API's readers, and
+    // the workflow's own search attribute, must not wait for more writes). Only while the job exists: a job
+    // finishing while its connection is purged leaves no outcome behind.
+    if (status !== 'CANCELLED') {
+      const job = await this.col.findOne({ _id: id }, { projection: { connectionId: 1, provider: 1, type: 1 } });
+      if (job) await this.health.recordOutcome(job, status, now, typeof set.errorMessage === 'string' ? set.errorMessage : undefined);
+    }
     // A completed re-run (reset) of a failed job must not keep the old run's error.
     const unset = status === 'COMPLETED' && !('errorMessage' in set) ? { $unset: { errorMessage: '' as const } } : {};
-    const res = await this.col.updateOne({ _id: id }, { $set: { ...set, status, completedAt: now, updatedAt: now }, ...unset });
-    // Only while the job exists: a job finishing while its connection is purged leaves no outcome behind.
-    if (res.matchedCount === 0 || status === 'CANCELLED') return;
-    const job = await this.col.findOne({ _id: id }, { projection: { connectionId: 1, provider: 1, type: 1, errorMessage: 1 } });
-    if (job) await this.health.recordOutcome(job, status, now, job.errorMessage);
+    await this.col.updateOne({ _id: id }, { $set: { ...set, status, completedAt: now, updatedAt: now }, ...unset });
   }
 
   async list(filter: { connectionId?: string; type?: JobType; status?: JobStatus }, limit = 50): Promise<JobDoc[]> {

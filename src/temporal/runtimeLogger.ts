@@ -15,17 +15,9 @@ const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = 
  * same JSON lines as ours. Metadata is made JSON-safe: symbol keys dropped (the SDK's timestamp), bigints as
  * strings, errors as their type (error code or ApplicationFailure type), message and retryability.
  */
-export class PinoSdkLogger implements SdkLogger {
-  constructor(private readonly logger: Logger) {}
-
-  log(level: LogLevel, message: string, meta?: LogMetadata): void {
-    try {
-      const method = LEVELS[level] ?? 'info';
-      this.logger[method](jsonSafe(meta), withoutTaskTokens(message));
-    } catch {
-      /* logging must never break the worker */
-    }
-  }
+/** The SDK logger interface's level methods, each as `log(level, …)`: a logger only writes `log`. */
+export abstract class SdkLoggerBase implements SdkLogger {
+  abstract log(level: LogLevel, message: string, meta?: LogMetadata): void;
 
   trace(message: string, meta?: LogMetadata): void {
     this.log('TRACE', message, meta);
@@ -41,6 +33,21 @@ export class PinoSdkLogger implements SdkLogger {
   }
   error(message: string, meta?: LogMetadata): void {
     this.log('ERROR', message, meta);
+  }
+}
+
+export class PinoSdkLogger extends SdkLoggerBase {
+  constructor(private readonly logger: Logger) {
+    super();
+  }
+
+  log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    try {
+      const method = LEVELS[level] ?? 'info';
+      this.logger[method](jsonSafe(meta), withoutTaskTokens(message));
+    } catch {
+      /* logging must never break the worker */
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 import type { LogLevel, LogMetadata, Logger as SdkLogger } from '@temporalio/common';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Logger } from '../../src/logger';
-import { PinoSdkLogger } from '../../src/temporal/runtimeLogger';
+import { PinoSdkLogger, SdkLoggerBase } from '../../src/temporal/runtimeLogger';
 
 /**
  * The Temporal Runtime, and so its logger, is one per process, while each test file's stack has its own worker on
@@ -17,28 +17,13 @@ function routes(): Map<string, SdkLogger> {
   return (g[ROUTES] ??= new Map());
 }
 
-class TaskQueueLogRouter implements SdkLogger {
+class TaskQueueLogRouter extends SdkLoggerBase {
   private readonly fallback = new DefaultLogger('WARN');
 
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
     const queue = meta?.taskQueue;
     const route = typeof queue === 'string' ? routes().get(queue) : undefined;
     (route ?? this.fallback).log(level, message, meta);
-  }
-  trace(message: string, meta?: LogMetadata): void {
-    this.log('TRACE', message, meta);
-  }
-  debug(message: string, meta?: LogMetadata): void {
-    this.log('DEBUG', message, meta);
-  }
-  info(message: string, meta?: LogMetadata): void {
-    this.log('INFO', message, meta);
-  }
-  warn(message: string, meta?: LogMetadata): void {
-    this.log('WARN', message, meta);
-  }
-  error(message: string, meta?: LogMetadata): void {
-    this.log('ERROR', message, meta);
   }
 }
 
