@@ -101,8 +101,9 @@ describe('practice quotas in the shared limiter', () => {
       expect(Math.min(r2.sent, r4.sent)).toBeGreaterThan(SLOW * secs * 0.5);
       expect(stats[0]!.maxAdmittedIn1s).toBeLessThanOrEqual(SLOW + 4);
       expect(stats[1]!.maxAdmittedIn1s).toBeLessThanOrEqual(SLOW + 4);
-      // p3 is on 30 per 2 s: its own configured quota, more than the others' 5/s.
-      expect(stats[2]!.maxAdmittedIn2s).toBeLessThanOrEqual(30);
+      // p3 is on 30 per 2 s: its own configured quota, more than the others' 5/s. Its server counts fixed windows and
+      // sent no 429 (above); in a sliding 2 s window one send that left late beside an on-time one may make 31.
+      expect(stats[2]!.maxAdmittedIn2s).toBeLessThanOrEqual(31);
       expect(r3.sent).toBeGreaterThan(r2.sent);
       const budget = await services.rateBudget.budget('eclinicalworks', sb.practiceBaseUrl('p3'));
       expect(budget.map((b) => [b.name, b.shareBy, b.key])).toEqual([['practice', 'baseUrl', `eclinicalworks|practice|${sb.practiceBaseUrl('p3')}`]]);
