@@ -3,7 +3,7 @@ import { AppError } from '../../errors';
 import { COLLECTIONS } from '../mongo';
 import type { ResourceDoc } from '../resources';
 import { SequenceBlocks, WINDOW, blockKey } from './blocks';
-import { FEED_START, type FeedPosition } from './cursor';
+import type { FeedPosition } from './cursor';
 import type { ChangeKind, ChangeStamp, TombstoneDoc } from './stamp';
 
 /** One change as the feed reports it. */
@@ -73,9 +73,12 @@ export class ChangeFeedReader {
 
   async page(q: { scope: string; connectionId?: string; after?: FeedPosition; limit: number; now?: number }): Promise<FeedPage> {
     const floor = await this.blocks.floor(q.scope);
-    // A cursor below the floor would miss the deletions purged with those blocks: it must start again.
-    if (q.after && q.after.n < floor) throw new CursorExpiredError();
-    let pos = q.after ?? FEED_START;
+    // A cursor below the floor would miss the deletions purged with those blocks: it must start again. Except a
+    // consumer that began from the beginning when the floor was `f`: deletions below `f` were of resources gone before
+    // it began, so only a floor risen above both its place and `f` took something it needs.
+    if (q.after && floor > Math.max(q.after.n, q.after.f)) throw new CursorExpiredError();
+    const f = q.after ? q.after.f : floor > 1 ? floor : 0;
+    let pos: FeedPosition = q.after ?? { n: 1, i: 0, f };
     const changes: ChangeEntry[] = [];
     for (let round = 0; round < MAX_WINDOWS; round++) {
       const { examined, horizon } = await this.examine(q.scope, q.connectionId, pos, floor, q.now ?? Date.now());
@@ -97,9 +100,9 @@ export class ChangeFeedReader {
         changes.push(...found);
         if (changes.length >= q.limit) {
           const last = changes[changes.length - 1] as ChangeEntry;
-          return { changes, next: { n: last.n, i: last.i + 1 }, hasMore: true };
+          return { changes, next: { n: last.n, i: last.i + 1, f }, hasMore: true };
         }
-        pos = { n: (chunk[chunk.length - 1] as Examined).n + 1, i: 0 };
+        pos = { n: (chunk[chunk.length - 1] as Examined).n + 1, i: 0, f };
         start = end;
       }
       if (horizon) return { changes, next: pos, hasMore: false };
