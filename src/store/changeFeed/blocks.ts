@@ -107,16 +107,30 @@ export class SequenceBlocks {
 
   /** Claims the next block of the scope for one write of `connectionId` (see the invariants above). */
   async claim(scope: string, connectionId: string): Promise<Block> {
-    const floor = await this.floor(scope);
     const cached = this.seen.get(scope);
-    let from = Math.max(cached ?? floor, floor);
+    // The first window read also reads the floor (one round trip): a claim usually costs this read and one insert.
+    let floor = 1;
+    let from = cached ?? 1;
     // Whether `from - 1` is known to exist (or `from` is the floor): only then may an empty window mean "claim from".
-    let anchored = from === floor;
+    let anchored = false;
+    let first = true;
     for (let attempt = 0; attempt < 1000; attempt++) {
       const ids = Array.from({ length: WINDOW }, (_, i) => blockKey(scope, from + i));
+      if (first) ids.push(floorKey(scope));
       const found = await this.col.find({ _id: { $in: ids } }, { projection: { n: 1 } }).toArray();
-      const highest = found.reduce((m, d) => Math.max(m, d.n), 0);
-      if (found.length === 0 && !anchored) {
+      if (first) {
+        first = false;
+        floor = found.find((d) => d._id === floorKey(scope))?.n ?? 1;
+        if (from < floor) {
+          from = floor;
+          anchored = true;
+          continue; // read the window at the floor
+        }
+        anchored = from === floor;
+      }
+      const blocks = found.filter((d) => d._id !== floorKey(scope));
+      const highest = blocks.reduce((m, d) => Math.max(m, d.n), 0);
+      if (blocks.length === 0 && !anchored) {
         // A stale hint (its blocks are gone): start again from the floor rather than leave a hole.
         this.seen.delete(scope);
         from = await this.floor(scope);
@@ -128,7 +142,7 @@ export class SequenceBlocks {
         anchored = true;
         continue;
       }
-      let n = found.length === 0 ? from : highest + 1;
+      let n = blocks.length === 0 ? from : highest + 1;
       for (; n < from + WINDOW; n++) {
         const now = new Date();
         const doc: ClaimDoc = { _id: blockKey(scope, n), s: scope, n, c: connectionId, at: now, until: new Date(now.getTime() + LEASE_MS) };
@@ -139,8 +153,11 @@ export class SequenceBlocks {
           continue; // a racing writer took n: n exists, so n + 1 is contiguous
         }
         this.seen.set(scope, n);
-        // A claim below the floor (a stale start racing the retention purge) is never used: end it as void.
-        if (n < (await this.floor(scope))) {
+        // n - 1 was seen in this window read and n was free: n is one past the highest block, above any floor the
+        // purge can set (it never passes the highest block). Otherwise n may be a purged number (a stale start racing
+        // the purge): check the floor, and never use a claim below it (end it as void).
+        const safe = blocks.length > 0 && n === highest + 1 && n > floor;
+        if (!safe && n < (await this.floor(scope))) {
           await this.end({ scope, n, key: doc._id, connectionId }, 'void', 0);
           n++;
           break;

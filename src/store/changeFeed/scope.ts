@@ -36,11 +36,10 @@ export class ScopeResolver {
     if (hit) return hit;
     const doc = await this.col.findOne({ _id: connectionId }, { projection: { provider: 1, fhirBaseUrl: 1 } });
     const scope = doc?.provider && doc.fhirBaseUrl ? practiceScope(doc.provider, doc.fhirBaseUrl) : orphanScope(connectionId);
-    // Only a connection that exists is cached: a missing one may be created later (then it joins its practice).
-    if (doc) {
-      if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
-      this.cache.set(connectionId, scope);
-    }
+    // Cached also when there is no connection document: resources are only written for connections that exist
+    // (ConnectionStore.assertWritable), so an orphan is a tool's or a test's, and stays one.
+    if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(connectionId, scope);
     return scope;
   }
 }
