@@ -44,7 +44,7 @@ export class CursorExpiredError extends AppError {
 const MAX_WINDOWS = 20;
 /**
  * Blocks whose size is not known (below the floor no block documents are left; an abandoned block's writer did not
- * say) are read this many per query: a bound on what one query may read past the page's limit.
+ * say) are read at most this many per query: a bound on what one query may read past the page's limit.
  */
 const UNKNOWN_CHUNK = 10;
 
@@ -80,6 +80,8 @@ export class ChangeFeedReader {
     const f = q.after ? q.after.f : floor > 1 ? floor : 0;
     let pos: FeedPosition = q.after ?? { n: 1, i: 0, f };
     const changes: ChangeEntry[] = [];
+    // Blocks of unknown size are read one per query at first, then twice as many each time a query left room.
+    let unknownChunk = 1;
     for (let round = 0; round < MAX_WINDOWS; round++) {
       const { examined, horizon } = await this.examine(q.scope, q.connectionId, pos, floor, q.now ?? Date.now());
       // Read the examined blocks' changes in chunks sized by their counts, so that a page reads little past its limit.
@@ -93,11 +95,12 @@ export class ChangeFeedReader {
           if (b.read && b.k === undefined) unknown++;
           else if (b.read) expected += b.k ?? 0;
           end++;
-        } while (end < examined.length && expected < room && unknown < UNKNOWN_CHUNK);
+        } while (end < examined.length && expected < room && unknown < unknownChunk);
         const chunk = examined.slice(start, end);
         const keys = chunk.filter((b) => b.read).map((b) => blockKey(q.scope, b.n));
         const found = keys.length > 0 ? await this.changesOf(keys, q.connectionId, pos, room) : [];
         changes.push(...found);
+        if (unknown > 0) unknownChunk = Math.min(UNKNOWN_CHUNK, unknownChunk * 2);
         if (changes.length >= q.limit) {
           const last = changes[changes.length - 1] as ChangeEntry;
           return { changes, next: { n: last.n, i: last.i + 1, f }, hasMore: true };
