@@ -13,10 +13,15 @@
  */
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { connectMongo, ensureIndexes } from '../src/store/mongo';
+import { connectMongo } from '../src/store/mongo';
 
 type Store = { upsertMany(connectionId: string, resources: unknown[]): Promise<unknown> };
 type StoreCtor = new (db: unknown) => Store;
+/** A tree's store and its own index declarations (the change feed adds one index on resources). */
+interface Tree {
+  Store: StoreCtor;
+  ensureIndexes(db: unknown): Promise<void>;
+}
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: string) => {
@@ -63,15 +68,15 @@ async function writeAll(store: Store, version: (c: number, i: number) => number)
   return (perConn * CONNECTIONS) / ((performance.now() - t0) / 1000);
 }
 
-async function round(label: string, Ctor: StoreCtor): Promise<{ first: number; same: number; changed: number }> {
+async function round(label: string, tree: Tree): Promise<{ first: number; same: number; changed: number }> {
   const dbName = `bench_cfcost_${label}_${randomBytes(4).toString('hex')}`;
   const { client, db } = await connectMongo(MONGODB_URI, dbName);
   try {
-    await ensureIndexes(db);
+    await tree.ensureIndexes(db);
     await db.collection('connections').insertMany(
       Array.from({ length: CONNECTIONS }, (_, c) => ({ _id: `conn_bench${String(c).padStart(4, '0')}` as never, provider: 'eclinicalworks', fhirBaseUrl: 'https://fhir.example.org/fhir/r4/BENCH', kind: 'open', createdAt: new Date() })),
     );
-    const store = new Ctor(db);
+    const store = new tree.Store(db);
     const first = await writeAll(store, () => 1);
     const same = await writeAll(store, () => 1);
     const changed = await writeAll(store, (_c, i) => (i % 10 === 0 ? 2 : 1));
@@ -85,15 +90,19 @@ async function round(label: string, Ctor: StoreCtor): Promise<{ first: number; s
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function main(): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const before = require(path.join(BEFORE, 'src/store/resources')).ResourceStore as StoreCtor;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const after = require(path.join(__dirname, '../src/store/resources')).ResourceStore as StoreCtor;
+  const load = (root: string): Tree => ({
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    Store: require(path.join(root, 'src/store/resources')).ResourceStore as StoreCtor,
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ensureIndexes: require(path.join(root, 'src/store/mongo')).ensureIndexes as Tree['ensureIndexes'],
+  });
+  const before = load(BEFORE);
+  const after = load(path.join(__dirname, '..'));
   const results: Record<'before' | 'after', Array<{ first: number; same: number; changed: number }>> = { before: [], after: [] };
   console.log(`${N} resources, ${CONNECTIONS} connections of one practice, ${WRITERS} writers, batches of ${BATCH}; before = ${BEFORE}`);
   for (let r = 1; r <= ROUNDS; r++) {
-    for (const [label, Ctor] of (r % 2 ? [['before', before], ['after', after]] : [['after', after], ['before', before]]) as Array<['before' | 'after', StoreCtor]>) {
-      const res = await round(label, Ctor);
+    for (const [label, tree] of (r % 2 ? [['before', before], ['after', after]] : [['after', after], ['before', before]]) as Array<['before' | 'after', Tree]>) {
+      const res = await round(label, tree);
       results[label].push(res);
       console.log(`round ${r} ${label.padEnd(6)} first ${res.first.toFixed(0)}/s  same ${res.same.toFixed(0)}/s  10% ${res.changed.toFixed(0)}/s`);
     }

@@ -88,7 +88,7 @@ export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope
   changeTombstones: { by: 'field', field: 'connectionId' },
   changeBlocks: {
     by: 'none',
-    why: "a practice's sequence blocks hold no data (a connection id, a count, times); deleting one would open a hole in the practice's sequence that a late writer could claim behind a reader; they expire with the feed's retention",
+    why: "a practice's sequence blocks hold no data (a hash of the writing connection's id, a count, times); deleting one would open a hole in the practice's sequence that a late writer could claim behind a reader; they expire with the feed's retention",
   },
   migrations: { by: 'none', why: 'one marker per one-off migration of the whole store (src/store/fhirSearch/backfill.ts)' },
 };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { COLLECTIONS } from '../mongo';
 
@@ -35,7 +36,11 @@ export interface ClaimDoc {
   _id: string;
   s: string;
   n: number;
-  /** The connection that writes the block (the connection feed reads only its own blocks). */
+  /**
+   * A tag of the connection that writes the block (connectionTag): the connection feed reads only its own blocks.
+   * Not the id itself: block documents outlive a deleted connection (they must, see CONNECTION_SCOPES), and then hold
+   * nothing that names it.
+   */
   c: string;
   at: Date;
   until: Date;
@@ -76,6 +81,8 @@ export interface BlockState {
 }
 
 const DUPLICATE_KEY = 11000;
+
+export const connectionTag = (connectionId: string): string => createHash('sha256').update(connectionId).digest('base64url').slice(0, 16);
 
 export const blockKey = (scope: string, n: number): string => `${scope}|${String(n).padStart(12, '0')}`;
 const endKey = (scope: string, n: number): string => `${blockKey(scope, n)}|e`;
@@ -145,7 +152,7 @@ export class SequenceBlocks {
       let n = blocks.length === 0 ? from : highest + 1;
       for (; n < from + WINDOW; n++) {
         const now = new Date();
-        const doc: ClaimDoc = { _id: blockKey(scope, n), s: scope, n, c: connectionId, at: now, until: new Date(now.getTime() + LEASE_MS) };
+        const doc: ClaimDoc = { _id: blockKey(scope, n), s: scope, n, c: connectionTag(connectionId), at: now, until: new Date(now.getTime() + LEASE_MS) };
         try {
           await this.col.insertOne(doc);
         } catch (err) {

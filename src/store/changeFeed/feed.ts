@@ -2,7 +2,7 @@ import type { Collection, Db, Filter } from 'mongodb';
 import { AppError } from '../../errors';
 import { COLLECTIONS } from '../mongo';
 import type { ResourceDoc } from '../resources';
-import { SequenceBlocks, WINDOW, blockKey } from './blocks';
+import { SequenceBlocks, WINDOW, blockKey, connectionTag } from './blocks';
 import type { FeedPosition } from './cursor';
 import type { ChangeKind, ChangeStamp, TombstoneDoc } from './stamp';
 
@@ -121,10 +121,11 @@ export class ChangeFeedReader {
       return { examined: Array.from({ length: count }, (_, i) => ({ n: pos.n + i, read: true })), horizon: false };
     }
     const examined: Examined[] = [];
+    const tag = connectionId ? connectionTag(connectionId) : undefined;
     for (const state of await this.blocks.window(scope, pos.n)) {
       const end = state.end ?? (await this.blocks.abandonIfExpired(scope, state, now));
       if (!end) return { examined, horizon: true }; // not claimed yet, or still being written: the horizon
-      const mine = !connectionId || !state.claim || state.claim.c === connectionId;
+      const mine = !tag || !state.claim || state.claim.c === tag;
       examined.push({ n: state.n, read: end.r !== 'void' && mine, k: end.r === 'committed' ? end.k : undefined });
     }
     return { examined, horizon: false };

@@ -17,8 +17,8 @@ export function practiceScope(provider: string, fhirBaseUrl: string): string {
   return `p_${digest.slice(0, 22)}`;
 }
 
-/** A connection without a stored connection document (tools, tests) is a scope of its own. */
-export const orphanScope = (connectionId: string): string => `c_${connectionId}`;
+/** A connection without a stored connection document (tools, tests) is a scope of its own (hashed like a practice). */
+export const orphanScope = (connectionId: string): string => `c_${createHash('sha256').update(connectionId).digest('base64url').slice(0, 22)}`;
 
 const CACHE_MAX = 10_000;
 
