@@ -14,6 +14,7 @@ import { ProviderRegistry } from './providers/registry';
 import { connectMongo, ensureIndexes } from './store/mongo';
 import { verifyIndexedHotPaths } from './store/indexCheck';
 import { backfillDateNorms } from './store/fhirSearch/backfill';
+import { backfillChangeStamps } from './store/changeFeed/backfill';
 import { ConnectionStore } from './store/connections';
 import { OAuthStateStore } from './store/oauthStates';
 import { ResourceStore } from './store/resources';
@@ -62,10 +63,14 @@ export async function createServices(
     throw err;
   });
   // Resources stored before date searches used normalised ranges get them now, once (a marker skips it afterwards).
-  await backfillDateNorms(db).catch(async (err: unknown) => {
-    await mongo.close().catch(() => undefined);
-    throw err;
-  });
+  // Resources stored before the change feed get their stamp now, once, so that reading the feed from the beginning
+  // answers every stored resource (src/store/changeFeed/backfill.ts).
+  await backfillDateNorms(db)
+    .then(() => backfillChangeStamps(db))
+    .catch(async (err: unknown) => {
+      await mongo.close().catch(() => undefined);
+      throw err;
+    });
   const box = new SecretBox(config.ENCRYPTION_KEY);
   const retryAfterMaxMs = config.RETRY_AFTER_MAX_SECONDS * 1000;
   const http = createHttpClient({ maxRetryAfterMs: retryAfterMaxMs, retryDelayScale: overrides.httpRetryDelayScale });

@@ -2,7 +2,8 @@ import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
 import { COLLECTIONS } from './mongo';
 import { DATE_NORM_VERSION, normalisedDates, type NormalisedDates } from './fhirSearch/dateParams';
 import { VersionHints, isNewer, type StoredVersion } from './versionHints';
-import { SequenceBlocks, type Block } from './changeFeed/blocks';
+import { SequenceBlocks } from './changeFeed/blocks';
+import { SharedBlocks } from './changeFeed/sharedBlocks';
 import { ScopeResolver } from './changeFeed/scope';
 import { stamp, type ChangeKind, type ChangeStamp, type TombstoneDoc } from './changeFeed/stamp';
 
@@ -92,6 +93,7 @@ export class ResourceStore {
   /** Deleted resources, for the change feed (src/store/changeFeed/). */
   readonly tombstones: Collection<TombstoneDoc>;
   readonly blocks: SequenceBlocks;
+  private readonly shared: SharedBlocks;
   private readonly scopes: ScopeResolver;
 
   constructor(db: Db) {
@@ -99,6 +101,11 @@ export class ResourceStore {
     this.hints = new VersionHints(db);
     this.tombstones = db.collection<TombstoneDoc>(COLLECTIONS.changeTombstones);
     this.blocks = new SequenceBlocks(db);
+    this.shared = new SharedBlocks(this.blocks, async (from, to) => {
+      const move = { $set: { chB: to.key, chN: to.n } };
+      await this.col.updateMany({ chB: from.key }, move);
+      await this.tombstones.updateMany({ chB: from.key }, move);
+    });
     this.scopes = new ScopeResolver(db);
   }
 
@@ -135,14 +142,16 @@ export class ResourceStore {
     }
     if (unhinted.length === 0 && newer.length === 0) return counts;
 
-    // Something may be written: claim the change-feed block its changes are sequenced in (src/store/changeFeed/blocks.ts).
-    // Unchanged resources never get here, so a re-sync of identical data makes no changes. Each candidate's index in
-    // the block is fixed before any write, so a write repeated by writeVerified carries the same stamp.
-    const block = await this.blocks.claim(await this.scopes.of(connectionId), connectionId);
+    // Something may be written: in a change-feed block (src/store/changeFeed/blocks.ts; shared with this connection's
+    // writes running at the same time, ./changeFeed/sharedBlocks.ts). Unchanged resources never get here, so a re-sync
+    // of identical data makes no changes. Each candidate's index is fixed before any write, so a write repeated by
+    // writeVerified carries the same stamp.
     const indexOf = new Map<string, number>();
     for (const c of [...unhinted, ...newer]) indexOf.set(c._id, indexOf.size);
-    const stampOf = (c: Candidate, kind: ChangeKind) => stamp(block, indexOf.get(c._id) as number, kind, now);
-    await this.inBlock(block, indexOf.size, () => this.writeCandidates(connectionId, jobId, now, unhinted, newer, counts, nowStored, stampOf));
+    await this.shared.run(await this.scopes.of(connectionId), connectionId, indexOf.size, (block, base) => {
+      const stampOf = (c: Candidate, kind: ChangeKind) => stamp(block, base + (indexOf.get(c._id) as number), kind, now);
+      return this.writeCandidates(connectionId, jobId, now, unhinted, newer, counts, nowStored, stampOf);
+    });
     // Only now that every write above stuck: record the hints (a crash before this leaves none, which is safe).
     await this.hints.record(connectionId, nowStored, hinted);
     return counts;
@@ -192,30 +201,6 @@ export class ResourceStore {
     }
   }
 
-  /**
-   * Runs the writes of one block, then ends it. The block is ended also when a write fails (what did land is a real
-   * change, and an open block would hold every reader of the practice back until its lease ran out). When a reader
-   * gave the block up first (the writes outlasted LEASE_MS), its changes move to a new block: reported again, never
-   * lost.
-   */
-  private async inBlock(block: Block, count: number, writes: () => Promise<void>): Promise<void> {
-    try {
-      await writes();
-    } catch (err) {
-      await this.blocks.end(block, 'committed', count).catch(() => undefined);
-      throw err;
-    }
-    let current = block;
-    for (let round = 0; (await this.blocks.end(current, 'committed', count)) !== 'committed'; round++) {
-      if (round >= 5) throw new Error(`Change-feed block ${current.key} was given up by readers ${round} times in a row; the step will be retried.`);
-      const next = await this.blocks.claim(current.scope, current.connectionId);
-      const move = { $set: { chB: next.key, chN: next.n } };
-      await this.col.updateMany({ chB: current.key }, move);
-      await this.tombstones.updateMany({ chB: current.key }, move);
-      current = next;
-    }
-  }
-
   /** The stored version of each of these keys (one indexed $in read, only the version fields projected). */
   private async storedVersions(ids: string[]): Promise<Map<string, StoredVersion>> {
     if (ids.length === 0) return new Map();
@@ -256,15 +241,14 @@ export class ResourceStore {
       await this.hints.forget(ids); // nothing to delete; a hint left by a crashed delete still goes
       return 0;
     }
-    const block = await this.blocks.claim(await this.scopes.of(connectionId), connectionId);
     const now = new Date();
     let deleted = 0;
-    await this.inBlock(block, existing.length, async () => {
+    await this.shared.run(await this.scopes.of(connectionId), connectionId, existing.length, async (block, base) => {
       await this.tombstones.bulkWrite(
         existing.map((d, i) => ({
           replaceOne: {
             filter: { _id: d._id },
-            replacement: { connectionId, resourceType: d.resourceType, id: d.id, versionId: d.versionId, lastUpdated: d.lastUpdated, ...stamp(block, i, 'deleted', now) },
+            replacement: { connectionId, resourceType: d.resourceType, id: d.id, versionId: d.versionId, lastUpdated: d.lastUpdated, ...stamp(block, base + i, 'deleted', now) },
             upsert: true,
           },
         })),

@@ -8,6 +8,7 @@ import { ChangeFeedReader, CursorExpiredError, type ChangeEntry } from '../../sr
 import type { FeedPosition } from '../../src/store/changeFeed/cursor';
 import { ChangeFeedRetention } from '../../src/store/changeFeed/retention';
 import { practiceScope } from '../../src/store/changeFeed/scope';
+import { CHANGE_STAMP_MARKER, backfillChangeStamps } from '../../src/store/changeFeed/backfill';
 import { freshDb } from '../support/freshDb';
 
 /**
@@ -87,14 +88,30 @@ describe('change feed: sequence and concurrency', () => {
     await Promise.all(writers.map((c, w) => Promise.all(Array.from({ length: 5 }, (_, b) => store.upsertMany(c, Array.from({ length: 20 }, (_, i) => obs(`w${w}-b${b}-${i}`, 1)))))));
     const blocks = await new SequenceBlocks(db).window(SCOPE, 1, 60);
     const claimed = blocks.filter((b) => b.claim);
-    // 8 writers × 5 calls: 40 blocks, numbered 1..40 without a hole, every one ended by its writer.
-    expect(claimed.map((b) => b.n)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    // 8 connections × 5 concurrent calls: at least a block per connection (a connection's calls that overlap share
+    // one), numbered from 1 without a hole, every one ended by its writers.
+    expect(claimed.length).toBeGreaterThanOrEqual(8);
+    expect(claimed.length).toBeLessThanOrEqual(40);
+    expect(claimed.map((b) => b.n)).toEqual(Array.from({ length: claimed.length }, (_, i) => i + 1));
     expect(claimed.every((b) => b.end?.r === 'committed')).toBe(true);
     const { changes } = await drain({ limit: 37 });
     expect(changes).toHaveLength(800);
     expectStrictlyIncreasing(changes);
     expect(new Set(changes.map((c) => c.id)).size).toBe(800);
     expect(changes.every((c) => c.kind === 'created' && c.resource?.resourceType === 'Observation')).toBe(true);
+  });
+
+  it("a connection's overlapping writes share one block, each with its own range of indexes", async () => {
+    const c = await addConnection('conn_sharing1');
+    const { next } = await drain({ connectionId: c });
+    const claims = jest.spyOn(store.blocks, 'claim');
+    await Promise.all(Array.from({ length: 4 }, (_, b) => store.upsertMany(c, Array.from({ length: 25 }, (_, i) => obs(`s${b}-${i}`, 1)))));
+    expect(claims).toHaveBeenCalledTimes(1);
+    const { changes } = await drain({ connectionId: c, after: next });
+    expect(changes).toHaveLength(100);
+    expect(new Set(changes.map((x) => x.n)).size).toBe(1);
+    expect(new Set(changes.map((x) => x.i)).size).toBe(100);
+    expectStrictlyIncreasing(changes);
   });
 
   it('a reader stops at the lowest block still being written, even when higher ones have ended', async () => {
@@ -219,6 +236,23 @@ describe('change feed: what is and is not a change', () => {
     const moved = await drain({ connectionId: c, after: passed });
     expect(moved.changes.map((x) => [x.id, x.kind])).toEqual([['late', 'created']]);
     expect(moved.changes[0]?.n).toBeGreaterThanOrEqual((passed as FeedPosition).n);
+  });
+});
+
+describe('change feed: resources stored before it existed', () => {
+  it('are stamped once at start-up, after what the feed holds, and then read like any change', async () => {
+    const c = await addConnection('conn_oldstore1');
+    const { next } = await drain();
+    await store.upsertMany(c, Array.from({ length: 5 }, (_, i) => obs(`old${i}`, 1)));
+    // As an older ehr-sync stored them: no stamp, no marker.
+    await store.col.updateMany({ connectionId: c }, { $unset: { chB: '', chN: '', chI: '', chK: '', chT: '' } });
+    await db.collection(COLLECTIONS.migrations).deleteOne({ _id: CHANGE_STAMP_MARKER as never });
+    expect((await drain({ after: next })).changes).toEqual([]);
+    expect(await backfillChangeStamps(db)).toEqual({ ran: true, stamped: 5 });
+    const after = await drain({ after: next });
+    expect(after.changes.map((x) => [x.id, x.kind]).sort()).toEqual(Array.from({ length: 5 }, (_, i) => [`old${i}`, 'created']));
+    expect(await backfillChangeStamps(db)).toEqual({ ran: false, stamped: 0 });
+    expect((await drain({ after: after.next })).changes).toEqual([]);
   });
 });
 
