@@ -2,9 +2,11 @@
  * What the change feed costs the resource write path (issue 13): ResourceStore.upsertMany of one tree against another's,
  * on the same database server, interleaved batch by batch so that both see the same load on a shared machine.
  *
- *   tsx bench/change-feed-cost.ts [--before /path/to/other/checkout] [--rounds 3] [--resources 20000]
+ *   tsx bench/change-feed-cost.ts [--before /path/to/other/checkout] [--rounds 3] [--resources 20000] [--connections 20]
  *
- * Per round, one fresh database per tree: 20 connections of one practice (connection documents stored, as in
+ * With 20 connections each has one batch, so no two writes of a connection overlap (the feed's worst case: a block
+ * per batch); with 2, each connection's batches run 5 at a time, as an export's downloads or a sync's types do.
+ * Per round, one fresh database per tree: the connections of one practice (connection documents stored, as in
  * production), 5 writers in parallel, batches of 1,000 (the activities' batch size):
  *   first    N new resources (~1.2 KB each) → resources/s;
  *   same     the same N again, identical (skipped by the hints: no change, no block) → resources/s;
@@ -33,7 +35,7 @@ const arg = (name: string, fallback: string) => {
 const BEFORE = arg('before', '/work/main');
 const ROUNDS = Number(arg('rounds', '3'));
 const N = Number(arg('resources', '20000'));
-const CONNECTIONS = 20;
+const CONNECTIONS = Number(arg('connections', '20'));
 const WRITERS = 5;
 const BATCH = 1000;
 const MONGODB_URI = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27117/';

@@ -102,8 +102,10 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
   { collection: COLLECTIONS.connections, key: { provider: 1, createdAt: -1 } },
   // No TTL index: FerretDB 1.x does not implement expireAfterSeconds. OAuthStateStore purges expired states.
   { collection: COLLECTIONS.oauthStates, key: { expiresAt: 1 } },
-  // One document per (connection, type, id). _id is derived from the same triple, this index serves queries.
-  { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, id: 1 }, unique: true },
+  // (There was a unique { connectionId, resourceType, id } index: redundant, since _id is derived from that triple and
+  // the index below serves every query by its prefixes. It went when the change feed's index came, so that a resource
+  // write updates no more indexes than before: on FerretDB each one costs a JSON parse of the document per insert.
+  // RETIRED_INDEXES drops it from existing databases.)
   { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, patientId: 1, lastUpdated: -1 } },
   // Purge of a connection's hints; lookups are by _id.
   { collection: COLLECTIONS.resourceVersions, key: { connectionId: 1 } },
@@ -123,6 +125,11 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
   { collection: COLLECTIONS.changeBlocks, key: { s: 1 } },
 ];
 
+/** Indexes an older version declared and this one drops (by name) at start-up. */
+export const RETIRED_INDEXES: ReadonlyArray<{ collection: string; name: string }> = [
+  { collection: COLLECTIONS.resources, name: 'connectionId_1_resourceType_1_id_1' },
+];
+
 /** Collections that are only ever read by _id: created up front so that their _id index exists from the start. */
 const ID_ONLY_COLLECTIONS = [COLLECTIONS.rateLimits, COLLECTIONS.leases, COLLECTIONS.migrations, COLLECTIONS.syncScheduleSlots];
 
@@ -137,4 +144,15 @@ export async function ensureIndexes(db: Db): Promise<void> {
     ),
   );
   await Promise.all(INDEXES.map((ix) => db.collection(ix.collection).createIndex(ix.key, ix.unique ? { unique: true } : {})));
+  await Promise.all(
+    RETIRED_INDEXES.map((ix) =>
+      db
+        .collection(ix.collection)
+        .dropIndex(ix.name)
+        .catch((err: { code?: number; codeName?: string }) => {
+          // Already gone (or never made): IndexNotFound; another process dropping it at the same time: the same.
+          if (err?.code !== 27 && err?.codeName !== 'IndexNotFound' && err?.code !== 26) throw err;
+        }),
+    ),
+  );
 }
