@@ -21,7 +21,7 @@ import { connectMongo } from '../src/store/mongo';
 
 type Store = { upsertMany(connectionId: string, resources: unknown[]): Promise<unknown> };
 type StoreCtor = new (db: unknown) => Store;
-/** A tree's store and its own index declarations (the change feed adds one index on resources). */
+/** A tree's store and its own index declarations (the change feed adds the chB index and retires a redundant one). */
 interface Tree {
   Store: StoreCtor;
   ensureIndexes(db: unknown): Promise<void>;
