@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'WORKFLOW_FAILED'
   | 'TIMEOUT'
   | 'CONFIG_INVALID'
+  /** A change-feed cursor older than the feed's retention (410): read the feed again from the beginning. */
+  | 'CURSOR_EXPIRED'
   | 'INTERNAL';
 
 export class AppError extends Error {

@@ -15,6 +15,7 @@ import { connectMongo, ensureIndexes } from './store/mongo';
 import { verifyIndexedHotPaths } from './store/indexCheck';
 import { backfillDateNorms } from './store/fhirSearch/backfill';
 import { backfillConnectionHealth } from './store/connectionHealth';
+import { backfillChangeStamps } from './store/changeFeed/backfill';
 import { ConnectionStore } from './store/connections';
 import { OAuthStateStore } from './store/oauthStates';
 import { ResourceStore } from './store/resources';
@@ -69,6 +70,12 @@ export async function createServices(
   });
   // Stores from before the fleet view get each connection's last job outcomes from its jobs, once.
   await backfillConnectionHealth(db).catch(async (err: unknown) => {
+    await mongo.close().catch(() => undefined);
+    throw err;
+  });
+  // Resources stored before the change feed get their stamp now, once, so that reading the feed from the beginning
+  // answers every stored resource (src/store/changeFeed/backfill.ts).
+  await backfillChangeStamps(db).catch(async (err: unknown) => {
     await mongo.close().catch(() => undefined);
     throw err;
   });

@@ -238,6 +238,37 @@ export const StoredResourcesAnswerSchema = z.object({
   nextCursor: z.string().optional(),
 });
 
+/** One change of the change feed (src/store/changeFeed/). */
+export const ChangeSchema = z.object({
+  /** Its place in the practice's sequence (`<block>.<index>`): increases along the feed. */
+  seq: z.string(),
+  connectionId: z.string(),
+  resourceType: z.string(),
+  id: z.string(),
+  /** What the resource's latest write since the cursor did; apply created and updated alike (upsert). */
+  kind: z.enum(['created', 'updated', 'deleted']),
+  versionId: z.string().optional(),
+  /** meta.lastUpdated of the version written (of the version deleted, for a deletion). */
+  lastUpdated: Instant,
+  /** When the service wrote the change. */
+  changedAt: Instant,
+  /** The resource as stored, for created and updated (no second read needed); absent for deleted. */
+  resource: z.looseObject({ resourceType: z.string() }).optional(),
+});
+
+export const ChangesAnswerSchema = z.object({
+  provider: z.string(),
+  connectionId: z.string().optional(),
+  /** The practice (canonical FHIR base URL) whose feed this is. */
+  practice: z.string(),
+  count: z.number().int(),
+  changes: z.array(ChangeSchema),
+  /** Pass as `cursor` for the next page; also on the last page (ask again later from it for what changes next). */
+  nextCursor: z.string(),
+  /** true: more changes are readable now; false: the page reached the feed's horizon. */
+  hasMore: z.boolean(),
+});
+
 export const RateLimitAnswerSchema = z.object({
   provider: z.string(),
   quotas: z.array(

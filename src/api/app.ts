@@ -19,6 +19,7 @@ import { connectionRoutes } from './routes/connections';
 import { jobRoutes } from './routes/jobs';
 import { operationRoutes } from './routes/operations';
 import { resourceRoutes } from './routes/resources';
+import { changeRoutes } from './routes/changes';
 import { syncScheduleRoutes } from './routes/schedules';
 import type { WorkflowGateway } from './workflowGateway';
 import { SyncScheduleService } from '../temporal/syncSchedules';
@@ -79,6 +80,7 @@ export function createApp({ services, workflows, apiKeys, logger, metrics = new 
   api.use('/:provider/connections/:connectionId/sync-schedules', syncScheduleRoutes(services, schedules));
   api.use('/:provider', jobRoutes(services, workflows)); // /enhanced-sync…, /bulk-export…
   api.use('/:provider/resources', resourceRoutes(services));
+  api.use('/:provider', changeRoutes(services)); // /changes
   api.use('/:provider', operationRoutes(services, workflows)); // /capabilities, /rate-limit…
   app.use('/api/ehr', api);
 

@@ -6,6 +6,8 @@ import { registerSearchAttributes } from '../temporal/registerSearchAttributes';
 import { answerClientErrors, createApp } from './app';
 import { WorkflowGateway } from './workflowGateway';
 import { apiServerTimeouts, createApiServer } from './serverTimeouts';
+import { ChangeFeedRetention, scheduleRetention } from '../store/changeFeed/retention';
+import { errorMessage } from '../errors';
 
 async function main(): Promise<void> {
   const config = loadApiConfig();
@@ -21,7 +23,12 @@ async function main(): Promise<void> {
   server.listen(config.API_PORT, config.API_HOST, () => {
     logger.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'api listening');
   });
+  // The change feed's retention (tombstones and block documents older than it): one process at a time, by a lease.
+  const stopRetention = scheduleRetention(new ChangeFeedRetention(services.db, services.leases), (err) => {
+    logger.warn({ err: errorMessage(err) }, 'change-feed retention purge failed; it runs again within the hour');
+  });
   const shutdown = async () => {
+    stopRetention();
     server.close();
     await connection.close();
     await services.close();

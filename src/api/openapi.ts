@@ -3,6 +3,7 @@ import { BulkExportBodySchema } from './routes/bulkExport';
 import { CapabilitiesQuerySchema } from './routes/capabilities';
 import { AuthorizeBodySchema, BackendConnectionBodySchema, CallbackQuerySchema, ConnectionListQuerySchema, FleetQuerySchema, OpenConnectionBodySchema } from './routes/connections';
 import { StoredCountsQuerySchema, StoredResourcesQuerySchema } from './routes/resources';
+import { ChangesQuerySchema } from './routes/changes';
 import { EnhancedSyncBodySchema } from './routes/sync';
 import { LiftBlocksQuerySchema, RateLimitQuerySchema } from './routes/rateLimit';
 import { SyncScheduleBodySchema, SyncScheduleNoteBodySchema } from './routes/schedules';
@@ -457,6 +458,22 @@ const ROUTES: Record<string, Record<string, Operation>> = {
       pathParams: ['provider', 'resourceType'],
       query: StoredResourcesQuerySchema,
       answers: { '200': { description: 'A page of resources', data: A.StoredResourcesAnswerSchema }, '404': NOT_FOUND },
+    },
+  },
+  '/api/ehr/{provider}/changes': {
+    get: {
+      operationId: 'listChanges',
+      summary: 'The change feed: resources created, updated or deleted since a cursor, in a stable order, paged',
+      description:
+        'Exactly one of connectionId (one connection) or practice (a practice\'s FHIR base URL: all its connections). Without cursor: from the beginning. Changes come in the practice\'s sequence order; a resource written several times since the cursor is reported once, at its latest write. Follow nextCursor while hasMore; on the last page keep nextCursor and ask again later. A cursor older than the retention (7 days) is a 410: read again from the beginning.',
+      tags: ['resources'],
+      pathParams: ['provider'],
+      query: ChangesQuerySchema,
+      answers: {
+        '200': { description: 'A page of changes and the cursor of the next one', data: A.ChangesAnswerSchema },
+        '404': NOT_FOUND,
+        '410': 'The cursor is older than the feed\'s retention (code CURSOR_EXPIRED): read the feed again from the beginning (omit cursor)',
+      },
     },
   },
   '/api/ehr/{provider}/rate-limit': {

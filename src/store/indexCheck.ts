@@ -64,6 +64,13 @@ export const HOT_PATHS: readonly HotPath[] = [
   { name: 'connections of a provider', collection: COLLECTIONS.connections, filter: { provider: X } },
   { name: 'schedules of a connection', collection: COLLECTIONS.syncSchedules, filter: { connectionId: X } },
   { name: 'OAuth state by id', collection: COLLECTIONS.oauthStates, filter: { _id: X } },
+  { name: 'change-feed blocks of a window ($in on _id)', collection: COLLECTIONS.changeBlocks, filter: { _id: { $in: [X, `${X}2`] } } },
+  { name: 'change-feed changes of blocks', collection: COLLECTIONS.resources, filter: { chB: { $in: [X, `${X}2`] } } },
+  { name: 'change-feed changes of blocks, one connection', collection: COLLECTIONS.resources, filter: { chB: { $in: [X, `${X}2`] }, connectionId: X } },
+  { name: 'change-feed restamp of a block', collection: COLLECTIONS.resources, filter: { chB: X } },
+  { name: 'change-feed tombstones of blocks', collection: COLLECTIONS.changeTombstones, filter: { chB: { $in: [X, `${X}2`] } } },
+  { name: 'change-feed blocks of a scope (retention)', collection: COLLECTIONS.changeBlocks, filter: { s: X } },
+  { name: 'change-feed tombstones of a connection', collection: COLLECTIONS.changeTombstones, filter: { connectionId: X } },
 ];
 
 export type PlanVerdict = { indexed: true; detail: string } | { indexed: false; detail: string };

@@ -46,6 +46,10 @@ export const COLLECTIONS = {
   capabilitiesCache: 'capabilities_cache',
   /** The last outcome of each connection's jobs, per job type: the fleet view's read model (src/store/connectionHealth.ts). */
   connectionHealth: 'connection_health',
+  /** The change feed's sequence blocks: claims, ends and floors (src/store/changeFeed/blocks.ts). */
+  changeBlocks: 'change_blocks',
+  /** Deleted resources, as the change feed reports them (src/store/changeFeed/stamp.ts). */
+  changeTombstones: 'change_tombstones',
 } as const;
 
 export type CollectionKey = keyof typeof COLLECTIONS;
@@ -85,6 +89,11 @@ export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope
   // At most MAX_SCHEDULES_PER_CONNECTION small documents per connection (the schedule limit's slots).
   syncScheduleSlots: { by: 'field', field: 'connectionId' },
   capabilitiesCache: { by: 'field', field: 'connectionId' },
+  changeTombstones: { by: 'field', field: 'connectionId' },
+  changeBlocks: {
+    by: 'none',
+    why: "a practice's sequence blocks hold no data (a hash of the writing connection's id, a count, times); deleting one would open a hole in the practice's sequence that a late writer could claim behind a reader; they expire with the feed's retention",
+  },
   migrations: { by: 'none', why: 'one marker per one-off migration of the whole store (src/store/fhirSearch/backfill.ts)' },
 };
 
@@ -115,7 +124,14 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
   { collection: COLLECTIONS.rateLimitSlots, key: { q: 1, k: 1 } },
   { collection: COLLECTIONS.syncSchedules, key: { connectionId: 1 } },
   { collection: COLLECTIONS.capabilitiesCache, key: { connectionId: 1 } },
+  // The change feed: a block's changes by its key (one string equality, pushed down by FerretDB; src/store/changeFeed/).
+  { collection: COLLECTIONS.resources, key: { chB: 1 } },
+  { collection: COLLECTIONS.changeTombstones, key: { chB: 1 } },
+  { collection: COLLECTIONS.changeTombstones, key: { connectionId: 1 } },
+  // The retention purge reads one scope's block documents.
+  { collection: COLLECTIONS.changeBlocks, key: { s: 1 } },
 ];
+
 
 /**
  * Indexes earlier versions created that no query needs any more: dropped at start, because every index costs each

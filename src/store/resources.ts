@@ -2,6 +2,10 @@ import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
 import { COLLECTIONS } from './mongo';
 import { DATE_NORM_VERSION, normalisedDates, type NormalisedDates } from './fhirSearch/dateParams';
 import { VersionHints, isNewer, type StoredVersion } from './versionHints';
+import { SequenceBlocks } from './changeFeed/blocks';
+import { SharedBlocks } from './changeFeed/sharedBlocks';
+import { ScopeResolver } from './changeFeed/scope';
+import { stamp, type ChangeKind, type ChangeStamp, type TombstoneDoc } from './changeFeed/stamp';
 
 /** A FHIR resource as received: only the fields the store relies on are typed. */
 export interface FhirResource {
@@ -11,7 +15,11 @@ export interface FhirResource {
   [key: string]: unknown;
 }
 
-export interface ResourceDoc {
+/**
+ * A stored resource. Its change-feed stamp (ChangeStamp: chB, chN, chI, chK, chT, see src/store/changeFeed/) says
+ * where its last write sits in its practice's sequence; documents written before the change feed have none.
+ */
+export interface ResourceDoc extends Partial<ChangeStamp> {
   _id: string;
   connectionId: string;
   resourceType: string;
@@ -82,10 +90,23 @@ export function resourceKey(connectionId: string, resourceType: string, id: stri
 export class ResourceStore {
   readonly col: Collection<ResourceDoc>;
   readonly hints: VersionHints;
+  /** Deleted resources, for the change feed (src/store/changeFeed/). */
+  readonly tombstones: Collection<TombstoneDoc>;
+  readonly blocks: SequenceBlocks;
+  private readonly shared: SharedBlocks;
+  private readonly scopes: ScopeResolver;
 
   constructor(db: Db) {
     this.col = db.collection<ResourceDoc>(COLLECTIONS.resources);
     this.hints = new VersionHints(db);
+    this.tombstones = db.collection<TombstoneDoc>(COLLECTIONS.changeTombstones);
+    this.blocks = new SequenceBlocks(db);
+    this.shared = new SharedBlocks(this.blocks, async (from, to) => {
+      const move = { $set: { chB: to.key, chN: to.n } };
+      await this.col.updateMany({ chB: from.key }, move);
+      await this.tombstones.updateMany({ chB: from.key }, move);
+    });
+    this.scopes = new ScopeResolver(db);
   }
 
   async upsertMany(connectionId: string, resources: FhirResource[], jobId?: string): Promise<WriteCounts> {
@@ -121,12 +142,37 @@ export class ResourceStore {
     }
     if (unhinted.length === 0 && newer.length === 0) return counts;
 
+    // Something may be written: in a change-feed block (src/store/changeFeed/blocks.ts; shared with this connection's
+    // writes running at the same time, ./changeFeed/sharedBlocks.ts). Unchanged resources never get here, so a re-sync
+    // of identical data makes no changes. Each candidate's index is fixed before any write, so a write repeated by
+    // writeVerified carries the same stamp.
+    const indexOf = new Map<string, number>();
+    for (const c of [...unhinted, ...newer]) indexOf.set(c._id, indexOf.size);
+    await this.shared.run(await this.scopes.of(connectionId), connectionId, indexOf.size, (block, base) => {
+      const stampOf = (c: Candidate, kind: ChangeKind) => stamp(block, base + (indexOf.get(c._id) as number), kind, now);
+      return this.writeCandidates(connectionId, jobId, now, unhinted, newer, counts, nowStored, stampOf);
+    });
+    // Only now that every write above stuck: record the hints (a crash before this leaves none, which is safe).
+    await this.hints.record(connectionId, nowStored, hinted);
+    return counts;
+  }
+
+  private async writeCandidates(
+    connectionId: string,
+    jobId: string | undefined,
+    now: Date,
+    unhinted: Candidate[],
+    newer: Candidate[],
+    counts: WriteCounts,
+    nowStored: Map<string, StoredVersion>,
+    stampOf: (c: Candidate, kind: ChangeKind) => ChangeStamp,
+  ): Promise<void> {
     // Without a hint a resource is almost always new (a first ingest): insert those with one insertMany, without
     // reading first (a unique-_id insert is atomic on every backend and refuses what exists). The refused ones are
     // stored already (before hints existed, a crash before the hint write, or a racing writer): they go down the
     // careful path below, which reads their stored version.
     if (unhinted.length > 0) {
-      const refused = await this.insertNew(unhinted, connectionId, jobId, now);
+      const refused = await this.insertNew(unhinted, connectionId, jobId, now, (c) => stampOf(c, 'created'));
       counts.inserted += unhinted.length - refused.length;
       const refusedIds = new Set(refused.map((c) => c._id));
       for (const c of unhinted) if (!refusedIds.has(c._id)) nowStored.set(c._id, c);
@@ -137,6 +183,7 @@ export class ResourceStore {
       // "unchanged" (and hinted now), the others count as updated (they replace an older stored version).
       const before = await this.storedVersions(newer.map((c) => c._id));
       const toWrite: Candidate[] = [];
+      const stamps = new Map<string, ChangeStamp>();
       for (const c of newer) {
         const current = before.get(c._id);
         if (current && !isNewer(c, current)) {
@@ -145,15 +192,13 @@ export class ResourceStore {
         } else {
           if (current) counts.updated++;
           else counts.inserted++;
+          stamps.set(c._id, stampOf(c, current ? 'updated' : 'created'));
           toWrite.push(c);
         }
       }
-      await this.writeVerified(toWrite, (c) => upsertOp(c, connectionId, jobId, now));
+      await this.writeVerified(toWrite, (c) => upsertOp(c, connectionId, jobId, now, stamps.get(c._id) as ChangeStamp));
       for (const c of toWrite) nowStored.set(c._id, c);
     }
-    // Only now that every write above stuck: record the hints (a crash before this leaves none, which is safe).
-    await this.hints.record(connectionId, nowStored, hinted);
-    return counts;
   }
 
   /** The stored version of each of these keys (one indexed $in read, only the version fields projected). */
@@ -164,10 +209,10 @@ export class ResourceStore {
   }
 
   /** Inserts resources unordered; returns the candidates refused with a duplicate key (already stored). */
-  private async insertNew(fresh: Candidate[], connectionId: string, jobId: string | undefined, now: Date): Promise<Candidate[]> {
+  private async insertNew(fresh: Candidate[], connectionId: string, jobId: string | undefined, now: Date, stampOf: (c: Candidate) => ChangeStamp): Promise<Candidate[]> {
     try {
       await this.col.insertMany(
-        fresh.map((c) => newDoc(c, connectionId, jobId, now)),
+        fresh.map((c) => newDoc(c, connectionId, jobId, now, stampOf(c))),
         { ordered: false },
       );
       return [];
@@ -186,11 +231,35 @@ export class ResourceStore {
   async deleteByKeys(connectionId: string, keys: Array<{ resourceType: string; id: string }>): Promise<number> {
     if (keys.length === 0) return 0;
     const ids = [...new Set(keys.map((k) => resourceKey(connectionId, k.resourceType, k.id)))];
-    // Hints go first (a hint must never outlive its resource), and once more after (see VersionHints.forget).
-    await this.hints.forget(ids);
-    const res = await this.col.deleteMany({ _id: { $in: ids } });
-    await this.hints.forget(ids);
-    return res.deletedCount;
+    // The change feed's tombstones are written before the delete, in a block that ends after it: a crash in between
+    // leaves the tombstones (a replay finds nothing left to delete, and the deletion is still reported), and no reader
+    // sees a tombstone while its resource is still there (the block is open until the delete is done).
+    const existing = await this.col
+      .find({ _id: { $in: ids } }, { projection: { resourceType: 1, id: 1, versionId: 1, lastUpdated: 1 }, batchSize: ids.length })
+      .toArray();
+    if (existing.length === 0) {
+      await this.hints.forget(ids); // nothing to delete; a hint left by a crashed delete still goes
+      return 0;
+    }
+    const now = new Date();
+    let deleted = 0;
+    await this.shared.run(await this.scopes.of(connectionId), connectionId, existing.length, async (block, base) => {
+      await this.tombstones.bulkWrite(
+        existing.map((d, i) => ({
+          replaceOne: {
+            filter: { _id: d._id },
+            replacement: { connectionId, resourceType: d.resourceType, id: d.id, versionId: d.versionId, lastUpdated: d.lastUpdated, ...stamp(block, base + i, 'deleted', now) },
+            upsert: true,
+          },
+        })),
+        { ordered: false },
+      );
+      // Hints go first (a hint must never outlive its resource), and once more after (see VersionHints.forget).
+      await this.hints.forget(ids);
+      deleted = (await this.col.deleteMany({ _id: { $in: ids } })).deletedCount;
+      await this.hints.forget(ids);
+    });
+    return deleted;
   }
 
   /**
@@ -246,7 +315,7 @@ function candidate(connectionId: string, resource: FhirResource): Candidate {
 }
 
 /** The document a new resource is inserted as (the same fields the conditional upsert sets). */
-function newDoc(c: Candidate, connectionId: string, jobId: string | undefined, now: Date): ResourceDoc {
+function newDoc(c: Candidate, connectionId: string, jobId: string | undefined, now: Date, change: ChangeStamp): ResourceDoc {
   const { resource, lastUpdated, versionNum } = c;
   return {
     _id: c._id,
@@ -262,12 +331,13 @@ function newDoc(c: Candidate, connectionId: string, jobId: string | undefined, n
     storedAt: now,
     _norm: normalisedDates(resource),
     _normV: DATE_NORM_VERSION,
+    ...change,
   };
 }
 
 /** Conditional upsert: matches only an older stored version; otherwise the insert hits the _id and is refused. */
-function upsertOp(c: Candidate, connectionId: string, jobId: string | undefined, now: Date): AnyBulkWriteOperation<ResourceDoc> {
-  const { _id, ...fields } = newDoc(c, connectionId, jobId, now);
+function upsertOp(c: Candidate, connectionId: string, jobId: string | undefined, now: Date, change: ChangeStamp): AnyBulkWriteOperation<ResourceDoc> {
+  const { _id, ...fields } = newDoc(c, connectionId, jobId, now, change);
   return {
     updateOne: {
       filter: { _id, $or: [{ lastUpdated: { $lt: fields.lastUpdated } }, { lastUpdated: fields.lastUpdated, versionNum: { $lt: fields.versionNum } }] },
