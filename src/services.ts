@@ -58,27 +58,21 @@ export async function createServices(
   const registry = ProviderRegistry.fromConfig(config);
   const { client: mongo, db } = await connectMongo(config.MONGODB_URI, config.MONGODB_DB);
   await ensureIndexes(db);
-  // Refuse to run on a database that would scan whole collections (see src/store/indexCheck.ts).
-  await verifyIndexedHotPaths(db).catch(async (err: unknown) => {
+  // The start-up checks and one-off migrations; on any failure the connection is closed before the error goes up.
+  try {
+    // Refuse to run on a database that would scan whole collections (see src/store/indexCheck.ts).
+    await verifyIndexedHotPaths(db);
+    // Resources stored before date searches used normalised ranges get them now, once (a marker skips it afterwards).
+    await backfillDateNorms(db);
+    // Stores from before the fleet view get each connection's last job outcomes from its jobs, once.
+    await backfillConnectionHealth(db);
+    // Resources stored before the change feed get their stamp now, once, so that reading the feed from the beginning
+    // answers every stored resource (src/store/changeFeed/backfill.ts).
+    await backfillChangeStamps(db);
+  } catch (err) {
     await mongo.close().catch(() => undefined);
     throw err;
-  });
-  // Resources stored before date searches used normalised ranges get them now, once (a marker skips it afterwards).
-  await backfillDateNorms(db).catch(async (err: unknown) => {
-    await mongo.close().catch(() => undefined);
-    throw err;
-  });
-  // Stores from before the fleet view get each connection's last job outcomes from its jobs, once.
-  await backfillConnectionHealth(db).catch(async (err: unknown) => {
-    await mongo.close().catch(() => undefined);
-    throw err;
-  });
-  // Resources stored before the change feed get their stamp now, once, so that reading the feed from the beginning
-  // answers every stored resource (src/store/changeFeed/backfill.ts).
-  await backfillChangeStamps(db).catch(async (err: unknown) => {
-    await mongo.close().catch(() => undefined);
-    throw err;
-  });
+  }
   const box = new SecretBox(config.ENCRYPTION_KEY);
   const retryAfterMaxMs = config.RETRY_AFTER_MAX_SECONDS * 1000;
   const http = createHttpClient({ maxRetryAfterMs: retryAfterMaxMs, retryDelayScale: overrides.httpRetryDelayScale });

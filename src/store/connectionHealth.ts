@@ -47,23 +47,17 @@ export class ConnectionHealthStore {
     const field = status === 'COMPLETED' ? 'lastSuccess' : 'lastFailure';
     const value = status === 'COMPLETED' ? { jobId: job._id, at } : { jobId: job._id, at, message: (message ?? 'failed').slice(0, 1000) };
     const _id = `${job.connectionId}/${job.type}`;
-    const res = await this.col.updateOne(
-      { _id, $or: [{ [`${field}.at`]: { $lt: at } }, { [field]: { $exists: false } }] },
-      { $set: { [field]: value, updatedAt: new Date() } },
-    );
-    if (res.matchedCount > 0) return;
+    // Only over an older outcome (or none): a late, older finish or a replayed activity leaves a newer one.
+    const setIfNewer = () =>
+      this.col.updateOne({ _id, $or: [{ [`${field}.at`]: { $lt: at } }, { [field]: { $exists: false } }] }, { $set: { [field]: value, updatedAt: new Date() } });
+    if ((await setIfNewer()).matchedCount > 0) return;
     try {
       await this.col.insertOne({ _id, connectionId: job.connectionId, provider: job.provider, type: job.type, [field]: value, updatedAt: new Date() });
     } catch (err) {
-      if ((err as { code?: number }).code !== 11000) throw err; // exists with a newer outcome (or was just created): keep it
-      // Created meanwhile by this connection's other outcome: set ours if still newer.
-      await this.col.updateOne({ _id, $or: [{ [`${field}.at`]: { $lt: at } }, { [field]: { $exists: false } }] }, { $set: { [field]: value, updatedAt: new Date() } });
+      if ((err as { code?: number }).code !== 11000) throw err;
+      // It exists: with a newer outcome (kept), or created meanwhile by this connection's other outcome (set ours).
+      await setIfNewer();
     }
-  }
-
-  /** Every outcome document of a provider's connections (a few small documents per connection). */
-  async ofProvider(provider: string): Promise<ConnectionHealthDoc[]> {
-    return this.col.find({ provider }).toArray();
   }
 }
 
