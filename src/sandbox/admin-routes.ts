@@ -19,6 +19,7 @@ const exportSchema = z
   .object({
     durationMs: z.number().int().min(0),
     neverFinish: z.boolean(),
+    finishAfterPolls: z.number().int().min(0),
     failJobs: z.boolean(),
     statusErrors: z.number().int().min(0),
     statusErrorKind: z.enum(['transient', '500', '503']),

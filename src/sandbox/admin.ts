@@ -3,6 +3,7 @@ import { stripUndefined, DEFAULT_EXPORT, DEFAULT_FAULTS } from './options';
 import type { SandboxContext, StorageRequestRecord } from './context';
 import { PracticeError, type PracticeInfo, type PracticeSpec } from './practices';
 import type { StatsSnapshot } from './stats';
+import { isRunning } from './export/jobs';
 import {
   RESOURCE_TYPES,
   isResourceType,
@@ -191,7 +192,7 @@ export function createAdmin(ctx: SandboxContext): SandboxAdmin {
     listExportJobs() {
       const now = Date.now();
       return ctx.jobs.list().map((j) => {
-        const running = ctx.exportSettings.neverFinish || now < j.readyAt;
+        const running = isRunning(j, now, ctx.exportSettings.neverFinish);
         const state: ExportJobSummary['state'] = j.deleted
           ? 'deleted'
           : running

@@ -22,6 +22,7 @@ export const DEFAULT_FAULTS: FaultSettings = {
 export const DEFAULT_EXPORT: ExportSettings = {
   durationMs: 2000,
   neverFinish: false,
+  finishAfterPolls: 0,
   failJobs: false,
   statusErrors: 0,
   statusErrorKind: 'transient',

@@ -164,6 +164,11 @@ export interface ExportSettings {
   durationMs: number;
   /** Jobs never complete (stay 202 forever). */
   neverFinish: boolean;
+  /**
+   * Jobs complete on their Nth status poll, however long it took (0 = off: durationMs decides). For clients whose
+   * clock is not the wall clock, such as a workflow on a time-skipping test server.
+   */
+  finishAfterPolls: number;
   /** The job fails: status answers 500 with a (non-transient) OperationOutcome once it would have completed. */
   failJobs: boolean;
   /** The next N status polls answer with an error (see statusErrorKind). */

@@ -53,6 +53,13 @@ export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
 
 let queues = 0;
 
+/**
+ * How long a test's workflows may take in real time. Time skipping makes every test here take a few seconds; one
+ * that runs this long is stuck (the test server stopped skipping, or a step never completed), and the watchdog says
+ * so with what it saw, rather than Jest's bare timeout.
+ */
+const STUCK_AFTER_MS = 90_000;
+
 /** Runs `fn` with a worker of the project's workflows and these activities on a fresh task queue. */
 export async function withWorker<T>(env: TestWorkflowEnvironment, activities: MockActivities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = `mocked-${process.pid}-${++queues}`;
@@ -62,5 +69,32 @@ export async function withWorker<T>(env: TestWorkflowEnvironment, activities: Mo
     workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH },
     activities,
   });
-  return worker.runUntil(fn(taskQueue));
+  let watchdog: NodeJS.Timeout | undefined;
+  const stuck = new Promise<never>((_, reject) => {
+    watchdog = setTimeout(() => {
+      void describeStuck(env, activities).then((what) => {
+        worker.shutdown();
+        reject(new Error(`the workflows on ${taskQueue} were still running after ${STUCK_AFTER_MS / 1000} s of real time: ${what}`));
+      });
+    }, STUCK_AFTER_MS);
+  });
+  try {
+    return await Promise.race([worker.runUntil(fn(taskQueue)), stuck]);
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
+/** What a stuck test had done: each mocked step's calls (attempt, workflow-clock time) and the server's clock. */
+async function describeStuck(env: TestWorkflowEnvironment, activities: MockActivities): Promise<string> {
+  const steps = Object.entries(activities).map(([name, fn]) => {
+    const calls = (fn as { calls?: Call[] }).calls ?? [];
+    const last = calls[calls.length - 1];
+    return `${name}: ${calls.length} call(s)${last ? `, last attempt ${last.attempt} at ${new Date(last.atMs).toISOString()}` : ''}`;
+  });
+  const now = await env.currentTimeMs().then(
+    (ms) => new Date(ms).toISOString(),
+    (e: unknown) => `unknown (${String(e)})`,
+  );
+  return `${steps.join('; ')}; the test server's clock reads ${now}`;
 }

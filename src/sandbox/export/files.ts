@@ -7,7 +7,7 @@ import { authenticate, type AuthLocals } from '../auth/bearer';
 import type { SandboxContext } from '../context';
 import { sendOutcome } from '../fhir/outcome';
 import type { Ref } from '../data/dataset';
-import type { ExportFile, ExportJob } from './jobs';
+import { isRunning, type ExportFile, type ExportJob } from './jobs';
 import { findJob, signFile } from './status';
 
 const CHUNK = 64 * 1024;
@@ -87,7 +87,7 @@ function fileOf(job: ExportJob, name: string): ExportFile | undefined {
 
 function checkReady(ctx: SandboxContext, res: Response, job: ExportJob): boolean {
   const now = Date.now();
-  if (ctx.exportSettings.neverFinish || now < job.readyAt || job.settings.failJobs) {
+  if (isRunning(job, now, ctx.exportSettings.neverFinish) || job.settings.failJobs) {
     sendOutcome(res, 404, 'not-found', 'The export is not complete');
     return false;
   }

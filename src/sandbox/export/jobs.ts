@@ -58,6 +58,13 @@ export function resolveRequiresAccessToken(settings: ExportSettings, storageOrig
   return !(settings.fileOrigin === 'storage' && storageOrigin !== null);
 }
 
+/** Whether the job is still in progress at `now` (neverFinish is the live setting; the rest was set at kick-off). */
+export function isRunning(job: ExportJob, now: number, neverFinish: boolean): boolean {
+  if (neverFinish) return true;
+  if (job.settings.finishAfterPolls > 0) return job.polls < job.settings.finishAfterPolls;
+  return now < job.readyAt;
+}
+
 export class ExportJobs {
   private readonly jobs = new Map<string, ExportJob>();
 
@@ -75,7 +82,7 @@ export class ExportJobs {
 
   /** Jobs that are neither complete nor deleted at `now`. */
   running(now: number, neverFinish: boolean): ExportJob[] {
-    return this.list().filter((j) => !j.deleted && (neverFinish || now < j.readyAt));
+    return this.list().filter((j) => !j.deleted && isRunning(j, now, neverFinish));
   }
 
   clear(): void {

@@ -6,7 +6,7 @@ import type { AccessTokenRecord } from '../auth/tokens';
 import { serverRoot, type SandboxContext } from '../context';
 import { sendFhir, sendOutcome } from '../fhir/outcome';
 import { httpDate, iso } from '../util/time';
-import type { ExportFile, ExportJob } from './jobs';
+import { isRunning, type ExportFile, type ExportJob } from './jobs';
 
 export function signFile(ctx: SandboxContext, jobId: string, file: string): string {
   return createHmac('sha256', ctx.storageSecret).update(`${jobId}/${file}`).digest('base64url').slice(0, 32);
@@ -85,7 +85,7 @@ export function statusRoute(ctx: SandboxContext) {
       return;
     }
 
-    const running = ctx.exportSettings.neverFinish || now < job.readyAt;
+    const running = isRunning(job, now, ctx.exportSettings.neverFinish);
     if (running) {
       const span = Math.max(1, job.readyAt - job.createdAt);
       const pct = Math.min(99, Math.floor(((now - job.createdAt) / span) * 100));
