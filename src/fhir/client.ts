@@ -164,6 +164,7 @@ export class FhirClient {
     }
     safeReport(this.observer, {
       providerId: ctx.providerId,
+      practice: normalizeBaseUrl(ctx.baseUrl),
       kind: ctx.kind,
       status: response.statusCode,
       durationMs: timings?.phases?.total ?? (timings?.start ? Date.now() - timings.start : undefined),
@@ -179,7 +180,7 @@ export class FhirClient {
     // came (openStream); a promise request's only once its body was complete (afterResponse), so an answer cut off
     // mid-body counts here, as no answer.
     if (!ctx?.connectionId || !isNetworkErrorCode(error.code) || (error.response && error.options.isStream)) return;
-    safeReport(this.observer, { providerId: ctx.providerId, kind: ctx.kind, errorCode: error.code, url: loggableUrl(String(error.options.url ?? '')) });
+    safeReport(this.observer, { providerId: ctx.providerId, practice: normalizeBaseUrl(ctx.baseUrl), kind: ctx.kind, errorCode: error.code, url: loggableUrl(String(error.options.url ?? '')) });
   }
 
   /** GET a FHIR URL (relative to the connection's base, or absolute on the FHIR server's origin) and parse JSON. */

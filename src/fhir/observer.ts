@@ -15,6 +15,11 @@ export type FhirRequestKind =
 
 export interface FhirExchange {
   providerId: string;
+  /**
+   * The connection's FHIR base URL, normalised as the rate limiter keys per-practice quotas (eClinicalWorks gives
+   * each practice its own): metrics aggregate by it, never by connection. Absent for token requests.
+   */
+  practice?: string;
   kind: FhirRequestKind;
   /** HTTP status; undefined when no answer came (network error, timeout). */
   status?: number;

@@ -25,3 +25,20 @@ export function resourceTypeLabel(type: string | undefined): string {
 export function providerLabel(id: string | undefined): string {
   return typeof id === 'string' && /^[a-z0-9][a-z0-9-]{0,62}$/.test(id) ? id : 'other';
 }
+
+/**
+ * A practice is a FHIR base URL (each eClinicalWorks practice has its own, and its own quota): bounded by the
+ * practices connected, as the rate limiter's per-practice quota scopes are. Only scheme, host and path are kept (no
+ * credentials or query); anything that is not an http(s) URL collapses into `other`. Undefined when none was given.
+ */
+export function practiceLabel(baseUrl: string | undefined): string | undefined {
+  if (baseUrl === undefined || baseUrl === '') return undefined;
+  try {
+    const u = new URL(baseUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'other';
+    const label = `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+    return label.length <= 200 ? label : 'other';
+  } catch {
+    return 'other';
+  }
+}

@@ -5,7 +5,7 @@ import type { ProviderRegistry } from '../providers/registry';
 import type { WriteCounts } from '../store/resources';
 import { createRegistry, PREFIX } from './registry';
 import { registerRateBudgetGauges } from './rateBudget';
-import { providerLabel, resourceTypeLabel, statusClass } from './labels';
+import { practiceLabel, providerLabel, resourceTypeLabel, statusClass } from './labels';
 
 /** What activities report (src/activities/observe.ts); the worker's WorkerMetrics implements it. */
 export interface ActivityMetrics {
@@ -25,7 +25,8 @@ const OUTCOMES = ['inserted', 'updated', 'unchanged', 'invalid'] as const;
 export class WorkerMetrics implements ActivityMetrics {
   private readonly fhirRequests: Counter<'provider' | 'kind' | 'status_class'>;
   private readonly fhirDuration: Histogram<'provider' | 'kind'>;
-  private readonly fhirRateLimited: Counter<'provider' | 'kind'>;
+  private readonly fhirRateLimited: Counter<'provider' | 'kind' | 'practice'>;
+  private readonly practiceRequests: Counter<'provider' | 'practice'>;
   private readonly written: Counter<'resource_type' | 'outcome'>;
   private readonly jobDuration: Histogram<'type' | 'status'>;
 
@@ -49,8 +50,16 @@ export class WorkerMetrics implements ActivityMetrics {
     });
     this.fhirRateLimited = new Counter({
       name: `${PREFIX}fhir_rate_limited_total`,
-      help: '429 Too Many Requests answers received from FHIR servers',
-      labelNames: ['provider', 'kind'],
+      help: '429 Too Many Requests answers received from FHIR servers, by provider, request kind and practice (FHIR base URL)',
+      labelNames: ['provider', 'kind', 'practice'],
+      registers,
+    });
+    // Per practice, not per connection: a fleet's series grow with its practices (each has its own quota), not its
+    // patients. One series per practice here; the kinds and status classes stay on fhir_requests_total.
+    this.practiceRequests = new Counter({
+      name: `${PREFIX}fhir_practice_requests_total`,
+      help: 'Requests that reached a practice (FHIR base URL), every attempt: its achieved request rate, to set against its quota (rate_limit_limit, scope = the same base URL)',
+      labelNames: ['provider', 'practice'],
       registers,
     });
     this.written = new Counter({
@@ -78,7 +87,9 @@ export class WorkerMetrics implements ActivityMetrics {
       const provider = providerLabel(e.providerId);
       this.fhirRequests.inc({ provider, kind: e.kind, status_class: statusClass(e.status) });
       if (e.status !== undefined && e.durationMs !== undefined && e.durationMs >= 0) this.fhirDuration.observe({ provider, kind: e.kind }, e.durationMs / 1000);
-      if (e.status === 429) this.fhirRateLimited.inc({ provider, kind: e.kind });
+      const practice = practiceLabel(e.practice);
+      if (practice !== undefined) this.practiceRequests.inc({ provider, practice });
+      if (e.status === 429) this.fhirRateLimited.inc({ provider, kind: e.kind, practice: practice ?? '' });
     } catch {
       /* best effort */
     }

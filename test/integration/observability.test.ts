@@ -145,6 +145,11 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     expect(delta('ehr_sync_fhir_rate_limited_total', { provider: 'eclinicalworks' })).toBe(stats.tooManyRequests);
     expect(delta('ehr_sync_fhir_requests_total', { provider: 'eclinicalworks', status_class: '4xx' })).toBe(stats.tooManyRequests);
     expect(delta('ehr_sync_fhir_requests_total', { provider: 'eclinicalworks' })).toBe(stats.total);
+    // The same, per practice (the connection's base URL): every FHIR request (the token requests go to the OAuth
+    // server, not the practice), and every 429.
+    const practice = { provider: 'eclinicalworks', practice: stack.sandbox.fhirBaseUrl };
+    expect(delta('ehr_sync_fhir_practice_requests_total', practice)).toBe(delta('ehr_sync_fhir_requests_total', { provider: 'eclinicalworks' }) - delta('ehr_sync_fhir_requests_total', { kind: 'token' }));
+    expect(delta('ehr_sync_fhir_rate_limited_total', practice)).toBe(stats.tooManyRequests);
     // Answers cut off mid-way count as requests that got no answer.
     expect(stats.dropped).toBe(2);
     expect(delta('ehr_sync_fhir_requests_total', { provider: 'eclinicalworks', status_class: 'error' })).toBe(2);

@@ -5,7 +5,7 @@ import { ConfigError } from '../../src/errors';
 import { combineObservers } from '../../src/fhir/observer';
 import { registerJobGauges } from '../../src/metrics/jobs';
 import { metricsAuthorizer } from '../../src/metrics/endpoint';
-import { methodLabel, providerLabel, resourceTypeLabel, statusClass } from '../../src/metrics/labels';
+import { methodLabel, practiceLabel, providerLabel, resourceTypeLabel, statusClass } from '../../src/metrics/labels';
 import { registerRateBudgetGauges } from '../../src/metrics/rateBudget';
 import { createRegistry } from '../../src/metrics/registry';
 import { WorkerMetrics } from '../../src/metrics/worker';
@@ -29,15 +29,24 @@ describe('metric labels stay bounded', () => {
       'other',
     ]);
     expect(['eclinicalworks', 'Other EHR', '../x'].map(providerLabel)).toEqual(['eclinicalworks', 'other', 'other']);
+    expect([undefined, '', 'https://u:p@fhir.example/r4/p1/?x=1', 'ftp://x/y', 'not a url', `https://h/${'a'.repeat(300)}`].map(practiceLabel)).toEqual([
+      undefined,
+      undefined,
+      'https://fhir.example/r4/p1',
+      'other',
+      'other',
+      'other',
+    ]);
   });
 });
 
 describe('WorkerMetrics', () => {
   it('counts FHIR exchanges by kind and status class, 429s apart, and durations of answered ones only', async () => {
     const m = new WorkerMetrics();
-    m.fhirObserver.exchange({ providerId: 'eclinicalworks', kind: 'search', status: 200, durationMs: 120 });
-    m.fhirObserver.exchange({ providerId: 'eclinicalworks', kind: 'search', status: 429, durationMs: 5, retryAfterSeconds: 1 });
-    m.fhirObserver.exchange({ providerId: 'eclinicalworks', kind: 'file', errorCode: 'ECONNRESET' });
+    const practice = 'https://fhir.example/fhir/r4/p1';
+    m.fhirObserver.exchange({ providerId: 'eclinicalworks', practice, kind: 'search', status: 200, durationMs: 120 });
+    m.fhirObserver.exchange({ providerId: 'eclinicalworks', practice: `${practice}/`, kind: 'search', status: 429, durationMs: 5, retryAfterSeconds: 1 });
+    m.fhirObserver.exchange({ providerId: 'eclinicalworks', practice: 'https://fhir.example/fhir/r4/p2', kind: 'file', errorCode: 'ECONNRESET' });
     m.fhirObserver.exchange({ providerId: 'eclinicalworks', kind: 'token', status: 200, durationMs: 30 });
     const t = await text(m);
     expect(t.sum('ehr_sync_fhir_requests_total', { kind: 'search' })).toBe(2);
@@ -45,6 +54,11 @@ describe('WorkerMetrics', () => {
     expect(t.sum('ehr_sync_fhir_requests_total', { kind: 'file', status_class: 'error' })).toBe(1);
     expect(t.sum('ehr_sync_fhir_rate_limited_total')).toBe(1);
     expect(t.sum('ehr_sync_fhir_rate_limited_total', { kind: 'search', provider: 'eclinicalworks' })).toBe(1);
+    // Per practice (base URL, trailing slash or not), never per connection; token requests belong to no practice.
+    expect(t.sum('ehr_sync_fhir_rate_limited_total', { practice })).toBe(1);
+    expect(t.sum('ehr_sync_fhir_practice_requests_total', { practice })).toBe(2);
+    expect(t.sum('ehr_sync_fhir_practice_requests_total', { practice: 'https://fhir.example/fhir/r4/p2' })).toBe(1);
+    expect(t.sum('ehr_sync_fhir_practice_requests_total')).toBe(3);
     expect(t.sum('ehr_sync_fhir_request_duration_seconds_count')).toBe(3);
     expect(t.sum('ehr_sync_fhir_request_duration_seconds_sum', { kind: 'search' })).toBeCloseTo(0.125);
   });
