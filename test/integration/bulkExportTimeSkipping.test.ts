@@ -3,6 +3,7 @@ import { temporalTestServerPath } from '../support/paths';
 import { connectPatient } from '../support/smartFlow';
 import { startStack, type TestStack } from '../support/stack';
 import { eventually, startExport, storedResources } from '../support/bulkExport';
+import { timerSeconds } from '../support/workflowHistory';
 
 /**
  * The workflow's clock, with Temporal's time-skipping test server: the default 30 s poll interval, the 1-hour stuck
@@ -29,19 +30,11 @@ const sandboxJob = (statusUrl: string) => stack.sandbox.admin.listExportJobs().f
  * short to end exactly at the stuck deadline (each poll activity takes some real time on the workflow clock).
  */
 async function expectTimers(jobId: string, count: number, seconds: number) {
-  const timers = await timerSeconds(jobId);
+  const timers = await timerSeconds(stack.client.workflow, jobId);
   expect(timers).toHaveLength(count);
   expect(new Set(timers.slice(0, -1))).toEqual(new Set([seconds]));
   expect(timers[timers.length - 1]).toBeGreaterThan(0);
   expect(timers[timers.length - 1]).toBeLessThanOrEqual(seconds);
-}
-
-/** Durations (seconds) of the timers the workflow started, from its history. */
-async function timerSeconds(jobId: string): Promise<number[]> {
-  const history = await stack.client.workflow.getHandle(jobId).fetchHistory();
-  return (history.events ?? [])
-    .filter((e) => e.timerStartedEventAttributes)
-    .map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds ?? 0));
 }
 
 describe('bulk export on the workflow clock (time skipping)', () => {
@@ -59,7 +52,7 @@ describe('bulk export on the workflow clock (time skipping)', () => {
     expect(result).toMatchObject({ status: 'COMPLETED', resources: 4 });
     expect(sandboxJob(statusUrl!).polls).toBe(4);
     // Three waits of exactly 30 s on the workflow clock between the four polls: none came sooner.
-    expect(await timerSeconds(jobId)).toEqual([30, 30, 30]);
+    expect(await timerSeconds(stack.client.workflow, jobId)).toEqual([30, 30, 30]);
     expect((await storedResources(stack, conn.connectionId, 'Observation')).length).toBe(2);
     const view = await stack.api.get<{ status: string }>(`api/ehr/eclinicalworks/bulk-export/${jobId}`);
     expect(view.body.data!.status).toBe('COMPLETED');

@@ -4,6 +4,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FileResult, ManifestSummary, StatusCheck } from '../../src/activities/bulkExport';
 import { bulkExportWorkflow } from '../../src/workflows/bulkExport';
 import { bulkExportProgressQuery, cancelBulkExportSignal, type BulkExportWorkflowInput } from '../../src/jobs/contract';
+import { timerSeconds } from '../support/workflowHistory';
 import { recorded, timeSkippingEnv, until, untilCancelled, withWorker, type MockActivities } from './mocks';
 
 /** The bulk export workflow on the time-skipping server with mocked activities: its timing and its outcomes. */
@@ -79,12 +80,6 @@ const expectGaps = (calls: Array<{ atMs: number }>, seconds: number[]) => {
   });
 };
 
-/** Durations (seconds) of the timers a workflow started, from its history. */
-async function timerSeconds(workflowId: string): Promise<number[]> {
-  const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).filter((e) => e.timerStartedEventAttributes).map((e) => Number(e.timerStartedEventAttributes!.startToFireTimeout!.seconds ?? 0));
-}
-
 describe('bulk export workflow (mocked activities, time skipping)', () => {
   it('polls on a durable 30 s timer: no poll before 30 s of workflow time, then one each 30 s until complete', async () => {
     // The workflow clock is left to the server (it skips while the client waits for the result): moving it by hand
@@ -95,7 +90,7 @@ describe('bulk export workflow (mocked activities, time skipping)', () => {
     const result = await withWorker(env, acts, (taskQueue) => env.client.workflow.execute(bulkExportWorkflow, { args: [input()], workflowId: 'poll-30s', taskQueue }));
     expect(result).toMatchObject({ status: 'COMPLETED', files: 1, resources: 3, partial: false, transactionTime: '2026-01-01T00:00:00.000Z' });
     expectGaps(acts.checkBulkExportStatus.calls, [30, 30, 30]);
-    expect(await timerSeconds('poll-30s')).toEqual([30, 30, 30]);
+    expect(await timerSeconds(env.client.workflow, 'poll-30s')).toEqual([30, 30, 30]);
     expect(acts.checkBulkExportStatus.calls.every((c) => (c.input as { statusUrl: string }).statusUrl === STATUS_URL)).toBe(true);
     expect(acts.cancelBulkExportOnServer.calls).toHaveLength(0);
     expect(acts.finishBulkExport.calls.map((c) => c.input.status)).toEqual(['COMPLETED']);

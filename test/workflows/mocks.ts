@@ -73,7 +73,7 @@ export async function withWorker<T>(env: TestWorkflowEnvironment, activities: Mo
   const stuck = new Promise<never>((_, reject) => {
     watchdog = setTimeout(() => {
       void describeStuck(env, activities).then((what) => {
-        worker.shutdown();
+        if (worker.getState() === 'RUNNING') worker.shutdown();
         reject(new Error(`the workflows on ${taskQueue} were still running after ${STUCK_AFTER_MS / 1000} s of real time: ${what}`));
       });
     }, STUCK_AFTER_MS);
