@@ -81,6 +81,9 @@ interface PhaseFigures {
   quotaUseBy: Record<string, number[]>;
   over: number;
   tooMany: number;
+  /** 429s per quota label, and token-endpoint requests (they count against a practice's quota on the sandbox). */
+  tooManyBy: Record<string, number>;
+  tokenRequests: number;
   requests: number;
   /** The time the phase's requests need at the quotas (the slowest practice). */
   neededSeconds: number;
@@ -191,6 +194,8 @@ async function runPhase(name: string, fleet: Fleet, sb: Sandbox, client: Client,
   const quotaUseBy: Record<string, number[]> = {};
   let over = 0;
   let tooMany = 0;
+  const tooManyBy: Record<string, number> = {};
+  let tokenRequests = 0;
   let requests = 0;
   let neededSeconds = 0;
   for (let i = 0; i < SCALE.practices; i++) {
@@ -203,6 +208,8 @@ async function runPhase(name: string, fleet: Fleet, sb: Sandbox, client: Client,
     const admitted = stats.total - stats.tooManyRequests;
     requests += admitted;
     tooMany += stats.tooManyRequests;
+    tooManyBy[q.label] = (tooManyBy[q.label] ?? 0) + stats.tooManyRequests;
+    tokenRequests += stats.byKind.token.total;
     // The bucket's first `burst` requests are free; the rest go at the quota's rate at best.
     const sustained = Math.max(0, admitted - q.burst);
     const use = busy > 0 ? sustained / (q.ratePerSecond * busy) : 0;
@@ -222,6 +229,8 @@ async function runPhase(name: string, fleet: Fleet, sb: Sandbox, client: Client,
     quotaUseBy,
     over,
     tooMany,
+    tooManyBy,
+    tokenRequests,
     requests,
     neededSeconds,
     jobs,
@@ -357,6 +366,9 @@ function printReport(phases: PhaseFigures[], aloneSeconds: number, slowestSmallS
     `quota use by quota (min/median/max), phase 1: ${Object.entries(first!.quotaUseBy)
       .map(([label, xs]) => `${label}: ${f(Math.min(...xs), 2)}/${f(median(xs), 2)}/${f(Math.max(...xs), 2)}`)
       .join('; ')}`,
+    `429s by quota and token-endpoint requests, per phase: ${phases
+      .map((p) => `${p.name.split(' ')[0]}${p.workers > 1 && p.name.startsWith('4 ') ? `/${p.workers}w` : ''}: ${Object.entries(p.tooManyBy).map(([l, n]) => `${l} ${n}`).join(', ')}; tokens ${p.tokenRequests}`)
+      .join(' | ')}`,
     '',
   ];
   const allUse = phases.filter((p) => !p.name.includes('alone')).flatMap((p) => p.quotaUse);
