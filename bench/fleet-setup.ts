@@ -74,6 +74,8 @@ export async function startFleetSandbox(scale: FleetScale): Promise<Sandbox> {
     patients: 1,
     redirectUris: [REDIRECT_URI],
     maxPageSize: scale.pageSize,
+    // Backend-services tokens last 5 minutes (the sandbox's default, as on many servers); shorter makes every phase renew them.
+    backendTokenTtlSeconds: Number(process.env.FLEET_BACKEND_TOKEN_TTL ?? 300),
     // Quotas are set once the connections exist (the set-up's OAuth traffic is not part of any phase).
     practices: Array.from({ length: scale.practices }, (_, i) => ({
       code: practiceCode(i),

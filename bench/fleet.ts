@@ -9,6 +9,7 @@
  * (min/median/max), 429s, the slowest connection, worker RSS, Temporal history events per job, database size;
  * then the goals, met or not.
  *
+ * FLEET_BACKEND_TOKEN_TTL (300 s): the sandbox's backend-services token lifetime (shorter: every phase renews tokens).
  * Scale (environment): FLEET_PRACTICES (100), FLEET_PATIENTS_PER_PRACTICE (10), FLEET_RESOURCES (300 per patient),
  * FLEET_LARGE_PER_PRACTICE (1 patient per practice with 10× the data), FLEET_PAGE_SIZE (100, the sandbox's
  * largest page), FLEET_WORKERS (2: phases 1-3), FLEET_WORKER_COUNTS (1,2,4: phase 4), FLEET_FAIRNESS

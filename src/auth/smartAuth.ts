@@ -11,7 +11,6 @@ import { canonicalBaseUrl } from '../fhir/urls';
 import { smartPrivateKeyJwt } from './clientAssertion';
 import { checkRequestedScopes } from './scopePolicy';
 import type { SmartConfiguration, SmartDiscovery } from './discovery';
-import type { QuotaContext, RequestLimiter } from '../fhir/limiter';
 
 /** How long a started authorization may take before its state is refused. */
 const AUTHORIZATION_TTL_MS = 10 * 60_000;
@@ -25,13 +24,6 @@ export interface SmartAuthDeps {
   oauthStates: OAuthStateStore;
   /** Hosts that may use plain http (the local sandbox); everything else must be https. */
   insecureHosts: string[];
-  /**
-   * The shared rate limiter. Token requests go through it like FHIR requests: a server that counts them against the
-   * practice's quota (the sandbox does, as "every request counts") would otherwise see requests the limiter did not
-   * plan for, and answer the next planned ones 429 — what the fleet benchmark saw when many backend tokens expired at
-   * once. Without it (tools), token requests are not limited.
-   */
-  limiter?: RequestLimiter;
 }
 
 export interface BackendConnectionInput {
@@ -109,14 +101,12 @@ export class SmartAuth {
     if (!query.code) throw new BadRequestError('The callback has no code parameter.');
     const provider = this.deps.registry.get(pending.provider);
     const smart = await this.deps.discovery.discover(pending.fhirBaseUrl);
-    const quota: QuotaContext = { providerId: provider.id, baseUrl: pending.fhirBaseUrl };
-    const config = this.configuration(provider, pending.fhirBaseUrl, smart, clientAuthFor(provider), provider.oauth.clientId, quota);
+    const config = this.configuration(provider, pending.fhirBaseUrl, smart, clientAuthFor(provider));
     // The token request's redirect_uri must equal the registered one, whatever host the callback reached us on.
     const currentUrl = new URL(pending.redirectUri);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) currentUrl.searchParams.set(k, v);
     let tokens: oidc.TokenEndpointResponse;
     try {
-      await this.deps.limiter?.acquire(quota);
       tokens = await oidc.authorizationCodeGrant(config, currentUrl, { pkceCodeVerifier: pending.codeVerifier, expectedState: state });
     } catch (err) {
       throw callbackParameterError(err) ?? oauthError('exchange the authorization code', err);
@@ -171,10 +161,7 @@ export class SmartAuth {
   async refresh(doc: ConnectionDoc, refreshToken: string): Promise<TokenSet & { grantedScopes?: string[] }> {
     const provider = this.deps.registry.get(doc.provider);
     const smart = await this.deps.discovery.discover(doc.fhirBaseUrl);
-    const quota: QuotaContext = { providerId: provider.id, baseUrl: doc.fhirBaseUrl, connectionId: doc._id };
-    const config = this.configuration(provider, doc.fhirBaseUrl, smart, clientAuthFor(provider), provider.oauth.clientId, quota);
-    // Outside the try: a limiter that gives up is its own retryable error, not a refused grant.
-    await this.deps.limiter?.acquire(quota);
+    const config = this.configuration(provider, doc.fhirBaseUrl, smart, clientAuthFor(provider));
     try {
       const tokens = await oidc.refreshTokenGrant(config, refreshToken);
       return { ...toTokenSet(tokens), grantedScopes: tokens.scope?.split(' ') };
@@ -191,9 +178,7 @@ export class SmartAuth {
     const key = await jose.importJWK(jwk, doc.keyAlg ?? 'RS384');
     if (key instanceof Uint8Array) throw new BadRequestError('The stored private key is not an asymmetric key.');
     const auth = smartPrivateKeyJwt(key, doc.keyId, smart.token_endpoint);
-    const quota: QuotaContext = { providerId: provider.id, baseUrl: doc.fhirBaseUrl, connectionId: doc._id };
-    const config = this.configuration(provider, doc.fhirBaseUrl, smart, auth, doc.clientId, quota);
-    await this.deps.limiter?.acquire(quota);
+    const config = this.configuration(provider, doc.fhirBaseUrl, smart, auth, doc.clientId);
     try {
       const tokens = await oidc.clientCredentialsGrant(config, { scope: doc.scopes.join(' ') });
       return { ...toTokenSet(tokens), refreshToken: undefined, grantedScopes: tokens.scope?.split(' ') };
@@ -223,7 +208,7 @@ export class SmartAuth {
     return base;
   }
 
-  private configuration(provider: Provider, fhirBaseUrl: string, smart: SmartConfiguration, auth: oidc.ClientAuth, clientId = provider.oauth.clientId, quota?: QuotaContext) {
+  private configuration(provider: Provider, fhirBaseUrl: string, smart: SmartConfiguration, auth: oidc.ClientAuth, clientId = provider.oauth.clientId) {
     const server: oidc.ServerMetadata = {
       issuer: smart.issuer ?? fhirBaseUrl,
       authorization_endpoint: smart.authorization_endpoint || undefined,
@@ -239,23 +224,6 @@ export class SmartAuth {
         }
       }
       oidc.allowInsecureRequests(config);
-    }
-    const limiter = this.deps.limiter;
-    if (limiter && quota) {
-      // The token endpoint's answer feeds the limiter like a FHIR answer does (X-RateLimit-*, a 429's Retry-After).
-      config[oidc.customFetch] = async (url, options) => {
-        const response = await fetch(url, options as RequestInit);
-        const headers: Record<string, string> = {};
-        response.headers.forEach((v, k) => (headers[k] = v));
-        await limiter.observe(quota, { statusCode: response.status, headers }).catch(() => undefined);
-        // A throttled or failing token endpoint often answers without an OAuth error body (openid-client would
-        // only say "unexpected response content-type"): say what it answered. Retryable (see oauthError).
-        if ((response.status === 429 || response.status >= 500) && !/^application\/json/i.test(headers['content-type'] ?? '')) {
-          const retryAfter = headers['retry-after'] ? ` (Retry-After: ${headers['retry-after'].slice(0, 40)})` : '';
-          throw new Error(`the token endpoint answered ${response.status}${retryAfter}`);
-        }
-        return response;
-      };
     }
     return config;
   }
@@ -295,9 +263,7 @@ function oauthError(action: string, err: unknown): OAuthError {
     const description = err.error_description ? `: ${err.error_description}` : '';
     return new OAuthError(`Could not ${action}: the server answered ${err.status} ${err.error}${description}.`, err.error, err.status >= 500, err);
   }
-  // openid-client wraps what its fetch threw as "something went wrong": the cause says what happened.
-  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
-  const message = err instanceof Error ? (err.message === 'something went wrong' && cause ? cause.message : err.message) : String(err);
+  const message = err instanceof Error ? err.message : String(err);
   return new OAuthError(`Could not ${action}: ${message}.`, undefined, true, err);
 }
 
