@@ -194,7 +194,6 @@ async function runPhase(name: string, fleet: Fleet, sb: Sandbox, client: Client,
   const quotaUse: number[] = [];
   const quotaUseBy: Record<string, number[]> = {};
   let over = 0;
-  let tooMany = 0;
   const tooManyBy: Record<string, number> = {};
   let tokenRequests = 0;
   let requests = 0;
@@ -208,7 +207,6 @@ async function runPhase(name: string, fleet: Fleet, sb: Sandbox, client: Client,
     const busy = stats.firstRequestAt && stats.lastRequestAt ? (Date.parse(stats.lastRequestAt) - Date.parse(stats.firstRequestAt)) / 1000 : 0;
     const admitted = stats.total - stats.tooManyRequests;
     requests += admitted;
-    tooMany += stats.tooManyRequests;
     tooManyBy[q.label] = (tooManyBy[q.label] ?? 0) + stats.tooManyRequests;
     tokenRequests += stats.byKind.token.total;
     // The bucket's first `burst` requests are free; the rest go at the quota's rate at best.
@@ -229,7 +227,7 @@ async function runPhase(name: string, fleet: Fleet, sb: Sandbox, client: Client,
     quotaUse,
     quotaUseBy,
     over,
-    tooMany,
+    tooMany: Object.values(tooManyBy).reduce((a, b) => a + b, 0),
     tooManyBy,
     tokenRequests,
     requests,
@@ -368,7 +366,7 @@ function printReport(phases: PhaseFigures[], aloneSeconds: number, slowestSmallS
       .map(([label, xs]) => `${label}: ${f(Math.min(...xs), 2)}/${f(median(xs), 2)}/${f(Math.max(...xs), 2)}`)
       .join('; ')}`,
     `429s by quota and token-endpoint requests, per phase: ${phases
-      .map((p) => `${p.name.split(' ')[0]}${p.workers > 1 && p.name.startsWith('4 ') ? `/${p.workers}w` : ''}: ${Object.entries(p.tooManyBy).map(([l, n]) => `${l} ${n}`).join(', ')}; tokens ${p.tokenRequests}`)
+      .map((p) => `${p.name.split(' ')[0]}${p.name.startsWith('4 ') ? `/${p.workers}w` : ''}: ${Object.entries(p.tooManyBy).map(([l, n]) => `${l} ${n}`).join(', ')}; tokens ${p.tokenRequests}`)
       .join(' | ')}`,
     '',
   ];
