@@ -144,12 +144,16 @@ start_mongo() {
   # --debug-addr=-: no metrics/pprof HTTP listener. --telemetry=disable: no beacon to the internet.
   # Log level "error" by default: at "warn" every client disconnect logs a 30-line dump (FerretDB 1.x
   # does not implement endSessions, which the Node driver sends on close).
+  # --test-batch-size=1000: one SQLite transaction per 1,000 inserted documents instead of 100 (ehr-sync writes
+  # batches of 1,000); GOGC=400: less of FerretDB's CPU goes to garbage collection. Both measured in
+  # scripts/ferretdb/README.md ("Writes").
   local sqlite_dir="$DATA_DIR/ferretdb/"
-  start_background ferretdb "$FERRETDB_BIN" --handler=sqlite \
+  start_background ferretdb env GOGC="${FERRETDB_GOGC:-400}" "$FERRETDB_BIN" --handler=sqlite \
     "--sqlite-url=file:${sqlite_dir// /%20}?${FERRETDB_SQLITE_PRAGMAS:-_pragma=synchronous(normal)&_pragma=cache_size(-32768)}" \
     "--state-dir=$DATA_DIR/ferretdb" \
     "--listen-addr=127.0.0.1:$FERRETDB_PORT" \
-    --debug-addr=- --telemetry=disable "--log-level=${FERRETDB_LOG_LEVEL:-error}"
+    --debug-addr=- --telemetry=disable "--log-level=${FERRETDB_LOG_LEVEL:-error}" \
+    "--test-batch-size=${FERRETDB_BATCH_SIZE:-1000}"
   pid="$(cat "$(pid_file ferretdb)")"
   wait_until "$SERVICE_START_TIMEOUT" "$pid" mongo_healthy 127.0.0.1 "$FERRETDB_PORT" "$uri" || rc=$?
   if [ "$rc" -ne 0 ]; then

@@ -193,6 +193,7 @@ install_ferretdb() {
   (cd "$build_dir/src" && patch -p1 --forward --quiet <"$FERRETDB_PATCH_DIR/sqlite-indexed-pushdown.patch") ||
     die "the FerretDB patch does not apply to $FERRETDB_VERSION (scripts/ferretdb/)"
   cp "$FERRETDB_PATCH_DIR/pushdown.go" "$build_dir/src/internal/backends/sqlite/ehrsync_pushdown.go"
+  cp "$FERRETDB_PATCH_DIR/writelock.go" "$build_dir/src/internal/backends/sqlite/ehrsync_writelock.go"
 
   CURRENT_STEP="FerretDB: go build (first build takes a few minutes)"
   log "building ferretdb (tags: $FERRETDB_BUILD_TAGS); the first build takes a few minutes"
