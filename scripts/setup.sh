@@ -160,7 +160,7 @@ ferretdb_is_current() {
 install_ferretdb() {
   step "FerretDB $FERRETDB_VERSION (.tools/bin/ferretdb)"
   if ferretdb_is_current; then
-    log "ferretdb $FERRETDB_VERSION (patched: indexed pushdown) is already built (reused)"
+    log "ferretdb $FERRETDB_VERSION (patched: indexed pushdown, queued writes) is already built (reused)"
     return 0
   fi
   rm -f "$STAMP_DIR/ferretdb.stamp"
@@ -188,7 +188,7 @@ install_ferretdb() {
   chmod -R u+w "$build_dir/src"
   printf '%s\n' "$FERRETDB_VERSION" >"$build_dir/src/build/version/version.txt"
 
-  CURRENT_STEP="FerretDB: apply ehr-sync's SQLite pushdown patch"
+  CURRENT_STEP="FerretDB: apply ehr-sync's SQLite patch (indexed pushdown, queued writes)"
   log "applying scripts/ferretdb/sqlite-indexed-pushdown.patch"
   (cd "$build_dir/src" && patch -p1 --forward --quiet <"$FERRETDB_PATCH_DIR/sqlite-indexed-pushdown.patch") ||
     die "the FerretDB patch does not apply to $FERRETDB_VERSION (scripts/ferretdb/)"

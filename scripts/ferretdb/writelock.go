@@ -28,7 +28,7 @@ import (
 	"sync"
 )
 
-// writeTokens holds one token channel (capacity 1) per database name.
+// writeTokens holds one token channel (capacity 1) per database name (a dropped database keeps its few bytes).
 var writeTokens sync.Map
 
 // acquireWrite waits for the database's write token; call the returned function to give it back.
