@@ -37,7 +37,8 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
   const heap = `--max-old-space-size=${process.env.WORKER_MAX_OLD_SPACE_MB ?? 160}`;
   const proc = spawn(process.execPath, [heap, '--import', 'tsx', path.join(ROOT, 'bench', 'worker-process.ts')], {
     cwd: ROOT,
-    env: { ...process.env, ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, process.env.BENCH_WORKER_NODE_OPTIONS].filter(Boolean).join(' ') },
+    // MALLOC_ARENA_MAX as scripts/start.sh sets it for the worker (glibc malloc arenas, see there).
+    env: { MALLOC_ARENA_MAX: '2', ...process.env, ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, process.env.BENCH_WORKER_NODE_OPTIONS].filter(Boolean).join(' ') },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {

@@ -86,12 +86,13 @@ export async function createServices(
   const resources = new ResourceStore(db);
   const jobs = new JobStore(db);
   const syncPoints = new SyncPointStore(db);
-  const smartAuth = new SmartAuth({ registry, discovery, connections, oauthStates, insecureHosts: config.ALLOW_INSECURE_HOSTS });
   const leases = new LeaseStore(db);
-  const tokens = new TokenService(connections, smartAuth, leases, overrides.fhirObserver);
   // The shared limiter (quotas from the registry, state in MongoDB); tests and tools may pass `unlimited`.
   const sharedLimiter = new MongoRateLimiter(db, registry, { maxBlockMs: retryAfterMaxMs, fairness: config.RATE_LIMIT_FAIRNESS });
   const limiter = overrides.limiter ?? sharedLimiter;
+  // Token requests take places in the same limiter as FHIR requests (SmartAuthDeps.limiter).
+  const smartAuth = new SmartAuth({ registry, discovery, connections, oauthStates, insecureHosts: config.ALLOW_INSECURE_HOSTS, limiter });
+  const tokens = new TokenService(connections, smartAuth, leases, overrides.fhirObserver);
   const rateBudget = isRateBudgetReader(limiter) ? limiter : sharedLimiter;
   const fhir = new FhirClient(http, tokens, limiter, overrides.fhirObserver, { retryAfterMaxMs });
   return {

@@ -52,15 +52,27 @@ func pushdownValue(v any) (string, bool) {
 // prepareWhereClause returns a WHERE clause (with a leading space) and its arguments for the parts of
 // the filter SQLite can evaluate through an index, or "" when there are none.
 func prepareWhereClause(filter *types.Document) (string, []any) {
+	clause, args, _ := pushdownWhere(filter)
+	return clause, args
+}
+
+// pushdownWhere is prepareWhereClause that also says whether the clause is the whole filter: every key
+// pushed down, with string values only (an ObjectID's sjson text is its hex string, so a condition on
+// one is exact only together with the handler's type check). Counts use an exact clause on its own
+// (ehrsync_count.go); the narrowing for arrays described above applies to them as to queries.
+func pushdownWhere(filter *types.Document) (string, []any, bool) {
 	if filter == nil || filter.Len() == 0 {
-		return "", nil
+		return "", nil, true
 	}
 
 	var conds []string
 	var args []any
 
+	exact := true
+
 	for _, key := range filter.Keys() {
 		if !pushdownKey.MatchString(key) {
+			exact = false
 			continue // operators ($or, $and, ...), dotted paths, odd names: left to the handler
 		}
 
@@ -69,6 +81,7 @@ func prepareWhereClause(filter *types.Document) (string, []any) {
 		if text, ok := pushdownValue(v); ok {
 			conds = append(conds, fieldExpression(key)+" = ?")
 			args = append(args, text)
+			exact = exact && isString(v)
 
 			continue
 		}
@@ -76,6 +89,7 @@ func prepareWhereClause(filter *types.Document) (string, []any) {
 		// {field: {$in: [v1, v2, ...]}} with only strings/ObjectIDs, or {field: {$eq: v}}.
 		doc, ok := v.(*types.Document)
 		if !ok || doc.Len() != 1 {
+			exact = false
 			continue
 		}
 
@@ -83,6 +97,9 @@ func prepareWhereClause(filter *types.Document) (string, []any) {
 			if text, ok := pushdownValue(eq); ok {
 				conds = append(conds, fieldExpression(key)+" = ?")
 				args = append(args, text)
+				exact = exact && isString(eq)
+			} else {
+				exact = false
 			}
 
 			continue
@@ -90,26 +107,31 @@ func prepareWhereClause(filter *types.Document) (string, []any) {
 
 		in, err := doc.Get("$in")
 		if err != nil {
+			exact = false
 			continue
 		}
 
 		arr, ok := in.(*types.Array)
 		if !ok || arr.Len() == 0 || arr.Len() > maxInValues {
+			exact = false
 			continue
 		}
 
 		texts := make([]any, 0, arr.Len())
 		for i := 0; i < arr.Len(); i++ {
-			text, ok := pushdownValue(must.NotFail(arr.Get(i)))
+			v := must.NotFail(arr.Get(i))
+			text, ok := pushdownValue(v)
 			if !ok {
 				texts = nil
 				break
 			}
 
+			exact = exact && isString(v)
 			texts = append(texts, text)
 		}
 
 		if texts == nil {
+			exact = false
 			continue
 		}
 
@@ -119,8 +141,13 @@ func prepareWhereClause(filter *types.Document) (string, []any) {
 	}
 
 	if len(conds) == 0 {
-		return "", nil
+		return "", nil, exact
 	}
 
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return " WHERE " + strings.Join(conds, " AND "), args, exact
+}
+
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
 }

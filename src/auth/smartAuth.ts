@@ -11,6 +11,7 @@ import { canonicalBaseUrl } from '../fhir/urls';
 import { smartPrivateKeyJwt } from './clientAssertion';
 import { checkRequestedScopes } from './scopePolicy';
 import type { SmartConfiguration, SmartDiscovery } from './discovery';
+import type { RequestLimiter } from '../fhir/limiter';
 
 /** How long a started authorization may take before its state is refused. */
 const AUTHORIZATION_TTL_MS = 10 * 60_000;
@@ -24,6 +25,14 @@ export interface SmartAuthDeps {
   oauthStates: OAuthStateStore;
   /** Hosts that may use plain http (the local sandbox); everything else must be https. */
   insecureHosts: string[];
+  /**
+   * The shared rate limiter: every token request takes a place in the quota of the practice it is for, as a FHIR
+   * request does. A server that counts token requests against that quota (the sandbox does: every request counts)
+   * would otherwise see requests the limiter never planned and answer the planned ones 429, which bench:fleet saw
+   * when many backend-services tokens expired together. A server that does not count them loses one request per
+   * token. Without it (tools), token requests are not limited.
+   */
+  limiter?: RequestLimiter;
 }
 
 export interface BackendConnectionInput {
@@ -106,6 +115,7 @@ export class SmartAuth {
     const currentUrl = new URL(pending.redirectUri);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) currentUrl.searchParams.set(k, v);
     let tokens: oidc.TokenEndpointResponse;
+    await this.tokenRequestPlace(provider.id, pending.fhirBaseUrl);
     try {
       tokens = await oidc.authorizationCodeGrant(config, currentUrl, { pkceCodeVerifier: pending.codeVerifier, expectedState: state });
     } catch (err) {
@@ -162,6 +172,7 @@ export class SmartAuth {
     const provider = this.deps.registry.get(doc.provider);
     const smart = await this.deps.discovery.discover(doc.fhirBaseUrl);
     const config = this.configuration(provider, doc.fhirBaseUrl, smart, clientAuthFor(provider));
+    await this.tokenRequestPlace(provider.id, doc.fhirBaseUrl, doc._id);
     try {
       const tokens = await oidc.refreshTokenGrant(config, refreshToken);
       return { ...toTokenSet(tokens), grantedScopes: tokens.scope?.split(' ') };
@@ -179,12 +190,21 @@ export class SmartAuth {
     if (key instanceof Uint8Array) throw new BadRequestError('The stored private key is not an asymmetric key.');
     const auth = smartPrivateKeyJwt(key, doc.keyId, smart.token_endpoint);
     const config = this.configuration(provider, doc.fhirBaseUrl, smart, auth, doc.clientId);
+    await this.tokenRequestPlace(provider.id, doc.fhirBaseUrl, doc._id);
     try {
       const tokens = await oidc.clientCredentialsGrant(config, { scope: doc.scopes.join(' ') });
       return { ...toTokenSet(tokens), refreshToken: undefined, grantedScopes: tokens.scope?.split(' ') };
     } catch (err) {
       throw oauthError('get a backend-services access token', err);
     }
+  }
+
+  /**
+   * Waits for the token request's place in the practice quota (SmartAuthDeps.limiter). Outside the callers' try: a
+   * limiter that gives up is its own retryable error, not a refused grant.
+   */
+  private async tokenRequestPlace(providerId: string, baseUrl: string, connectionId?: string): Promise<void> {
+    await this.deps.limiter?.acquire({ providerId, baseUrl, ...(connectionId ? { connectionId } : {}) });
   }
 
   /** The base URL a connection of the provider will use: the requested one if allowed (https unless listed), else the default. */

@@ -112,8 +112,11 @@ export class FhirClient {
           async (options) => {
             const ctx = options.context as unknown as FhirContext | undefined;
             if (!ctx?.connectionId) return;
-            await this.limiter.acquire({ providerId: ctx.providerId, baseUrl: ctx.baseUrl, connectionId: ctx.connectionId }, options.signal as AbortSignal | undefined);
             const url = options.url instanceof URL ? options.url : new URL(String(options.url));
+            // The token first: renewing it is a request of its own, with its own place in the limiter
+            // (src/auth/smartAuth.ts). Claimed the other way round, this request's place would pass while the token
+            // request waited for its own, and it would go late, bunched with the requests planned after it: more
+            // than the server's bucket holds (the 429s bench:fleet saw when backend tokens expired together).
             if (ctx.auth && url.origin === originOf(ctx.baseUrl)) {
               const { token } = await this.tokens.accessToken(ctx.connectionId);
               ctx.sentToken = token;
@@ -121,6 +124,7 @@ export class FhirClient {
             } else {
               delete options.headers.authorization;
             }
+            await this.limiter.acquire({ providerId: ctx.providerId, baseUrl: ctx.baseUrl, connectionId: ctx.connectionId }, options.signal as AbortSignal | undefined);
             debugFor(ctx.providerId, 'fhir')('%s %s', options.method, loggableUrl(url));
           },
         ],

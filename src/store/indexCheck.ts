@@ -73,6 +73,22 @@ export const HOT_PATHS: readonly HotPath[] = [
   { name: 'change-feed tombstones of a connection', collection: COLLECTIONS.changeTombstones, filter: { connectionId: X } },
 ];
 
+/** A count the service runs on a hot path (an aggregation of countDocuments' shape, or a count per value of one field). */
+export interface CountPath {
+  name: string;
+  collection: string;
+  pipeline: Document[];
+}
+
+const countOf = (match: Document, by: string | 1 = 1): Document[] => [{ $match: match }, { $group: { _id: by === 1 ? 1 : `$${by}`, n: { $sum: 1 } } }];
+
+export const COUNT_PATHS: readonly CountPath[] = [
+  { name: 'stored resources of a connection, counted per type', collection: COLLECTIONS.resources, pipeline: countOf({ connectionId: X }, 'resourceType') },
+  { name: 'stored resources of a patient, counted per type', collection: COLLECTIONS.resources, pipeline: countOf({ connectionId: X, patientId: X }, 'resourceType') },
+  { name: 'stored resources of a connection, counted', collection: COLLECTIONS.resources, pipeline: countOf({ connectionId: X }) },
+  { name: 'job counts by type and status (metrics)', collection: COLLECTIONS.jobs, pipeline: countOf({ type: 'enhanced-sync', status: 'IN_PROGRESS' }) },
+];
+
 export type PlanVerdict = { indexed: true; detail: string } | { indexed: false; detail: string };
 
 /**
@@ -80,7 +96,9 @@ export type PlanVerdict = { indexed: true; detail: string } | { indexed: false; 
  * (queryPlanner.Plan: SQLite's EXPLAIN QUERY PLAN lines, "SEARCH t USING INDEX …" or "SCAN t").
  */
 export function judgePlan(explain: Document): PlanVerdict {
-  const planner = (explain.queryPlanner ?? explain) as Document;
+  // An aggregation's explain on MongoDB may carry the query's plan in its first stage ($cursor).
+  const cursorStage = Array.isArray(explain.stages) ? (explain.stages[0] as Document | undefined)?.$cursor : undefined;
+  const planner = (explain.queryPlanner ?? (cursorStage as Document | undefined)?.queryPlanner ?? explain) as Document;
   if (Array.isArray(planner.Plan)) {
     const lines = (planner.Plan as unknown[]).map(String);
     const scans = lines.filter((l) => /\bSCAN\b/.test(l) && !/\bUSING\b.*\bINDEX\b|PRIMARY KEY/.test(l));
@@ -98,8 +116,19 @@ export function judgePlan(explain: Document): PlanVerdict {
   };
   walk(planner.winningPlan);
   if (stages.length === 0) return { indexed: false, detail: `no plan in the explain answer: ${JSON.stringify(planner).slice(0, 200)}` };
-  const indexed = stages.some((s) => /IXSCAN|IDHACK/.test(s)) && !stages.includes('COLLSCAN');
+  const indexed = stages.some((s) => /IXSCAN|IDHACK|COUNT_SCAN|DISTINCT_SCAN/.test(s)) && !stages.includes('COLLSCAN');
   return { indexed, detail: stages.join(' > ') };
+}
+
+/**
+ * Judges the explain answer of a count: served by an index, and on FerretDB counted by SQLite itself. A FerretDB
+ * build without ehr-sync's count patch plans the same indexed query but then decodes (and for countDocuments holds
+ * in memory) every document it counts; its explain lacks `ehrsyncCountPushdown`.
+ */
+export function judgeCountPlan(explain: Document, ferretdb: boolean): PlanVerdict {
+  const verdict = judgePlan(explain);
+  if (!verdict.indexed || !ferretdb || explain.ehrsyncCountPushdown === true) return verdict;
+  return { indexed: false, detail: `counted by decoding every matching document (no ehrsyncCountPushdown; plan: ${verdict.detail})` };
 }
 
 export class StoreNotIndexedError extends AppError {
@@ -135,8 +164,13 @@ export function checkServerVersion(info: Document): void {
   }
 }
 
-/** Checks the server version, then explains each hot path; throws StoreNotIndexedError naming every shape that would scan its collection. */
-export async function verifyIndexedHotPaths(db: Db, paths: readonly HotPath[] = HOT_PATHS): Promise<void> {
+/** The explain answer of a count path's aggregation (planned, not run). */
+export async function explainCount(db: Db, p: CountPath): Promise<Document> {
+  return db.collection(p.collection).aggregate(p.pipeline).explain('queryPlanner');
+}
+
+/** Checks the server version, then explains each hot path and count; throws StoreNotIndexedError naming every shape that would scan its collection. */
+export async function verifyIndexedHotPaths(db: Db, paths: readonly HotPath[] = HOT_PATHS, counts: readonly CountPath[] = COUNT_PATHS): Promise<void> {
   const info = (await db.admin().command({ buildInfo: 1 })) as Document;
   checkServerVersion(info);
   const failures: string[] = [];
@@ -145,10 +179,14 @@ export async function verifyIndexedHotPaths(db: Db, paths: readonly HotPath[] = 
     const verdict = judgePlan(explain);
     if (!verdict.indexed) failures.push(`${p.name} (${p.collection}): ${verdict.detail}`);
   }
+  for (const p of counts) {
+    const verdict = judgeCountPlan(await explainCount(db, p), Boolean(info.ferretdbVersion));
+    if (!verdict.indexed) failures.push(`${p.name} (${p.collection}): ${verdict.detail}`);
+  }
   if (failures.length === 0) return;
   const server = describeServer(info);
   const fix = info.ferretdbVersion
-    ? 'The embedded FerretDB must be the build with ehr-sync\'s pushdown patch: run "bash scripts/setup.sh" and then "bash scripts/services.sh restart mongo".'
+    ? 'The embedded FerretDB must be the build with ehr-sync\'s patch (pushdown and counts): run "bash scripts/setup.sh" and then "bash scripts/services.sh restart mongo".'
     : 'Check that the service may create indexes (createIndex) and that no index listed in src/store/mongo.ts INDEXES was dropped.';
   throw new StoreNotIndexedError(
     `The database (${server}) would answer ${failures.length} hot-path ${failures.length === 1 ? 'query' : 'queries'} with a full collection scan, so syncs would slow down as data grows: ${failures.join(' | ')}. ${fix}`,

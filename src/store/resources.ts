@@ -295,6 +295,21 @@ export class ResourceStore {
   async count(filter: { connectionId: string; resourceType?: string }): Promise<number> {
     return this.col.countDocuments(filter);
   }
+
+  /**
+   * A connection's stored resources counted per type, in one query. Both shapes (countDocuments' and a $group by
+   * one field after an equality $match) are counted from the (connectionId, resourceType, ...) index: by MongoDB
+   * natively, by the embedded FerretDB through ehr-sync's patch (scripts/ferretdb/, "Counts"), which would
+   * otherwise decode, and for a $group hold in memory, every document it counts.
+   */
+  async countByType(filter: { connectionId: string; patientId?: string }): Promise<Record<string, number>> {
+    const groups = await this.col
+      .aggregate<{ _id: unknown; n: number }>([{ $match: filter }, { $group: { _id: '$resourceType', n: { $sum: 1 } } }])
+      .toArray();
+    const counts: Record<string, number> = {};
+    for (const g of groups) if (typeof g._id === 'string' && g.n > 0) counts[g._id] = g.n;
+    return counts;
+  }
 }
 
 interface Candidate {

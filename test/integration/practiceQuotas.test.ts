@@ -16,10 +16,13 @@ import type { Server } from 'node:http';
 import { createApp } from '../../src/api/app';
 import { createLogger } from '../../src/logger';
 import type { WorkflowGateway } from '../../src/api/workflowGateway';
+import { registerBackendClient } from '../../bench/fleet-setup';
 
 const RATE = 20;
 /** The practices of the budget test: a rate at which claims (a database round trip each) are never the bound, even on a loaded machine. */
 const SLOW = 5;
+/** The practice of the token-request test. */
+const TOKEN_TEST_RATE = 4;
 
 function providersJson(sb: Sandbox, perBaseUrl: unknown[]): string {
   return JSON.stringify([
@@ -69,6 +72,8 @@ describe('practice quotas in the shared limiter', () => {
         { code: 'p2', patients: 4, rateLimit: { mode: 'token-bucket', ratePerSecond: SLOW, burst: 4 } },
         { code: 'p4', patients: 4, rateLimit: { mode: 'token-bucket', ratePerSecond: SLOW, burst: 4 } },
         { code: 'p3', patients: 4, rateLimit: { mode: 'fixed-window', limit: 30, windowSeconds: 2, blockRestOfWindow: true } },
+        // The token endpoint counts against the practice's quota, as every request does on this sandbox.
+        { code: 'p5', patients: 4, rateLimit: { mode: 'token-bucket', ratePerSecond: TOKEN_TEST_RATE, burst: 4 } },
       ],
     });
   });
@@ -78,6 +83,7 @@ describe('practice quotas in the shared limiter', () => {
     { baseUrl: `${sb.fhirBaseUrl}/p3`, quotas: [{ name: 'practice', kind: 'fixed-window', limit: 30, windowSeconds: 2 }] },
     { baseUrl: `${sb.fhirBaseUrl}/p2`, quotas: [{ name: 'per-second', kind: 'token-bucket', ratePerSecond: SLOW, burst: 4 }] },
     { baseUrl: `${sb.fhirBaseUrl}/p4`, quotas: [{ name: 'per-second', kind: 'token-bucket', ratePerSecond: SLOW, burst: 4 }] },
+    { baseUrl: `${sb.fhirBaseUrl}/p5`, quotas: [{ name: 'per-second', kind: 'token-bucket', ratePerSecond: TOKEN_TEST_RATE, burst: 4 }] },
     { baseUrl: `${sb.fhirBaseUrl}/*`, quotas: [{ name: 'per-second', kind: 'token-bucket', ratePerSecond: RATE, burst: 4 }] },
   ];
 
@@ -167,5 +173,35 @@ describe('practice quotas in the shared limiter', () => {
     expect(fifoRatio).toBeGreaterThan(fairRatio * 1.3);
     // The big one still got most of the quota meanwhile (the fair limiter is work-conserving).
     expect(fair.bigSent).toBeGreaterThan(fair.slowest / 1000 * RATE * 0.4);
+  }, 60_000);
+  /**
+   * Backend-services tokens expire together (5 minutes after a fleet's first sync began); the next sync of each
+   * connection asks the token endpoint first. The sandbox counts those requests against the practice's quota like
+   * any other: if the limiter does not plan them, the searches it planned at the full rate find the bucket empty.
+   */
+  test('token requests take their place in the practice quota: connections renewing their tokens at once get no 429', async () => {
+    const services = await open(sb, 'connection', perBaseUrl());
+    try {
+      const backend = await registerBackendClient(sb);
+      const base = sb.practiceBaseUrl('p5');
+      const conns: ConnectionDoc[] = [];
+      for (let i = 0; i < 8; i++) {
+        const doc = await services.smartAuth.createBackendConnection('eclinicalworks', { ...backend, alg: 'ES384', kid: 'k1', fhirBaseUrl: base, patientId: `pat-00000${i % 4}` });
+        // As after five minutes: the stored token has expired, the next request gets a new one first.
+        await services.connections.saveTokens(doc._id, { accessToken: `expired-${i}`, expiresAt: new Date(Date.now() - 1000) });
+        conns.push((await services.connections.get(doc._id)) as ConnectionDoc);
+      }
+      sb.admin.practice('p5').resetStats();
+      await Promise.all(conns.map((c) => load(services, c, { lanes: 1, requests: 2 })));
+      const stats = sb.admin.practice('p5').getStats();
+      // Each connection asked for one new token, then searched twice.
+      expect(stats.byKind.token.total).toBe(8);
+      expect(stats.total - stats.byKind.token.total).toBe(16);
+      expect(stats.tooManyRequests).toBe(0);
+      expect(stats.maxAdmittedIn1s).toBeLessThanOrEqual(TOKEN_TEST_RATE + 4);
+    } finally {
+      await services.db.dropDatabase();
+      await services.close();
+    }
   }, 60_000);
 });

@@ -1,6 +1,6 @@
 import type { Db } from 'mongodb';
 import { COLLECTIONS, INDEXES, OBSOLETE_INDEXES, ensureIndexes } from '../../src/store/mongo';
-import { HOT_PATHS, judgePlan, verifyIndexedHotPaths, StoreNotIndexedError } from '../../src/store/indexCheck';
+import { COUNT_PATHS, HOT_PATHS, explainCount, judgeCountPlan, judgePlan, verifyIndexedHotPaths, StoreNotIndexedError } from '../../src/store/indexCheck';
 import { ResourceStore, type FhirResource } from '../../src/store/resources';
 import { freshDb } from '../support/freshDb';
 
@@ -48,6 +48,27 @@ describe('the store at scale: hot paths through an index (explain plans)', () =>
   it.each(HOT_PATHS.map((p) => [p.name, p] as const))('%s is served by an index', async (_name, path) => {
     const verdict = judgePlan(await db.collection(path.collection).find(path.filter).explain('queryPlanner'));
     expect(verdict).toEqual({ indexed: true, detail: expect.any(String) });
+  });
+
+  it.each(COUNT_PATHS.map((p) => [p.name, p] as const))('%s is counted from an index', async (_name, path) => {
+    const ferretdb = Boolean((await db.admin().command({ buildInfo: 1 })).ferretdbVersion);
+    expect(judgeCountPlan(await explainCount(db, path), ferretdb)).toEqual({ indexed: true, detail: expect.any(String) });
+  });
+
+  it('counts per type and in all are exact at this size (the counted shapes, not a sample)', async () => {
+    const store = new ResourceStore(db);
+    // c7 holds the resources i ≡ 7 (mod 1,000): 100 of them, types in turn (i mod 6).
+    const expected = (keep: (i: number) => boolean) => {
+      const byType: Record<string, number> = {};
+      for (let i = 7; i < N; i += CONNECTIONS) if (keep(i)) byType[TYPES[i % TYPES.length] as string] = (byType[TYPES[i % TYPES.length] as string] ?? 0) + 1;
+      return byType;
+    };
+    expect(await store.countByType({ connectionId: 'c7' })).toEqual(expected(() => true));
+    expect(await store.countByType({ connectionId: 'c7', patientId: 'p7' })).toEqual(expected((i) => i % 5000 === 7));
+    expect(await store.countByType({ connectionId: 'no-such-connection' })).toEqual({});
+    expect(await store.count({ connectionId: 'c7' })).toBe(N / CONNECTIONS);
+    expect(await db.collection(COLLECTIONS.resources).countDocuments({})).toBe(N);
+    expect(await db.collection(COLLECTIONS.jobs).countDocuments({ type: 'enhanced-sync', status: 'COMPLETED' })).toBe(1_000);
   });
 
   it('the judge sees a full scan for a query no index serves (control)', async () => {

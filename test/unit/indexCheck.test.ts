@@ -1,4 +1,4 @@
-import { checkServerVersion, judgePlan, StoreNotIndexedError } from '../../src/store/indexCheck';
+import { checkServerVersion, judgeCountPlan, judgePlan, StoreNotIndexedError } from '../../src/store/indexCheck';
 
 describe('judgePlan reads both servers\' explain answers', () => {
   it('MongoDB: an index scan or _id fast path is indexed, a collection scan is not', () => {
@@ -15,6 +15,24 @@ describe('judgePlan reads both servers\' explain answers', () => {
     expect(judgePlan({ queryPlanner: { Plan: ['id=3 parent=0 notused=0 detail=SEARCH r_1 USING INDEX r_1__id_ (<expr>=?)'] } }).indexed).toBe(true);
     expect(judgePlan({ queryPlanner: { Plan: ['id=2 parent=0 notused=0 detail=SCAN r_1'] } }).indexed).toBe(false);
     expect(judgePlan({ queryPlanner: { Plan: [] } }).indexed).toBe(false);
+  });
+});
+
+describe('judgeCountPlan: a count is indexed, and on FerretDB counted by SQLite itself', () => {
+  const search = ['id=4 parent=0 notused=0 detail=SEARCH r_1 USING INDEX r_1_connectionId_1 (<expr>=?)'];
+
+  it('MongoDB: an aggregation whose first stage ($cursor) scans an index is indexed, a collection scan is not', () => {
+    const cursor = (stage: string) => ({ stages: [{ $cursor: { queryPlanner: { winningPlan: { stage: 'PROJECTION_COVERED', inputStage: { stage } } } } }, { $group: {} }] });
+    expect(judgeCountPlan(cursor('IXSCAN'), false).indexed).toBe(true);
+    expect(judgeCountPlan(cursor('COLLSCAN'), false).indexed).toBe(false);
+  });
+
+  it('FerretDB: an indexed plan without ehrsyncCountPushdown (a build without the count patch) is refused, with the reason', () => {
+    expect(judgeCountPlan({ queryPlanner: { Plan: search }, ehrsyncCountPushdown: true }, true).indexed).toBe(true);
+    const old = judgeCountPlan({ queryPlanner: { Plan: search }, ehrsyncCountPushdown: false }, true);
+    expect(old.indexed).toBe(false);
+    expect(old.detail).toMatch(/decoding every matching document/);
+    expect(judgeCountPlan({ queryPlanner: { Plan: ['id=2 parent=0 notused=0 detail=SCAN r_1'] }, ehrsyncCountPushdown: true }, true).indexed).toBe(false);
   });
 });
 

@@ -32,17 +32,11 @@ export function resourceRoutes(services: Services): Router {
     const q = parse(StoredCountsQuerySchema, req.query, 'query');
     const connection = await connectionOfProvider(services, provider, q.connectionId);
     const patient = q.patient?.replace(/^Patient\//, '') ?? connection.patientId;
-    // Which types are stored (any R4 type may be), then one countDocuments per type: served by the
-    // (connectionId, resourceType, ...) index, and portable to FerretDB.
-    const base: Filter<ResourceDoc> = { connectionId: connection._id, ...(patient ? { patientId: patient } : {}) };
-    const stored = (await services.resources.col.distinct('resourceType', base)).filter((t): t is string => typeof t === 'string' && isR4ResourceType(t));
-    const counts = await Promise.all(
-      stored.sort().map(async (resourceType) => {
-        const filter: Filter<ResourceDoc> = { connectionId: connection._id, resourceType };
-        if (patient) filter.patientId = patient;
-        return [resourceType, await services.resources.col.countDocuments(filter)] as const;
-      }),
-    );
+    // One grouped count, served by the (connectionId, resourceType, ...) index (ResourceStore.countByType).
+    const byType = await services.resources.countByType({ connectionId: connection._id, ...(patient ? { patientId: patient } : {}) });
+    const counts = Object.entries(byType)
+      .filter(([t]) => isR4ResourceType(t))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const nonZero = Object.fromEntries(counts.filter(([, n]) => n > 0));
     answer(res, A.StoredCountsAnswerSchema, { connectionId: connection._id, ...(patient ? { patient } : {}), counts: nonZero, total: counts.reduce((n, [, c]) => n + c, 0) });
   });
