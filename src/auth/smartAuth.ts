@@ -278,10 +278,18 @@ export class OAuthError extends AppError {
   }
 }
 
-function oauthError(action: string, err: unknown): OAuthError {
+export function oauthError(action: string, err: unknown): OAuthError {
   if (err instanceof oidc.ResponseBodyError) {
     const description = err.error_description ? `: ${err.error_description}` : '';
     return new OAuthError(`Could not ${action}: the server answered ${err.status} ${err.error}${description}.`, err.error, err.status >= 500, err);
+  }
+  // A throttled or failing token endpoint often answers without an OAuth error body; openid-client then says only
+  // "unexpected response content-type" (or "… status code") and keeps the Response as the cause: say what it answered.
+  if (err instanceof Error && err.cause instanceof Response) {
+    const r = err.cause;
+    const retryAfter = r.headers.get('retry-after');
+    const after = retryAfter ? ` (Retry-After: ${retryAfter.slice(0, 40)})` : '';
+    return new OAuthError(`Could not ${action}: the token endpoint answered ${r.status}${after} without an OAuth error body.`, undefined, true, err);
   }
   const message = err instanceof Error ? err.message : String(err);
   return new OAuthError(`Could not ${action}: ${message}.`, undefined, true, err);
