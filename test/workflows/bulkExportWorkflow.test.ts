@@ -178,7 +178,10 @@ describe('bulk export workflow (mocked activities, time skipping)', () => {
     const acts = exportActivities([inProgress()]);
     const result = await withWorker(env, acts, async (taskQueue) => {
       const handle = await env.client.workflow.start(bulkExportWorkflow, { args: [input()], workflowId: 'cancel-signal', taskQueue });
-      await until(() => acts.checkBulkExportStatus.calls.length === 1, 'the first poll');
+      // Signal once the workflow waits for its next poll (nextPollAt is set after the first status check returned):
+      // signalled while that check was still in flight, the cancel of the running activity raced its completion,
+      // and the time-skipping test server refused the workflow task ("ACTIVITY_UNKNOWN"), leaving the run stuck.
+      await until(async () => acts.checkBulkExportStatus.calls.length === 1 && (await handle.query(bulkExportProgressQuery)).nextPollAt !== undefined, 'the first poll to return');
       await handle.signal(cancelBulkExportSignal, { reason: 'operator asked' });
       return handle.result();
     });

@@ -29,10 +29,10 @@ export function recorded<I, R>(fn: (input: I) => Promise<R>): ((input: I) => Pro
   return Object.assign(wrapped, { calls });
 }
 
-/** Waits (real time, bounded) until `cond()`; fails naming what it waited for. */
-export async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+/** Waits (real time, bounded) until `cond()` (which may ask the workflow, e.g. a query); fails naming what it waited for. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
