@@ -1,6 +1,7 @@
 import type { Db, Document } from 'mongodb';
 import { AppError } from '../errors';
 import { COLLECTIONS } from './mongo';
+import { countByTypePipeline } from './resources';
 
 /**
  * Start-up check that the database answers every hot-path query through an index.
@@ -80,13 +81,14 @@ export interface CountPath {
   pipeline: Document[];
 }
 
-const countOf = (match: Document, by: string | 1 = 1): Document[] => [{ $match: match }, { $group: { _id: by === 1 ? 1 : `$${by}`, n: { $sum: 1 } } }];
+/** The pipeline the driver's countDocuments(match) sends. */
+const countDocumentsPipeline = (match: Document): Document[] => [{ $match: match }, { $group: { _id: 1, n: { $sum: 1 } } }];
 
 export const COUNT_PATHS: readonly CountPath[] = [
-  { name: 'stored resources of a connection, counted per type', collection: COLLECTIONS.resources, pipeline: countOf({ connectionId: X }, 'resourceType') },
-  { name: 'stored resources of a patient, counted per type', collection: COLLECTIONS.resources, pipeline: countOf({ connectionId: X, patientId: X }, 'resourceType') },
-  { name: 'stored resources of a connection, counted', collection: COLLECTIONS.resources, pipeline: countOf({ connectionId: X }) },
-  { name: 'job counts by type and status (metrics)', collection: COLLECTIONS.jobs, pipeline: countOf({ type: 'enhanced-sync', status: 'IN_PROGRESS' }) },
+  { name: 'stored resources of a connection, counted per type', collection: COLLECTIONS.resources, pipeline: countByTypePipeline({ connectionId: X }) },
+  { name: 'stored resources of a patient, counted per type', collection: COLLECTIONS.resources, pipeline: countByTypePipeline({ connectionId: X, patientId: X }) },
+  { name: 'stored resources of a connection, counted', collection: COLLECTIONS.resources, pipeline: countDocumentsPipeline({ connectionId: X }) },
+  { name: 'job counts by type and status (metrics)', collection: COLLECTIONS.jobs, pipeline: countDocumentsPipeline({ type: 'enhanced-sync', status: 'IN_PROGRESS' }) },
 ];
 
 export type PlanVerdict = { indexed: true; detail: string } | { indexed: false; detail: string };

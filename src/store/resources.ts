@@ -1,4 +1,4 @@
-import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Db, Document } from 'mongodb';
 import { COLLECTIONS } from './mongo';
 import { DATE_NORM_VERSION, normalisedDates, type NormalisedDates } from './fhirSearch/dateParams';
 import { VersionHints, isNewer, type StoredVersion } from './versionHints';
@@ -303,13 +303,16 @@ export class ResourceStore {
    * otherwise decode, and for a $group hold in memory, every document it counts.
    */
   async countByType(filter: { connectionId: string; patientId?: string }): Promise<Record<string, number>> {
-    const groups = await this.col
-      .aggregate<{ _id: unknown; n: number }>([{ $match: filter }, { $group: { _id: '$resourceType', n: { $sum: 1 } } }])
-      .toArray();
+    const groups = await this.col.aggregate<{ _id: unknown; n: number }>(countByTypePipeline(filter)).toArray();
     const counts: Record<string, number> = {};
     for (const g of groups) if (typeof g._id === 'string' && g.n > 0) counts[g._id] = g.n;
     return counts;
   }
+}
+
+/** The aggregation ResourceStore.countByType runs; the start-up check (src/store/indexCheck.ts) explains the same one. */
+export function countByTypePipeline(filter: { connectionId: string; patientId?: string }): Document[] {
+  return [{ $match: filter }, { $group: { _id: '$resourceType', n: { $sum: 1 } } }];
 }
 
 interface Candidate {

@@ -1,9 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import type { Filter } from 'mongodb';
 import type { Services } from '../../services';
 import { R4ResourceTypeSchema, isR4ResourceType } from '../../fhir/resourceTypes';
-import type { ResourceDoc } from '../../store/resources';
 import { StoredResourcesQuerySchema, storedResourcesFilter } from '../resourceSearch';
 import { answer } from '../answer';
 import * as A from '../answerSchemas';
@@ -34,11 +32,11 @@ export function resourceRoutes(services: Services): Router {
     const patient = q.patient?.replace(/^Patient\//, '') ?? connection.patientId;
     // One grouped count, served by the (connectionId, resourceType, ...) index (ResourceStore.countByType).
     const byType = await services.resources.countByType({ connectionId: connection._id, ...(patient ? { patientId: patient } : {}) });
+    // Types in order; countByType holds no zero counts.
     const counts = Object.entries(byType)
       .filter(([t]) => isR4ResourceType(t))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const nonZero = Object.fromEntries(counts.filter(([, n]) => n > 0));
-    answer(res, A.StoredCountsAnswerSchema, { connectionId: connection._id, ...(patient ? { patient } : {}), counts: nonZero, total: counts.reduce((n, [, c]) => n + c, 0) });
+    answer(res, A.StoredCountsAnswerSchema, { connectionId: connection._id, ...(patient ? { patient } : {}), counts: Object.fromEntries(counts), total: counts.reduce((n, [, c]) => n + c, 0) });
   });
 
   routes.get('/:resourceType', async (req, res) => {
