@@ -9,7 +9,7 @@
  * Per round, one fresh database per tree: the connections of one practice (connection documents stored, as in
  * production), 5 writers in parallel, batches of 1,000 (the activities' batch size):
  *   first    N new resources (~1.2 KB each) → resources/s;
- *   same     the same N again, identical (skipped by the hints: no change, no block) → resources/s;
+ *   same     the same N again, identical (found unchanged by the version read: no change, no block) → resources/s;
  *   10 %     the same N with 10 % at a newer version → resources/s.
  * Each lane writes a batch through one tree, then the same batch through the other (the order alternating); a tree's
  * rate is its resources over its own summed write time. Prints each round, the medians and the per-round differences.

@@ -1,7 +1,7 @@
 import type { Db, Document } from 'mongodb';
 import { AppError } from '../errors';
 import { COLLECTIONS } from './mongo';
-import { countByTypePipeline } from './resources';
+import { VERSION_PROJECTION, countByTypePipeline } from './resources';
 
 /**
  * Start-up check that the database answers every hot-path query through an index.
@@ -16,20 +16,23 @@ export interface HotPath {
   name: string;
   collection: string;
   filter: Document;
+  /**
+   * The projection the service reads this shape with, when it reads only a few top-level fields: on FerretDB the
+   * plan must then also say that those fields are read without decoding the documents (ehrsyncProjectionPushdown).
+   */
+  projection?: Document;
 }
 
 const X = '~ehr-sync-index-probe~'; // explain only plans the query: nothing is read or written
 
 export const HOT_PATHS: readonly HotPath[] = [
   { name: 'resource lookup by _id', collection: COLLECTIONS.resources, filter: { _id: X } },
-  { name: 'stored versions of a batch ($in on _id)', collection: COLLECTIONS.resources, filter: { _id: { $in: [X, `${X}2`] } } },
+  { name: 'stored versions of a batch ($in on _id)', collection: COLLECTIONS.resources, filter: { _id: { $in: [X, `${X}2`] } }, projection: VERSION_PROJECTION },
   {
     name: 'conditional upsert of a resource',
     collection: COLLECTIONS.resources,
     filter: { _id: X, $or: [{ lastUpdated: { $lt: new Date(0) } }, { lastUpdated: new Date(0), versionNum: { $lt: 1 } }] },
   },
-  { name: 'version hints of a batch ($in on _id)', collection: COLLECTIONS.resourceVersions, filter: { _id: { $in: [X, `${X}2`] } } },
-  { name: 'version hints of a connection', collection: COLLECTIONS.resourceVersions, filter: { connectionId: X } },
   { name: 'stored resources of a connection', collection: COLLECTIONS.resources, filter: { connectionId: X } },
   { name: 'stored resources by connection and type', collection: COLLECTIONS.resources, filter: { connectionId: X, resourceType: 'Observation' } },
   {
@@ -133,6 +136,17 @@ export function judgeCountPlan(explain: Document, ferretdb: boolean): PlanVerdic
   return { indexed: false, detail: `counted by decoding every matching document (no ehrsyncCountPushdown; plan: ${verdict.detail})` };
 }
 
+/**
+ * Judges the explain answer of a projected read: served by an index, and on FerretDB read without decoding whole
+ * documents. A FerretDB build without ehr-sync's projection patch plans the same indexed query but decodes every
+ * stored resource in full to return two fields of it; its explain lacks `ehrsyncProjectionPushdown`.
+ */
+export function judgeProjectedPlan(explain: Document, ferretdb: boolean): PlanVerdict {
+  const verdict = judgePlan(explain);
+  if (!verdict.indexed || !ferretdb || explain.ehrsyncProjectionPushdown === true) return verdict;
+  return { indexed: false, detail: `reads whole documents to return a few fields (no ehrsyncProjectionPushdown; plan: ${verdict.detail})` };
+}
+
 export class StoreNotIndexedError extends AppError {
   constructor(message: string) {
     super('CONFIG_INVALID', message, { status: 500 });
@@ -166,6 +180,11 @@ export function checkServerVersion(info: Document): void {
   }
 }
 
+/** The explain answer of a hot path's find, with its projection (planned, not run). */
+export async function explainFind(db: Db, p: HotPath): Promise<Document> {
+  return db.collection(p.collection).find(p.filter, p.projection ? { projection: p.projection } : {}).explain('queryPlanner');
+}
+
 /** The explain answer of a count path's aggregation (planned, not run). */
 export async function explainCount(db: Db, p: CountPath): Promise<Document> {
   return db.collection(p.collection).aggregate(p.pipeline).explain('queryPlanner');
@@ -177,8 +196,8 @@ export async function verifyIndexedHotPaths(db: Db, paths: readonly HotPath[] = 
   checkServerVersion(info);
   const failures: string[] = [];
   for (const p of paths) {
-    const explain = await db.collection(p.collection).find(p.filter).explain('queryPlanner');
-    const verdict = judgePlan(explain);
+    const explain = await explainFind(db, p);
+    const verdict = p.projection ? judgeProjectedPlan(explain, Boolean(info.ferretdbVersion)) : judgePlan(explain);
     if (!verdict.indexed) failures.push(`${p.name} (${p.collection}): ${verdict.detail}`);
   }
   for (const p of counts) {
@@ -188,7 +207,7 @@ export async function verifyIndexedHotPaths(db: Db, paths: readonly HotPath[] = 
   if (failures.length === 0) return;
   const server = describeServer(info);
   const fix = info.ferretdbVersion
-    ? 'The embedded FerretDB must be the build with ehr-sync\'s patch (pushdown and counts): run "bash scripts/setup.sh" and then "bash scripts/services.sh restart mongo".'
+    ? 'The embedded FerretDB must be the build with ehr-sync\'s patch (pushdown, counts and projections): run "bash scripts/setup.sh" and then "bash scripts/services.sh restart mongo".'
     : 'Check that the service may create indexes (createIndex) and that no index listed in src/store/mongo.ts INDEXES was dropped.';
   throw new StoreNotIndexedError(
     `The database (${server}) would answer ${failures.length} hot-path ${failures.length === 1 ? 'query' : 'queries'} with a full collection scan, so syncs would slow down as data grows: ${failures.join(' | ')}. ${fix}`,

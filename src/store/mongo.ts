@@ -31,8 +31,6 @@ export const COLLECTIONS = {
   connections: 'connections',
   oauthStates: 'oauth_states',
   resources: 'resources',
-  /** Version hints of stored resources (src/store/versionHints.ts). */
-  resourceVersions: 'resource_versions',
   jobs: 'jobs',
   jobProgress: 'job_progress',
   syncPoints: 'sync_points',
@@ -74,8 +72,6 @@ export type ConnectionScope =
 export const CONNECTION_SCOPES: { readonly [K in CollectionKey]: ConnectionScope } = {
   connections: { by: 'connection' },
   oauthStates: { by: 'none', why: 'a pending authorization precedes its connection and holds none of its data; it expires after 10 minutes' },
-  // Before resources (the purge follows this order): a version hint must never outlive its resource.
-  resourceVersions: { by: 'field', field: 'connectionId' },
   resources: { by: 'field', field: 'connectionId' },
   jobs: { by: 'field', field: 'connectionId' },
   // After jobs: a job finishing during the purge writes an outcome only while its job document exists.
@@ -110,8 +106,6 @@ export const INDEXES: ReadonlyArray<{ collection: string; key: Record<string, 1 
   // the triple is a lookup by _id. This index serves the queries by connection, type, patient and date, and its
   // prefixes those by connection and by connection and type.
   { collection: COLLECTIONS.resources, key: { connectionId: 1, resourceType: 1, patientId: 1, lastUpdated: -1 } },
-  // Purge of a connection's hints; lookups are by _id.
-  { collection: COLLECTIONS.resourceVersions, key: { connectionId: 1 } },
   { collection: COLLECTIONS.jobs, key: { connectionId: 1, type: 1, createdAt: -1 } },
   // Job counts by type and status (/metrics) without reading every job.
   { collection: COLLECTIONS.jobs, key: { type: 1, status: 1 } },
@@ -141,6 +135,17 @@ export const OBSOLETE_INDEXES: ReadonlyArray<{ collection: string; name: string;
   { collection: COLLECTIONS.resources, name: 'connectionId_1_resourceType_1_id_1', why: 'unique (connection, type, id) duplicated the _id index' },
 ];
 
+/**
+ * Collections earlier versions kept that nothing reads any more: dropped at start, so that a store written by an older
+ * ehr-sync holds no data that deleting a connection would not purge.
+ */
+export const OBSOLETE_COLLECTIONS: ReadonlyArray<{ name: string; why: string }> = [
+  {
+    name: 'resource_versions',
+    why: "version hints (one small document per stored resource, written with it): a batch's stored versions are now read from resources directly (the embedded FerretDB reads a projection of top-level fields without decoding the resources)",
+  },
+];
+
 /** Collections that are only ever read by _id: created up front so that their _id index exists from the start. */
 const ID_ONLY_COLLECTIONS = [COLLECTIONS.rateLimits, COLLECTIONS.leases, COLLECTIONS.migrations, COLLECTIONS.syncScheduleSlots];
 
@@ -156,6 +161,13 @@ export async function ensureIndexes(db: Db): Promise<void> {
   );
   await Promise.all(INDEXES.map((ix) => db.collection(ix.collection).createIndex(ix.key, ix.unique ? { unique: true } : {})));
   await dropObsoleteIndexes(db);
+  await Promise.all(
+    OBSOLETE_COLLECTIONS.filter((c) => existing.has(c.name)).map((c) =>
+      db.dropCollection(c.name).catch((err: { code?: number }) => {
+        if (err?.code !== 26) throw err; // NamespaceNotFound: another process dropped it first
+      }),
+    ),
+  );
 }
 
 /** Drops OBSOLETE_INDEXES where they exist; another process dropping the same one first is fine. */

@@ -1,7 +1,7 @@
 import type { AnyBulkWriteOperation, Collection, Db, Document } from 'mongodb';
 import { COLLECTIONS } from './mongo';
 import { DATE_NORM_VERSION, normalisedDates, type NormalisedDates } from './fhirSearch/dateParams';
-import { VersionHints, isNewer, type StoredVersion } from './versionHints';
+import { isNewer, type StoredVersion } from './versions';
 import { SequenceBlocks } from './changeFeed/blocks';
 import { SharedBlocks } from './changeFeed/sharedBlocks';
 import { ScopeResolver } from './changeFeed/scope';
@@ -81,15 +81,15 @@ export function resourceKey(connectionId: string, resourceType: string, id: stri
  * incoming version is newer (meta.lastUpdated, then meta.versionId). When the stored one is the same or newer,
  * the filter does not match, the upsert tries to insert the same _id and fails with a duplicate-key error: nothing
  * changes. So replaying a batch, re-running an export or receiving an older copy never duplicates a resource or
- * rolls it back, without transactions. Counts come from the insert's refusals and a read of the stored versions of
- * the refused ones just before their conditional write.
+ * rolls it back, without transactions.
  *
- * What is stored is first looked up in the version hints (src/store/versionHints.ts): a re-run that receives what is
- * already stored is answered from those small documents without reading a single resource.
+ * A batch starts with one read: the stored versions of its keys (an indexed `$in` on _id that returns only
+ * VERSION_PROJECTION). What is new is inserted, what is newer gets the conditional upsert, and the rest, the common
+ * case of a re-sync or a re-export, costs nothing more. On the embedded FerretDB that read does not decode the stored
+ * resources (scripts/ferretdb/, "Projections"); the start-up check (src/store/indexCheck.ts) requires it.
  */
 export class ResourceStore {
   readonly col: Collection<ResourceDoc>;
-  readonly hints: VersionHints;
   /** Deleted resources, for the change feed (src/store/changeFeed/). */
   readonly tombstones: Collection<TombstoneDoc>;
   readonly blocks: SequenceBlocks;
@@ -98,7 +98,6 @@ export class ResourceStore {
 
   constructor(db: Db) {
     this.col = db.collection<ResourceDoc>(COLLECTIONS.resources);
-    this.hints = new VersionHints(db);
     this.tombstones = db.collection<TombstoneDoc>(COLLECTIONS.changeTombstones);
     this.blocks = new SequenceBlocks(db);
     this.shared = new SharedBlocks(this.blocks, async (from, to) => {
@@ -126,34 +125,28 @@ export class ResourceStore {
     }
     if (candidates.size === 0) return counts;
 
-    // The hints first: a candidate the same or older than its hint is stored already (a hint never claims more than
-    // is stored), so a re-run (the common case of a re-sync or a re-export) costs this one read of small documents.
-    const hinted = await this.hints.read([...candidates.keys()]);
-    // What is known to be stored once the writes below succeed: the hints written at the end.
-    const nowStored = new Map<string, StoredVersion>();
-    const unhinted: Candidate[] = [];
-    // Hinted at an older version: stored for sure, so they go straight to the conditional upsert.
+    // What is stored already, and at which version: one indexed read of the version fields for the whole batch.
+    const stored = await this.storedVersions([...candidates.keys()]);
+    const fresh: Candidate[] = [];
     const newer: Candidate[] = [];
     for (const c of candidates.values()) {
-      const hint = hinted.get(c._id);
-      if (!hint) unhinted.push(c);
-      else if (!isNewer(c, hint)) counts.unchanged++;
+      const current = stored.get(c._id);
+      if (!current) fresh.push(c);
+      else if (!isNewer(c, current)) counts.unchanged++;
       else newer.push(c);
     }
-    if (unhinted.length === 0 && newer.length === 0) return counts;
+    if (fresh.length === 0 && newer.length === 0) return counts;
 
     // Something may be written: in a change-feed block (src/store/changeFeed/blocks.ts; shared with this connection's
     // writes running at the same time, ./changeFeed/sharedBlocks.ts). Unchanged resources never get here, so a re-sync
     // of identical data makes no changes. Each candidate's index is fixed before any write, so a write repeated by
     // writeVerified carries the same stamp.
     const indexOf = new Map<string, number>();
-    for (const c of [...unhinted, ...newer]) indexOf.set(c._id, indexOf.size);
+    for (const c of [...fresh, ...newer]) indexOf.set(c._id, indexOf.size);
     await this.shared.run(await this.scopes.of(connectionId), connectionId, indexOf.size, (block, base) => {
       const stampOf = (c: Candidate, kind: ChangeKind) => stamp(block, base + (indexOf.get(c._id) as number), kind, now);
-      return this.writeCandidates(connectionId, jobId, now, unhinted, newer, counts, nowStored, stampOf);
+      return this.writeCandidates(connectionId, jobId, now, fresh, newer, counts, stampOf);
     });
-    // Only now that every write above stuck: record the hints (a crash before this leaves none, which is safe).
-    await this.hints.record(connectionId, nowStored, hinted);
     return counts;
   }
 
@@ -161,26 +154,22 @@ export class ResourceStore {
     connectionId: string,
     jobId: string | undefined,
     now: Date,
-    unhinted: Candidate[],
+    fresh: Candidate[],
     newer: Candidate[],
     counts: WriteCounts,
-    nowStored: Map<string, StoredVersion>,
     stampOf: (c: Candidate, kind: ChangeKind) => ChangeStamp,
   ): Promise<void> {
-    // Without a hint a resource is almost always new (a first ingest): insert those with one insertMany, without
-    // reading first (a unique-_id insert is atomic on every backend and refuses what exists). The refused ones are
-    // stored already (before hints existed, a crash before the hint write, or a racing writer): they go down the
-    // careful path below, which reads their stored version.
-    if (unhinted.length > 0) {
-      const refused = await this.insertNew(unhinted, connectionId, jobId, now, (c) => stampOf(c, 'created'));
-      counts.inserted += unhinted.length - refused.length;
-      const refusedIds = new Set(refused.map((c) => c._id));
-      for (const c of unhinted) if (!refusedIds.has(c._id)) nowStored.set(c._id, c);
+    // Not stored when the batch was read: inserted with one insertMany (a unique-_id insert is atomic on every backend
+    // and refuses what exists). The refused ones were stored meanwhile by a racing writer: they go down the careful
+    // path below, which reads their stored version again.
+    if (fresh.length > 0) {
+      const refused = await this.insertNew(fresh, connectionId, jobId, now, (c) => stampOf(c, 'created'));
+      counts.inserted += fresh.length - refused.length;
       newer.push(...refused);
     }
     if (newer.length > 0) {
-      // Conditional upserts for the rest; a candidate whose stored copy turns out to be the same or newer is
-      // "unchanged" (and hinted now), the others count as updated (they replace an older stored version).
+      // Conditional upserts for the rest, against their versions read just before: a candidate whose stored copy is
+      // now the same or newer is "unchanged", the others replace an older stored version (or were deleted meanwhile).
       const before = await this.storedVersions(newer.map((c) => c._id));
       const toWrite: Candidate[] = [];
       const stamps = new Map<string, ChangeStamp>();
@@ -188,7 +177,6 @@ export class ResourceStore {
         const current = before.get(c._id);
         if (current && !isNewer(c, current)) {
           counts.unchanged++;
-          nowStored.set(c._id, current);
         } else {
           if (current) counts.updated++;
           else counts.inserted++;
@@ -197,14 +185,13 @@ export class ResourceStore {
         }
       }
       await this.writeVerified(toWrite, (c) => upsertOp(c, connectionId, jobId, now, stamps.get(c._id) as ChangeStamp));
-      for (const c of toWrite) nowStored.set(c._id, c);
     }
   }
 
-  /** The stored version of each of these keys (one indexed $in read, only the version fields projected). */
+  /** The stored version of each of these keys (one indexed $in read, only VERSION_PROJECTION). */
   private async storedVersions(ids: string[]): Promise<Map<string, StoredVersion>> {
     if (ids.length === 0) return new Map();
-    const stored = await this.col.find({ _id: { $in: ids } }, { projection: { lastUpdated: 1, versionNum: 1 }, batchSize: ids.length }).toArray();
+    const stored = await this.col.find({ _id: { $in: ids } }, { projection: VERSION_PROJECTION, batchSize: ids.length }).toArray();
     return new Map(stored.map((d) => [d._id, d]));
   }
 
@@ -237,10 +224,7 @@ export class ResourceStore {
     const existing = await this.col
       .find({ _id: { $in: ids } }, { projection: { resourceType: 1, id: 1, versionId: 1, lastUpdated: 1 }, batchSize: ids.length })
       .toArray();
-    if (existing.length === 0) {
-      await this.hints.forget(ids); // nothing to delete; a hint left by a crashed delete still goes
-      return 0;
-    }
+    if (existing.length === 0) return 0;
     const now = new Date();
     let deleted = 0;
     await this.shared.run(await this.scopes.of(connectionId), connectionId, existing.length, async (block, base) => {
@@ -254,10 +238,7 @@ export class ResourceStore {
         })),
         { ordered: false },
       );
-      // Hints go first (a hint must never outlive its resource), and once more after (see VersionHints.forget).
-      await this.hints.forget(ids);
       deleted = (await this.col.deleteMany({ _id: { $in: ids } })).deletedCount;
-      await this.hints.forget(ids);
     });
     return deleted;
   }
@@ -281,7 +262,7 @@ export class ResourceStore {
         }
       }
       const stored = await this.col
-        .find({ _id: { $in: pending.map((c) => c._id) } }, { projection: { lastUpdated: 1, versionNum: 1 } })
+        .find({ _id: { $in: pending.map((c) => c._id) } }, { projection: VERSION_PROJECTION })
         .toArray();
       const byId = new Map(stored.map((d) => [d._id, d]));
       pending = pending.filter((c) => {
@@ -309,6 +290,13 @@ export class ResourceStore {
     return counts;
   }
 }
+
+/**
+ * The fields a version read returns (with _id): all a write decision needs. Only top-level fields, and a filter on _id
+ * alone, so that the embedded FerretDB reads them without decoding the stored resources; the start-up check
+ * (src/store/indexCheck.ts) explains this very projection.
+ */
+export const VERSION_PROJECTION = { lastUpdated: 1, versionNum: 1 } as const;
 
 /** The aggregation ResourceStore.countByType runs; the start-up check (src/store/indexCheck.ts) explains the same one. */
 export function countByTypePipeline(filter: { connectionId: string; patientId?: string }): Document[] {

@@ -211,7 +211,7 @@ describe('change feed: what is and is not a change', () => {
     jest.spyOn(store.blocks, 'end').mockRejectedValueOnce(new Error('worker crashed'));
     await expect(store.upsertMany(c, [obs('x1', 1), obs('x2', 1)])).rejects.toThrow('worker crashed');
     jest.restoreAllMocks();
-    // The retried step finds both stored (no hints were recorded): nothing new is written.
+    // The retried step finds both stored (their versions read back): nothing new is written.
     expect(await store.upsertMany(c, [obs('x1', 1), obs('x2', 1)])).toMatchObject({ inserted: 0, unchanged: 2 });
     // The crashed writer's block holds the feed back until its lease runs out, then its writes are read once.
     expect((await drain({ connectionId: c, after: next })).changes).toEqual([]);

@@ -1,6 +1,6 @@
 import type { Db } from 'mongodb';
 import { COLLECTIONS, INDEXES, OBSOLETE_INDEXES, ensureIndexes } from '../../src/store/mongo';
-import { COUNT_PATHS, HOT_PATHS, explainCount, judgeCountPlan, judgePlan, verifyIndexedHotPaths, StoreNotIndexedError } from '../../src/store/indexCheck';
+import { COUNT_PATHS, HOT_PATHS, explainCount, explainFind, judgeCountPlan, judgePlan, judgeProjectedPlan, verifyIndexedHotPaths, StoreNotIndexedError } from '../../src/store/indexCheck';
 import { ResourceStore, type FhirResource } from '../../src/store/resources';
 import { freshDb } from '../support/freshDb';
 
@@ -46,8 +46,13 @@ describe('the store at scale: hot paths through an index (explain plans)', () =>
   });
 
   it.each(HOT_PATHS.map((p) => [p.name, p] as const))('%s is served by an index', async (_name, path) => {
-    const verdict = judgePlan(await db.collection(path.collection).find(path.filter).explain('queryPlanner'));
+    const verdict = judgePlan(await explainFind(db, path));
     expect(verdict).toEqual({ indexed: true, detail: expect.any(String) });
+  });
+
+  it.each(HOT_PATHS.filter((p) => p.projection).map((p) => [p.name, p] as const))('%s reads only its projected fields', async (_name, path) => {
+    const ferretdb = Boolean((await db.admin().command({ buildInfo: 1 })).ferretdbVersion);
+    expect(judgeProjectedPlan(await explainFind(db, path), ferretdb)).toEqual({ indexed: true, detail: expect.any(String) });
   });
 
   it.each(COUNT_PATHS.map((p) => [p.name, p] as const))('%s is counted from an index', async (_name, path) => {
@@ -93,13 +98,16 @@ describe('the store at scale: hot paths through an index (explain plans)', () =>
     }
   });
 
-  it('a re-ingest of stored resources reads them back by _id, finds them unchanged and writes nothing', async () => {
+  it('a re-ingest of stored resources reads their versions by _id, finds them unchanged and writes nothing', async () => {
     const store = new ResourceStore(db);
+    const writes = [jest.spyOn(store.col, 'insertMany'), jest.spyOn(store.col, 'bulkWrite')];
     const again: FhirResource[] = Array.from({ length: 100 }, (_, k) => {
       const i = k * CONNECTIONS; // all of connection c0
       return { resourceType: TYPES[i % TYPES.length] as string, id: `r${i}`, meta: { versionId: '1', lastUpdated: new Date(1_700_000_000_000 + i).toISOString() } };
     });
     expect(await store.upsertMany('c0', again)).toEqual({ inserted: 0, updated: 0, unchanged: 100, invalid: 0 });
+    for (const w of writes) expect(w).not.toHaveBeenCalled();
+    jest.restoreAllMocks();
     expect(await store.count({ connectionId: 'c0' })).toBe(N / CONNECTIONS);
   });
 

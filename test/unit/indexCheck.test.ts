@@ -1,4 +1,4 @@
-import { checkServerVersion, judgeCountPlan, judgePlan, StoreNotIndexedError } from '../../src/store/indexCheck';
+import { checkServerVersion, judgeCountPlan, judgePlan, judgeProjectedPlan, StoreNotIndexedError } from '../../src/store/indexCheck';
 
 describe('judgePlan reads both servers\' explain answers', () => {
   it('MongoDB: an index scan or _id fast path is indexed, a collection scan is not', () => {
@@ -33,6 +33,23 @@ describe('judgeCountPlan: a count is indexed, and on FerretDB counted by SQLite 
     expect(old.indexed).toBe(false);
     expect(old.detail).toMatch(/decoding every matching document/);
     expect(judgeCountPlan({ queryPlanner: { Plan: ['id=2 parent=0 notused=0 detail=SCAN r_1'] }, ehrsyncCountPushdown: true }, true).indexed).toBe(false);
+  });
+});
+
+describe('judgeProjectedPlan: a projected read is indexed, and on FerretDB reads only the projected fields', () => {
+  const search = ['id=3 parent=0 notused=0 detail=SEARCH r_1 USING INDEX r_1__id_ (<expr>=?)'];
+
+  it('MongoDB: the plan alone decides', () => {
+    expect(judgeProjectedPlan({ queryPlanner: { winningPlan: { stage: 'PROJECTION_SIMPLE', inputStage: { stage: 'FETCH', inputStage: { stage: 'IXSCAN' } } } } }, false).indexed).toBe(true);
+    expect(judgeProjectedPlan({ queryPlanner: { winningPlan: { stage: 'PROJECTION_SIMPLE', inputStage: { stage: 'COLLSCAN' } } } }, false).indexed).toBe(false);
+  });
+
+  it('FerretDB: an indexed plan without ehrsyncProjectionPushdown (a build without the projection patch) is refused, with the reason', () => {
+    expect(judgeProjectedPlan({ queryPlanner: { Plan: search }, ehrsyncProjectionPushdown: true }, true).indexed).toBe(true);
+    const old = judgeProjectedPlan({ queryPlanner: { Plan: search } }, true);
+    expect(old.indexed).toBe(false);
+    expect(old.detail).toMatch(/reads whole documents/);
+    expect(judgeProjectedPlan({ queryPlanner: { Plan: ['id=2 parent=0 notused=0 detail=SCAN r_1'] }, ehrsyncProjectionPushdown: true }, true).indexed).toBe(false);
   });
 });
 

@@ -1,0 +1,119 @@
+// ehr-sync addition to FerretDB v1.24.2's SQLite backend (copied into internal/backends/sqlite as
+// ehrsync_projection.go by scripts/setup.sh; see scripts/ferretdb/README.md, "Projections").
+//
+// When the handler says a find needs only some top-level fields (QueryParams.EhrsyncFields, decided in
+// the handler's ehrsync_projection.go), SQLite extracts them from the stored sjson text and FerretDB
+// decodes a document of those fields only, instead of the whole stored document. The stored sjson is
+// {"$s": {"p": {<field>: <type>, ...}, "$k": [<field order>]}, <field>: <value>, ...}: each wanted
+// field's type and value are extracted, with the key order, and put back together as a small sjson
+// document that the standard decoder reads.
+
+package sqlite
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
+	"github.com/FerretDB/FerretDB/internal/handler/sjson"
+	"github.com/FerretDB/FerretDB/internal/types"
+	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
+)
+
+// projectedColumn names the one column a projected query selects: a JSON array of the key order, then
+// the type and the value of each wanted field (JSON null for both when the document lacks it).
+const projectedColumn = "ehrsync_fields"
+
+// prepareProjectedSelectClause is prepareSelectClause for a query that needs only these fields. The
+// field names were checked by the handler (top-level names of letters, digits and underscores), so
+// quoting them in the JSON paths is safe.
+func prepareProjectedSelectClause(table, comment string, capped bool, fields []string) string {
+	if comment != "" {
+		comment = strings.ReplaceAll(comment, "/*", "/ *")
+		comment = strings.ReplaceAll(comment, "*/", "* /")
+		comment = `/* ` + comment + ` */`
+	}
+
+	// One json_extract with every path: SQLite parses the stored text once and returns a JSON array of
+	// the results (null for a path the document lacks).
+	paths := []string{`'$."$s"."$k"'`}
+	for _, f := range fields {
+		paths = append(paths, fmt.Sprintf(`'$."$s".p."%s"'`, f), fmt.Sprintf(`'$."%s"'`, f))
+	}
+
+	sel := fmt.Sprintf(`json_extract(%s, %s) AS %s`, metadata.DefaultColumn, strings.Join(paths, ", "), projectedColumn)
+
+	if capped {
+		return fmt.Sprintf(`SELECT %s %s, %s FROM %q`, comment, metadata.RecordIDColumn, sel, table)
+	}
+
+	return fmt.Sprintf(`SELECT %s %s FROM %q`, comment, sel, table)
+}
+
+// projectedDocument rebuilds the document of the wanted fields, in the stored key order, from the
+// projected column's JSON array.
+func projectedDocument(b []byte, fields []string) (*types.Document, error) {
+	var parts []json.RawMessage
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+
+	if len(parts) != 1+2*len(fields) {
+		return nil, lazyerrors.Errorf("projected row has %d parts for %d fields", len(parts), len(fields))
+	}
+
+	var order []string
+	if err := json.Unmarshal(parts[0], &order); err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+
+	at := make(map[string]int, len(fields))
+	for i, f := range fields {
+		at[f] = i
+	}
+
+	var props, keys, values bytes.Buffer
+
+	for _, k := range order {
+		i, ok := at[k]
+		if !ok {
+			continue
+		}
+
+		typ, val := parts[1+2*i], parts[2+2*i]
+		if bytes.Equal(typ, []byte("null")) {
+			continue // not in this document (a stored null has the type {"t":"null"})
+		}
+
+		name := strconv.Quote(k) // checked names: Go and JSON quoting agree
+		if keys.Len() > 0 {
+			props.WriteByte(',')
+			keys.WriteByte(',')
+		}
+
+		props.WriteString(name + ":")
+		props.Write(typ)
+		keys.WriteString(name)
+		values.WriteString("," + name + ":")
+		values.Write(val)
+	}
+
+	var doc bytes.Buffer
+	doc.WriteString(`{"$s":{"p":{`)
+	doc.Write(props.Bytes())
+	doc.WriteString(`},"$k":[`)
+	doc.Write(keys.Bytes())
+	doc.WriteString(`]}`)
+	doc.Write(values.Bytes())
+	doc.WriteString(`}`)
+
+	res, err := sjson.Unmarshal(doc.Bytes())
+	if err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+
+	return res, nil
+}
