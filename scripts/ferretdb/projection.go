@@ -23,9 +23,19 @@ import (
 	"github.com/FerretDB/FerretDB/internal/util/lazyerrors"
 )
 
-// projectedColumn names the one column a projected query selects: a JSON array of the key order, then
-// the type and the value of each wanted field (JSON null for both when the document lacks it).
+// projectedColumn names the one column a projected query selects: for a large document, a JSON array of
+// the key order, then the type and the value of each wanted field (JSON null for both when the document
+// lacks it); for a small one, the stored document itself (projectedDocument tells them apart).
 const projectedColumn = "ehrsync_fields"
+
+// Below this many bytes of stored text (plus projectedBytesPerField per wanted field) a document is
+// decoded whole: extracting and rebuilding the fields costs about as much as decoding a small document
+// (measured: 10,000 connection documents of ~1.3 KB, 12 fields wanted: 1.1-1.3 s extracted against
+// 0.9 s whole; 2 KB+ FHIR resources, 2 fields wanted: 65 µs each extracted against 260 µs whole).
+const (
+	projectedMinBytes      = 1024
+	projectedBytesPerField = 64
+)
 
 // prepareProjectedSelectClause is prepareSelectClause for a query that needs only these fields. The
 // field names were checked by the handler (top-level names of letters, digits and underscores), so
@@ -44,7 +54,10 @@ func prepareProjectedSelectClause(table, comment string, capped bool, fields []s
 		paths = append(paths, fmt.Sprintf(`'$."$s".p."%s"'`, f), fmt.Sprintf(`'$."%s"'`, f))
 	}
 
-	sel := fmt.Sprintf(`json_extract(%s, %s) AS %s`, metadata.DefaultColumn, strings.Join(paths, ", "), projectedColumn)
+	sel := fmt.Sprintf(
+		`CASE WHEN octet_length(%[1]s) >= %[2]d THEN json_extract(%[1]s, %[3]s) ELSE %[1]s END AS %[4]s`,
+		metadata.DefaultColumn, projectedMinBytes+projectedBytesPerField*len(fields), strings.Join(paths, ", "), projectedColumn,
+	)
 
 	if capped {
 		return fmt.Sprintf(`SELECT %s %s, %s FROM %q`, comment, metadata.RecordIDColumn, sel, table)
@@ -54,8 +67,12 @@ func prepareProjectedSelectClause(table, comment string, capped bool, fields []s
 }
 
 // projectedDocument rebuilds the document of the wanted fields, in the stored key order, from the
-// projected column's JSON array.
+// projected column's JSON array; a small document, selected whole (an sjson object), is decoded whole.
 func projectedDocument(b []byte, fields []string) (*types.Document, error) {
+	if len(b) > 0 && b[0] == '{' {
+		return sjson.Unmarshal(b)
+	}
+
 	var parts []json.RawMessage
 	if err := json.Unmarshal(b, &parts); err != nil {
 		return nil, lazyerrors.Error(err)

@@ -121,9 +121,16 @@ describe('projected reads return exactly the projected fields', () => {
     return out;
   }
 
+  // FerretDB extracts the fields of large documents and decodes small ones whole: both, with the same documents.
+  const padded = docs.map((d) => ({ ...d, pad: 'p'.repeat(4000) }));
+  const collections = [
+    ['small documents', 'projection_small', docs],
+    ['large documents', 'projection_large', padded],
+  ] as const;
+
   beforeAll(async () => {
     ({ db, drop: close } = await freshDb());
-    await db.collection('projection_probe').insertMany(docs as never[]);
+    for (const [, name, all] of collections) await db.collection(name).insertMany(all.map((d) => ({ ...d })) as never[]);
   });
   afterAll(() => close());
 
@@ -139,16 +146,16 @@ describe('projected reads return exactly the projected fields', () => {
     { filter: {}, projection: { nope: 1 }, expected: ['a', 'b', 'c', 'd', 'e'] },
   ];
 
-  it.each(cases.map((c) => [JSON.stringify(c.filter), JSON.stringify(c.projection), c] as const))('find(%s, %s)', async (_f, _p, c) => {
-    const got = await db.collection('projection_probe').find(c.filter, { projection: c.projection }).sort({ _id: 1 }).toArray();
-    const want = docs.filter((d) => c.expected.includes(d._id)).map((d) => project(d, c.projection));
+  it.each(collections.flatMap(([label, name, all]) => cases.map((c) => [label, JSON.stringify(c.filter), JSON.stringify(c.projection), name, all, c] as const)))('%s: find(%s, %s)', async (_l, _f, _p, name, all, c) => {
+    const got = await db.collection(name).find(c.filter, { projection: c.projection }).sort({ _id: 1 }).toArray();
+    const want = (all as ReadonlyArray<Record<string, unknown> & { _id: string }>).filter((d) => c.expected.includes(d._id)).map((d) => project(d, c.projection));
     expect(got).toEqual(want);
     // Same keys in the same order as stored.
     expect(got.map((d) => Object.keys(d))).toEqual(want.map((d) => Object.keys(d)));
   });
 
-  it('a sort on a projected field is applied', async () => {
-    const got = await db.collection('projection_probe').find({}, { projection: { x: 1 } }).sort({ x: -1, _id: 1 }).toArray();
+  it.each(collections.map(([label, name]) => [label, name] as const))('%s: a sort on a projected field is applied', async (_l, name) => {
+    const got = await db.collection(name).find({}, { projection: { x: 1 } }).sort({ x: -1, _id: 1 }).toArray();
     expect(got.map((d) => d._id)).toEqual(['c', 'e', 'a', 'b', 'd']);
   });
 });
