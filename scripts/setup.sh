@@ -160,7 +160,7 @@ ferretdb_is_current() {
 install_ferretdb() {
   step "FerretDB $FERRETDB_VERSION (.tools/bin/ferretdb)"
   if ferretdb_is_current; then
-    log "ferretdb $FERRETDB_VERSION (patched: indexed pushdown, queued writes, indexed counts, projected reads) is already built (reused)"
+    log "ferretdb $FERRETDB_VERSION (patched: indexed pushdown, queued writes, indexed counts, projected reads, fast decoding) is already built (reused)"
     return 0
   fi
   rm -f "$STAMP_DIR/ferretdb.stamp"
@@ -188,7 +188,7 @@ install_ferretdb() {
   chmod -R u+w "$build_dir/src"
   printf '%s\n' "$FERRETDB_VERSION" >"$build_dir/src/build/version/version.txt"
 
-  CURRENT_STEP="FerretDB: apply ehr-sync's SQLite patch (indexed pushdown, queued writes, indexed counts, projected reads)"
+  CURRENT_STEP="FerretDB: apply ehr-sync's SQLite patch (indexed pushdown, queued writes, indexed counts, projected reads, fast decoding)"
   log "applying scripts/ferretdb/sqlite-indexed-pushdown.patch"
   (cd "$build_dir/src" && patch -p1 --forward --quiet <"$FERRETDB_PATCH_DIR/sqlite-indexed-pushdown.patch") ||
     die "the FerretDB patch does not apply to $FERRETDB_VERSION (scripts/ferretdb/)"
@@ -200,6 +200,8 @@ install_ferretdb() {
   cp "$FERRETDB_PATCH_DIR/handler_count.go" "$build_dir/src/internal/handler/ehrsync_count.go"
   cp "$FERRETDB_PATCH_DIR/projection.go" "$build_dir/src/internal/backends/sqlite/ehrsync_projection.go"
   cp "$FERRETDB_PATCH_DIR/handler_projection.go" "$build_dir/src/internal/handler/ehrsync_projection.go"
+  cp "$FERRETDB_PATCH_DIR/sjson_fast.go" "$build_dir/src/internal/handler/sjson/ehrsync_fast.go"
+  cp "$FERRETDB_PATCH_DIR/sjson_fast_test.go" "$build_dir/src/internal/handler/sjson/ehrsync_fast_test.go"
 
   CURRENT_STEP="FerretDB: go build (first build takes a few minutes)"
   log "building ferretdb (tags: $FERRETDB_BUILD_TAGS); the first build takes a few minutes"
