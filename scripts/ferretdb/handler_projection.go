@@ -16,16 +16,12 @@
 package handler
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/FerretDB/FerretDB/internal/backends"
 	"github.com/FerretDB/FerretDB/internal/handler/common"
 	"github.com/FerretDB/FerretDB/internal/types"
 )
-
-// projectableField is a top-level field name the backend can select safely (the same rule as pushdown).
-var projectableField = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // maxProjectedFields bounds the select list (each field is two JSON extractions).
 const maxProjectedFields = 32
@@ -41,7 +37,9 @@ func ehrsyncProjectedFields(projection, filter, sort *types.Document) []string {
 	included := map[string]bool{"_id": true}
 
 	for _, k := range projection.Keys() {
-		if !projectableField.MatchString(k) {
+		// Top-level names only; the backend checks that it can select each name (and reads whole
+		// documents when it cannot).
+		if k == "" || strings.ContainsAny(k, ".$") {
 			return nil
 		}
 

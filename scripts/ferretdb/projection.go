@@ -37,10 +37,36 @@ const (
 	projectedBytesPerField = 64
 )
 
-// prepareProjectedSelectClause is prepareSelectClause for a query that needs only these fields. The
-// field names were checked by the handler (top-level names of letters, digits and underscores), so
-// quoting them in the JSON paths is safe.
-func prepareProjectedSelectClause(table, comment string, capped bool, fields []string) string {
+// projection is what a projected query selects and how its rows are read back.
+type projection struct {
+	fields []string
+	at     map[string]int // a field's place in fields (and so in the selected array)
+}
+
+// newProjection returns the projection of these top-level fields, or nil (read whole documents) when
+// there are none or one is not a name that is safe to quote in a JSON path (pushdownKey).
+func newProjection(fields []string) *projection {
+	if len(fields) == 0 {
+		return nil
+	}
+
+	at := make(map[string]int, len(fields))
+
+	for i, f := range fields {
+		if !pushdownKey.MatchString(f) {
+			return nil
+		}
+
+		at[f] = i
+	}
+
+	return &projection{fields: fields, at: at}
+}
+
+// prepareProjectedSelectClause is prepareSelectClause for a query that needs only p's fields.
+func prepareProjectedSelectClause(table, comment string, capped bool, p *projection) string {
+	fields := p.fields
+
 	if comment != "" {
 		comment = strings.ReplaceAll(comment, "/*", "/ *")
 		comment = strings.ReplaceAll(comment, "*/", "* /")
@@ -66,9 +92,9 @@ func prepareProjectedSelectClause(table, comment string, capped bool, fields []s
 	return fmt.Sprintf(`SELECT %s %s FROM %q`, comment, sel, table)
 }
 
-// projectedDocument rebuilds the document of the wanted fields, in the stored key order, from the
-// projected column's JSON array; a small document, selected whole (an sjson object), is decoded whole.
-func projectedDocument(b []byte, fields []string) (*types.Document, error) {
+// document rebuilds the document of the wanted fields, in the stored key order, from the projected
+// column's JSON array; a small document, selected whole (an sjson object), is decoded whole.
+func (p *projection) document(b []byte) (*types.Document, error) {
 	if len(b) > 0 && b[0] == '{' {
 		return sjson.Unmarshal(b)
 	}
@@ -78,8 +104,8 @@ func projectedDocument(b []byte, fields []string) (*types.Document, error) {
 		return nil, lazyerrors.Error(err)
 	}
 
-	if len(parts) != 1+2*len(fields) {
-		return nil, lazyerrors.Errorf("projected row has %d parts for %d fields", len(parts), len(fields))
+	if len(parts) != 1+2*len(p.fields) {
+		return nil, lazyerrors.Errorf("projected row has %d parts for %d fields", len(parts), len(p.fields))
 	}
 
 	var order []string
@@ -87,15 +113,10 @@ func projectedDocument(b []byte, fields []string) (*types.Document, error) {
 		return nil, lazyerrors.Error(err)
 	}
 
-	at := make(map[string]int, len(fields))
-	for i, f := range fields {
-		at[f] = i
-	}
-
 	var props, keys, values bytes.Buffer
 
 	for _, k := range order {
-		i, ok := at[k]
+		i, ok := p.at[k]
 		if !ok {
 			continue
 		}
