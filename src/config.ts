@@ -96,6 +96,12 @@ export const WorkerEnvSchema = z.object({
    */
   RATE_LIMIT_FAIRNESS: z.enum(['connection', 'fifo']).default('connection'),
   /**
+   * Longest a request waits in the shared limiter for its place. A longer wait (a quota used up for the day, a long
+   * block) fails the request with a retryable FHIR_RATE_LIMITED instead, so the step is retried by Temporal rather than
+   * holding an activity slot and its heartbeat for hours.
+   */
+  RATE_LIMIT_MAX_WAIT_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
+  /**
    * Activities one worker process runs at once. They mostly wait (on the shared limiter, FHIR, MongoDB), and a
    * fleet needs at least one request in flight per practice to use every practice's quota: raise it with the
    * number of practices a worker serves (memory: about one search page per activity).

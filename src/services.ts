@@ -88,7 +88,11 @@ export async function createServices(
   const syncPoints = new SyncPointStore(db);
   const leases = new LeaseStore(db);
   // The shared limiter (quotas from the registry, state in MongoDB); tests and tools may pass `unlimited`.
-  const sharedLimiter = new MongoRateLimiter(db, registry, { maxBlockMs: retryAfterMaxMs, fairness: config.RATE_LIMIT_FAIRNESS });
+  const sharedLimiter = new MongoRateLimiter(db, registry, {
+    maxBlockMs: retryAfterMaxMs,
+    maxWaitMs: config.RATE_LIMIT_MAX_WAIT_SECONDS * 1000,
+    fairness: config.RATE_LIMIT_FAIRNESS,
+  });
   const limiter = overrides.limiter ?? sharedLimiter;
   // Token requests take places in the same limiter as FHIR requests (SmartAuthDeps.limiter).
   const smartAuth = new SmartAuth({ registry, discovery, connections, oauthStates, insecureHosts: config.ALLOW_INSECURE_HOSTS, limiter });

@@ -84,7 +84,7 @@ export interface RateLimitBlockAdmin {
 
 export interface MongoRateLimiterOptions {
   tuning?: Partial<LimiterTuning>;
-  /** A wait longer than this fails the request (retryable FHIR_RATE_LIMITED) instead of holding it. Default 120 s. */
+  /** A wait longer than this fails the request (retryable FHIR_RATE_LIMITED) instead of holding it. RATE_LIMIT_MAX_WAIT_SECONDS; default 120 s. */
   maxWaitMs?: number;
   /**
    * No block (429 Retry-After, X-RateLimit-Reset) lasts longer than this from when it was written, whatever the

@@ -29,9 +29,9 @@ interface Instance {
 }
 
 /** `n` limiter instances on one fresh database, each with its own MongoClient and limiter, plus connections. */
-async function instances(n: number, sandboxes: Sandbox[], providersJson?: string): Promise<{ list: Instance[]; dbName: string; close(): Promise<void> }> {
+async function instances(n: number, sandboxes: Sandbox[], providersJson?: string, extraEnv: Record<string, string> = {}): Promise<{ list: Instance[]; dbName: string; close(): Promise<void> }> {
   const dbName = testDbName('limiter_');
-  const env = limiterEnv({ mongoUri: mongoUri(), dbName, fhirBaseUrl: sandboxes[0]!.fhirBaseUrl, providersJson });
+  const env = { ...limiterEnv({ mongoUri: mongoUri(), dbName, fhirBaseUrl: sandboxes[0]!.fhirBaseUrl, providersJson }), ...extraEnv };
   const list: Instance[] = [];
   for (let i = 0; i < n; i++) {
     const services = await openServices(env);
@@ -233,6 +233,44 @@ describe('shared rate limiter: fixed window per practice base URL', () => {
       expect(stats.maxAdmittedIn2s).toBeLessThanOrEqual(5);
     } finally {
       await world.close();
+    }
+  });
+});
+
+describe('shared rate limiter: the longest hold (RATE_LIMIT_MAX_WAIT_SECONDS)', () => {
+  test('a request whose place is further away than the maximum fails at once with a retryable FHIR_RATE_LIMITED that names the wait; the server sees nothing more', async () => {
+    const sb = await startSandbox({ port: 0, patients: 2, resourcesPerPatient: 1 });
+    // A burst of 5 (the limiter keeps 2 in reserve, so 3 for us), then one request per 20 s: once the burst is used
+    // up, the next request's place is 10-20 s away, far over a 2 s maximum.
+    const providersJson = JSON.stringify({
+      id: PROVIDER,
+      rateLimit: { display: '5 at once, then 3 per minute', quotas: [{ name: 'per-practice', kind: 'token-bucket', shareBy: 'baseUrl', ratePerSecond: 0.05, burst: 5 }] },
+    });
+    const world = await instances(1, [sb], providersJson, { RATE_LIMIT_MAX_WAIT_SECONDS: '2' });
+    const [a] = world.list as [Instance];
+    try {
+      const conn = fhirConnectionOf(a.conn.get(sb.fhirBaseUrl)!);
+      sb.admin.resetStats();
+      let sent = 0;
+      let err: { code?: string; retryable?: boolean; message?: string } | undefined;
+      let refusedAfterMs = 0;
+      // Where in its 20 s slot the burst starts decides whether 2 or 3 go at once; the 4th never does.
+      while (!err && sent < 4) {
+        const startedAt = Date.now();
+        err = (await a.services.fhir.searchPage(conn, 'Patient', { _count: 1 }).then(() => undefined, (e: unknown) => e)) as typeof err;
+        if (err) refusedAfterMs = Date.now() - startedAt;
+        else sent++;
+      }
+      expect(sent).toBeGreaterThanOrEqual(2);
+      expect(sent).toBeLessThanOrEqual(3);
+      expect(err).toMatchObject({ code: 'FHIR_RATE_LIMITED', retryable: true });
+      expect(err!.message).toMatch(/would hold this request for \d+ s \(more than 2 s\)/);
+      // Refused at once, not after holding the request for the maximum (a wide bound: the claim is one round trip).
+      expect(refusedAfterMs).toBeLessThan(2_000);
+      expect(sb.admin.getStats().total).toBe(sent);
+    } finally {
+      await world.close();
+      await sb.close();
     }
   });
 });

@@ -34,6 +34,9 @@ describe('configuration', () => {
     expect(config.RETRY_AFTER_MAX_SECONDS).toBe(600);
     expect(config.SYNC_CLOCK_SKEW_SECONDS).toBe(300);
     expect(config.RATE_LIMIT_FAIRNESS).toBe('connection');
+    expect(config.RATE_LIMIT_MAX_WAIT_SECONDS).toBe(120);
+    expect(loadWorkerConfig({ ...valid, RATE_LIMIT_MAX_WAIT_SECONDS: '900' }).RATE_LIMIT_MAX_WAIT_SECONDS).toBe(900);
+    expect(messageOf(() => loadWorkerConfig({ ...valid, RATE_LIMIT_MAX_WAIT_SECONDS: '0' }))).toMatch(/RATE_LIMIT_MAX_WAIT_SECONDS/);
     expect(config.WORKER_MAX_CONCURRENT_ACTIVITIES).toBe(20);
     expect(loadWorkerConfig({ ...valid, WORKER_MAX_CONCURRENT_ACTIVITIES: '200' }).WORKER_MAX_CONCURRENT_ACTIVITIES).toBe(200);
     expect(messageOf(() => loadWorkerConfig({ ...valid, RATE_LIMIT_FAIRNESS: 'random' }))).toMatch(/RATE_LIMIT_FAIRNESS/);
