@@ -1,6 +1,6 @@
 import type { HeartbeatDeclarations } from './heartbeats';
 import { Context } from '@temporalio/activity';
-import type { FhirClient } from '../fhir/client';
+import type { FhirClient, SearchPage } from '../fhir/client';
 import type { ProviderRegistry } from '../providers/registry';
 import { selectSyncTypes } from '../providers/syncTypes';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
@@ -13,6 +13,7 @@ import { fhirConnectionOf } from './fhirConnection';
 import { workflowRunId } from './workflowRun';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 import { activityLog, bindActivityLog, finishJobObserved } from './observe';
+import { KEEPALIVE_INTERVAL_MS } from './keepalive';
 
 export interface SyncDeps {
   connections: ConnectionStore;
@@ -76,6 +77,25 @@ export interface TypeSyncResult extends WriteCounts {
   resumed: boolean;
 }
 
+/** One type's step, as the workflow passes it to syncResourceType (and, for all types at once, to syncFirstPages). */
+export interface TypeStepInput {
+  resourceType: string;
+  category: 'standard' | 'enhanced';
+  since?: string;
+  pageSize?: number;
+  advancesSyncPoint?: boolean;
+  patientParam?: string;
+}
+
+/**
+ * What syncFirstPages answers (and heartbeats, so that a retry does only the types it has not handled): the types
+ * that were complete after their first page, with their results, and the types that need a step of their own.
+ */
+export interface FirstPagesResult {
+  finished: TypeSyncResult[];
+  continuing: string[];
+}
+
 /** What a paging activity records in its heartbeat so that a retry continues where the last one stopped. */
 interface PagingCheckpoint {
   next?: string;
@@ -107,6 +127,67 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       activityLog().warn('CapabilityStatement not read: syncing every type with the usual patient parameter', { err: errorMessage(err) });
       return undefined;
     }
+  }
+
+  /**
+   * One type's search for a connection: `fetch` a page (the first, or a next link), `store` it (idempotent writes,
+   * counts into the checkpoint). A server's nonsense Retry-After (clamped to RETRY_AFTER_MAX_SECONDS) is shown in
+   * the job view; the worker log has it from the FHIR observer. It is written after the request (awaited, never
+   * racing the job's final write, which FerretDB could lose).
+   */
+  function typePager(connection: ConnectionDoc, input: TypeStepInput & { jobId: string }, signal: AbortSignal) {
+    const target = fhirConnectionOf(connection);
+    let clamped: string | undefined;
+    const onRetryAfterClamped = (note: string) => {
+      clamped = `${input.resourceType}: ${note}`;
+    };
+    const noteClamp = async () => {
+      if (!clamped) return;
+      const note = clamped;
+      clamped = undefined;
+      await jobs.update(input.jobId, { 'details.retryAfterClamped': note });
+    };
+    return {
+      async fetch(next: string | undefined) {
+        let page;
+        try {
+          page = next === undefined
+            ? await fhir.searchPage(target, input.resourceType, searchParams(connection, input), signal, { onRetryAfterClamped })
+            : await fhir.searchPage(target, next, {}, signal, { onRetryAfterClamped });
+        } catch (err) {
+          await noteClamp().catch(() => undefined);
+          throw err;
+        }
+        await noteClamp();
+        return page;
+      },
+      async store(page: SearchPage, checkpoint: PagingCheckpoint) {
+        await connections.assertWritable(connection._id);
+        const counts = await resources.upsertMany(connection._id, page.resources, input.jobId);
+        metrics.resourcesWritten(input.resourceType, counts);
+        checkpoint.counts = addCounts(checkpoint.counts, counts);
+        checkpoint.fetched += page.resources.length;
+        checkpoint.pages += 1;
+        checkpoint.next = page.next;
+      },
+    };
+  }
+
+  /** A type whose last page is stored: its sync point moves (unless the plan says not to) and its result is told. */
+  async function finishType(connection: ConnectionDoc, input: TypeStepInput & { jobId: string }, checkpoint: PagingCheckpoint, resumed: boolean): Promise<TypeSyncResult> {
+    const syncedUpTo = checkpoint.startedAt as string; // set by the first page (or the resumed checkpoint)
+    if (input.advancesSyncPoint !== false) await syncPoints.advance(connection._id, input.resourceType, syncedUpTo, input.jobId);
+    activityLog().info('resource type synced', { resourceType: input.resourceType, fetched: checkpoint.fetched, pages: checkpoint.pages, ...checkpoint.counts, resumed, syncedUpTo, syncPointSource: checkpoint.syncPointSource });
+    return {
+      resourceType: input.resourceType,
+      category: input.category,
+      ...checkpoint.counts,
+      fetched: checkpoint.fetched,
+      pages: checkpoint.pages,
+      syncedUpTo,
+      ...(checkpoint.syncPointSource ? { syncPointSource: checkpoint.syncPointSource } : {}),
+      resumed,
+    };
   }
 
   return {
@@ -165,79 +246,87 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
 
     /**
      * Pages through one type's search for the connection (`_lastUpdated=ge<since>`, `next` links), writing each
-     * page idempotently. Heartbeats the next link with the running counts and resumes from it after a crash.
+     * page idempotently. Heartbeats the next link with the running counts and resumes from it after a crash. A step
+     * that `continuesFirstPage` starts where syncFirstPages left the type (its stored next link and counts).
      */
-    async syncResourceType(input: {
-      jobId: string;
-      connectionId: string;
-      resourceType: string;
-      category: 'standard' | 'enhanced';
-      since?: string;
-      pageSize?: number;
-      advancesSyncPoint?: boolean;
-      patientParam?: string;
-    }): Promise<TypeSyncResult> {
+    async syncResourceType(input: TypeStepInput & { jobId: string; connectionId: string; continuesFirstPage?: boolean }): Promise<TypeSyncResult> {
       const ctx = Context.current();
       const connection = await connections.get(input.connectionId);
       const saved = ctx.info.heartbeatDetails as PagingCheckpoint | undefined;
-      const checkpoint: PagingCheckpoint = saved ?? { fetched: 0, pages: 0, counts: emptyCounts() };
+      const continued = !saved && input.continuesFirstPage ? ((await jobs.continuation(input.jobId, input.resourceType, workflowRunId())) as PagingCheckpoint | undefined) : undefined;
+      const start = saved ?? continued;
+      const checkpoint: PagingCheckpoint = start ?? { fetched: 0, pages: 0, counts: emptyCounts() };
       const resumed = Boolean(saved);
       bindActivityLog({ provider: connection.provider, resourceType: input.resourceType });
       if (resumed) activityLog().info('resuming from the heartbeated next link', { pagesDone: checkpoint.pages, fetched: checkpoint.fetched });
-      // A server's nonsense Retry-After (clamped to RETRY_AFTER_MAX_SECONDS) is shown in the job view; the worker
-      // log has it from the FHIR observer. On the job document: a retried attempt starts a fresh progress value.
-      // Written after the request (awaited, never racing the job's final write, which FerretDB could lose).
-      let clamped: string | undefined;
-      const onRetryAfterClamped = (note: string) => {
-        clamped = `${input.resourceType}: ${note}`;
-      };
-      const noteClamp = async () => {
-        if (!clamped) return;
-        const note = clamped;
-        clamped = undefined;
-        await jobs.update(input.jobId, { 'details.retryAfterClamped': note });
-      };
-      const target = fhirConnectionOf(connection);
-      let next: string | undefined = saved?.next;
-      let first = !saved;
+      const pager = typePager(connection, input, ctx.cancellationSignal);
+      let next: string | undefined = start?.next;
+      let first = !start;
       while (first || next) {
-        let page;
-        try {
-          page = first
-            ? await fhir.searchPage(target, input.resourceType, searchParams(connection, input), ctx.cancellationSignal, { onRetryAfterClamped })
-            : await fhir.searchPage(target, next as string, {}, ctx.cancellationSignal, { onRetryAfterClamped });
-        } catch (err) {
-          await noteClamp().catch(() => undefined);
-          throw err;
-        }
-        await noteClamp();
+        const page = await pager.fetch(first ? undefined : next);
         if (first) Object.assign(checkpoint, syncPointOf(page, skewMs));
         first = false;
-        await connections.assertWritable(connection._id);
-        const counts = await resources.upsertMany(connection._id, page.resources, input.jobId);
-        metrics.resourcesWritten(input.resourceType, counts);
-        checkpoint.counts = addCounts(checkpoint.counts, counts);
-        checkpoint.fetched += page.resources.length;
-        checkpoint.pages += 1;
-        checkpoint.next = page.next;
+        await pager.store(page, checkpoint);
         next = page.next;
         // The page is stored: from here a retry may skip it.
         ctx.heartbeat(checkpoint);
         await jobs.recordProgress(input.jobId, input.resourceType, { fetched: checkpoint.fetched, pages: checkpoint.pages, done: !next });
       }
-      const syncedUpTo = checkpoint.startedAt as string; // set by the first page (or the resumed checkpoint)
-      if (input.advancesSyncPoint !== false) await syncPoints.advance(connection._id, input.resourceType, syncedUpTo, input.jobId);
-      activityLog().info('resource type synced', { fetched: checkpoint.fetched, pages: checkpoint.pages, ...checkpoint.counts, resumed, syncedUpTo, syncPointSource: checkpoint.syncPointSource });
-      return {
-        resourceType: input.resourceType,
-        category: input.category,
-        ...checkpoint.counts,
-        fetched: checkpoint.fetched,
-        pages: checkpoint.pages,
-        syncedUpTo,
-        ...(checkpoint.syncPointSource ? { syncPointSource: checkpoint.syncPointSource } : {}),
-        resumed,
-      };
+      return finishType(connection, input, checkpoint, resumed);
+    },
+
+    /**
+     * The first page of every type of the plan, in one step (the types `parallel` at a time): a type complete after
+     * its first page (the usual case for an incremental sync, and for small patients) is finished here, the others
+     * are stored with their next link and continue in a step of their own (syncResourceType, `continuesFirstPage`).
+     * One step instead of one per type keeps a fleet's thousands of small syncs cheap to orchestrate. A type whose
+     * first page fails is left to its own step, which retries and reports it as before; only a failure that is not
+     * the type's (the database, a deleted connection) fails this step, and a retry redoes only the unhandled types.
+     */
+    async syncFirstPages(input: { jobId: string; connectionId: string; parallel?: number; types: TypeStepInput[] }): Promise<FirstPagesResult> {
+      const ctx = Context.current();
+      const connection = await connections.get(input.connectionId);
+      const state: FirstPagesResult = (ctx.info.heartbeatDetails as FirstPagesResult | undefined) ?? { finished: [], continuing: [] };
+      const handled = new Set([...state.finished.map((r) => r.resourceType), ...state.continuing]);
+      bindActivityLog({ provider: connection.provider });
+      // 'own' heartbeats (the checkpoint is the state): beat it while first pages wait on the limiter or the server.
+      const beat = setInterval(() => ctx.heartbeat(state), KEEPALIVE_INTERVAL_MS);
+      try {
+        const todo = input.types.filter((t) => !handled.has(t.resourceType));
+        const firstPage = async (type: TypeStepInput) => {
+          const t = { ...type, jobId: input.jobId };
+          const pager = typePager(connection, t, ctx.cancellationSignal);
+          let page: SearchPage;
+          try {
+            page = await pager.fetch(undefined);
+          } catch (err) {
+            if (ctx.cancellationSignal.aborted) throw err;
+            activityLog().warn('first page not read: the type gets a step of its own', { resourceType: t.resourceType, err: errorMessage(err) });
+            state.continuing.push(t.resourceType);
+            return;
+          }
+          const checkpoint: PagingCheckpoint = { fetched: 0, pages: 0, counts: emptyCounts(), ...syncPointOf(page, skewMs) };
+          await pager.store(page, checkpoint);
+          const done = !page.next;
+          const progress = { fetched: checkpoint.fetched, pages: checkpoint.pages, done };
+          if (done) {
+            await jobs.recordProgress(input.jobId, t.resourceType, progress);
+            state.finished.push(await finishType(connection, t, checkpoint, false));
+          } else {
+            await jobs.recordProgress(input.jobId, t.resourceType, progress, { runId: workflowRunId(), checkpoint: { ...checkpoint } });
+            state.continuing.push(t.resourceType);
+          }
+          ctx.heartbeat(state);
+        };
+        const queue = [...todo];
+        const lane = async () => {
+          for (let t = queue.shift(); t; t = queue.shift()) await firstPage(t);
+        };
+        await Promise.all(Array.from({ length: Math.max(1, Math.min(input.parallel ?? 4, queue.length)) }, lane));
+        return state;
+      } finally {
+        clearInterval(beat);
+      }
     },
 
     /** Writes the outcome to the job document (the API answers from it once the workflow is over). */
@@ -289,5 +378,6 @@ function searchParams(connection: ConnectionDoc, input: { resourceType: string; 
 export const syncHeartbeats: HeartbeatDeclarations<ReturnType<typeof createSyncActivities>> = {
   planSync: 'keepalive',
   syncResourceType: 'own',
+  syncFirstPages: 'own',
   completeSyncJob: 'keepalive',
 };

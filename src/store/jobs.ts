@@ -36,6 +36,11 @@ export interface JobProgressDoc {
   jobId: string;
   step: string;
   value: Record<string, unknown>;
+  /**
+   * Where a later step picks the step up (a sync type whose first page syncFirstPages stored: the next link and
+   * counts), valid only for the workflow run that wrote it. Not part of the progress the API shows.
+   */
+  continuation?: { runId: string; checkpoint: Record<string, unknown> };
   updatedAt: Date;
 }
 
@@ -55,8 +60,14 @@ export class JobStore {
    * Records a step's progress. Steps run in parallel activities; each writes only its own document, because
    * concurrent updates of one shared document are not atomic on FerretDB 1.x (see src/store/mongo.ts).
    */
-  async recordProgress(jobId: string, step: string, value: Record<string, unknown>): Promise<void> {
-    await this.progressCol.replaceOne({ _id: `${jobId}/${step}` }, { jobId, step, value, updatedAt: new Date() }, { upsert: true });
+  async recordProgress(jobId: string, step: string, value: Record<string, unknown>, continuation?: JobProgressDoc['continuation']): Promise<void> {
+    await this.progressCol.replaceOne({ _id: `${jobId}/${step}` }, { jobId, step, value, ...(continuation ? { continuation } : {}), updatedAt: new Date() }, { upsert: true });
+  }
+
+  /** The continuation a step of this run left for the next one (recordProgress), if it is still there. */
+  async continuation(jobId: string, step: string, runId: string): Promise<Record<string, unknown> | undefined> {
+    const doc = await this.progressCol.findOne({ _id: `${jobId}/${step}` });
+    return doc?.continuation?.runId === runId ? doc.continuation.checkpoint : undefined;
   }
 
   /** All steps' progress of a job, by step name. */

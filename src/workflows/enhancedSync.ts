@@ -30,7 +30,10 @@ function pagingActivities(heartbeatTimeoutSeconds: number) {
 // The input, result and progress types and the progress query are the job contract's (src/jobs/contract.ts).
 export type { EnhancedSyncInput, EnhancedSyncResult, SyncProgress } from '../jobs/contract';
 
-/** The spec's enhanced sync: one retryable, resumable step per resource type, counts only in history. */
+/**
+ * The spec's enhanced sync: the first page of every type in one retryable step, then one retryable, resumable step
+ * per type that has more pages; counts only in history.
+ */
 export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<EnhancedSyncResult> {
   const jobId = workflowInfo().workflowId;
   const progress: SyncProgress = { status: 'PLANNING', types: {}, finished: {} };
@@ -46,22 +49,37 @@ export async function enhancedSyncWorkflow(input: EnhancedSyncInput): Promise<En
     for (const s of plan.skipped ?? []) progress.types[s.resourceType] = 'skipped';
     // Steps carry the plan's patient search parameter; histories from before it replay without it.
     const withPatientParam = patched('sync-patient-search-param');
+    // The first page of every type in one step; only types with more pages get a step of their own. Histories from
+    // before it replay with one step per type.
+    const firstPagesTogether = patched('sync-first-pages-together');
     progress.status = 'RUNNING';
     const results: TypeSyncResult[] = [];
+    const stepInput = (t: (typeof plan.types)[number]) => ({
+      resourceType: t.resourceType,
+      category: t.category,
+      since: t.since,
+      pageSize: input.pageSize,
+      advancesSyncPoint: t.advancesSyncPoint,
+      ...(withPatientParam && t.patientParam ? { patientParam: t.patientParam } : {}),
+    });
+    let ownSteps = plan.types;
+    if (firstPagesTogether && plan.types.length > 0) {
+      for (const t of plan.types) progress.types[t.resourceType] = 'running';
+      const first = await paging.syncFirstPages({ jobId, connectionId: input.connectionId, parallel: input.maxParallelTypes ?? 4, types: plan.types.map(stepInput) });
+      for (const r of first.finished) {
+        results.push(r);
+        progress.types[r.resourceType] = 'done';
+        progress.finished[r.resourceType] = { fetched: r.fetched };
+      }
+      const continuing = new Set(first.continuing);
+      ownSteps = plan.types.filter((t) => continuing.has(t.resourceType));
+      for (const t of ownSteps) progress.types[t.resourceType] = 'pending';
+    }
     // One type per lane, up to maxParallelTypes at a time.
-    await runInLanes(plan.types, input.maxParallelTypes ?? 4, async (t) => {
+    await runInLanes(ownSteps, input.maxParallelTypes ?? 4, async (t) => {
       progress.types[t.resourceType] = 'running';
       try {
-        const r = await paging.syncResourceType({
-          jobId,
-          connectionId: input.connectionId,
-          resourceType: t.resourceType,
-          category: t.category,
-          since: t.since,
-          pageSize: input.pageSize,
-          advancesSyncPoint: t.advancesSyncPoint,
-          ...(withPatientParam && t.patientParam ? { patientParam: t.patientParam } : {}),
-        });
+        const r = await paging.syncResourceType({ jobId, connectionId: input.connectionId, ...stepInput(t), ...(firstPagesTogether ? { continuesFirstPage: true } : {}) });
         results.push(r);
         progress.types[t.resourceType] = 'done';
         progress.finished[t.resourceType] = { fetched: r.fetched };

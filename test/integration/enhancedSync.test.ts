@@ -86,6 +86,36 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     expect(stored?.resource).toEqual(changed);
   });
 
+  it('reads the first page of every type in one step; only types with more pages get a step of their own, which goes on from page 2: each page requested once', async () => {
+    const conn = await connectPatient(stack);
+    stack.sandbox.admin.resetStats();
+    const res = await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, pageSize: 2 });
+    expect(res.statusCode).toBe(200);
+    const data = res.body.data!;
+    const pages = Object.values(data.types).reduce((n, t) => n + t.pages, 0);
+    const multiPage = Object.entries(data.types).filter(([, t]) => t.pages > 1).map(([type]) => type).sort();
+    expect(multiPage.length).toBeGreaterThan(0);
+    expect(multiPage.length).toBeLessThan(Object.keys(data.types).length);
+    // No first page read twice (once by the first-pages step, again by the type's own step).
+    expect(stack.sandbox.admin.getStats().byKind.search.byStatus['200']).toBe(pages);
+    await expectStoreEqualsSandbox(stack, conn);
+    const history = await stack.client.workflow.getHandle(data.id).fetchHistory();
+    const scheduled = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a?.activityType?.name);
+    const inputOf = (a: (typeof scheduled)[number]) => JSON.parse(Buffer.from(a!.input!.payloads![0]!.data!).toString('utf8')) as { resourceType?: string; continuesFirstPage?: boolean };
+    expect(scheduled.filter((a) => a!.activityType!.name === 'syncFirstPages')).toHaveLength(1);
+    const ownSteps = scheduled.filter((a) => a!.activityType!.name === 'syncResourceType').map(inputOf);
+    expect(ownSteps.map((i) => i.resourceType).sort()).toEqual(multiPage);
+    expect(ownSteps.every((i) => i.continuesFirstPage === true)).toBe(true);
+
+    // Nothing changed since: three steps in all (plan, first pages, finish), one request per type.
+    stack.sandbox.admin.resetStats();
+    const again = (await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, pageSize: 2 })).body.data!;
+    expect(again.total).toBe(0);
+    expect(stack.sandbox.admin.getStats().byKind.search.byStatus['200']).toBe(Object.keys(again.types).length);
+    const names = ((await stack.client.workflow.getHandle(again.id).fetchHistory()).events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    expect(names).toEqual(['planSync', 'syncFirstPages', 'completeSyncJob']);
+  });
+
   it('keeps the sync point when an explicit since is later than it, so the next incremental run misses nothing', async () => {
     const conn = await connectPatient(stack);
     const body = { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: false, resourceTypes: ['Observation'] };

@@ -72,7 +72,7 @@ describe('heartbeat declarations', () => {
 
   it("an activity declared 'own' does heartbeat itself, or it would time out after its heartbeat timeout", () => {
     const own = Object.entries(activityHeartbeats).filter(([, kind]) => kind === 'own').map(([name]) => name);
-    expect(own.sort()).toEqual(['downloadBulkFile', 'syncResourceType']);
+    expect(own.sort()).toEqual(['downloadBulkFile', 'syncFirstPages', 'syncResourceType']);
     for (const name of own) expect({ name, heartbeats: /\.heartbeat\(/.test(String(all[name as keyof typeof all])) }).toEqual({ name, heartbeats: true });
   });
 });

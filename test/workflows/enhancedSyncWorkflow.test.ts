@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { SyncPlan, TypeSyncResult } from '../../src/activities/sync';
+import type { FirstPagesResult, SyncPlan, TypeSyncResult } from '../../src/activities/sync';
 import { enhancedSyncWorkflow } from '../../src/workflows/enhancedSync';
 import { syncProgressQuery, type EnhancedSyncInput } from '../../src/jobs/contract';
 import { recorded, timeSkippingEnv, until, untilCancelled, withWorker, type MockActivities } from './mocks';
@@ -30,9 +30,14 @@ const typeResult = (t: PageInput, fetched: number): TypeSyncResult => ({
   resumed: false,
 });
 
+type FirstPagesInput = { jobId: string; connectionId: string; parallel?: number; types: PageInput[] };
+/** By default every type has more than one page: each continues in a step of its own. */
+const allContinue = async (i: FirstPagesInput): Promise<FirstPagesResult> => ({ finished: [], continuing: i.types.map((t) => t.resourceType) });
+
 function syncActivities(plan: SyncPlan, overrides: MockActivities = {}) {
   const mocks = {
     planSync: recorded(async () => plan),
+    syncFirstPages: recorded(allContinue),
     syncResourceType: recorded(async (t: PageInput) => typeResult(t, t.resourceType.length)),
     completeSyncJob: recorded(async (_: { status: string; errorMessage?: string; result?: unknown }) => undefined),
   };
@@ -64,11 +69,62 @@ describe('enhanced sync workflow (mocked activities, time skipping)', () => {
       skipped: PLAN.skipped,
     });
     expect(acts.planSync.calls.map((c) => c.input)).toEqual([expect.objectContaining({ connectionId: 'c1', jobId: 'sync-ok' })]);
+    // The first pages of both types in one step, then a step for each type that has more.
+    expect(acts.syncFirstPages.calls.map((c) => c.input)).toEqual([
+      {
+        jobId: 'sync-ok',
+        connectionId: 'c1',
+        parallel: 4,
+        types: [
+          expect.objectContaining({ resourceType: 'Observation', category: 'standard', patientParam: 'patient' }),
+          expect.objectContaining({ resourceType: 'Encounter', category: 'enhanced', since: '2025-01-01T00:00:00Z', patientParam: 'patient' }),
+        ],
+      },
+    ]);
     expect(acts.syncResourceType.calls.map((c) => c.input).sort((a, b) => a.resourceType.localeCompare(b.resourceType))).toEqual([
-      expect.objectContaining({ jobId: 'sync-ok', connectionId: 'c1', resourceType: 'Encounter', category: 'enhanced', since: '2025-01-01T00:00:00Z', patientParam: 'patient' }),
-      expect.objectContaining({ jobId: 'sync-ok', connectionId: 'c1', resourceType: 'Observation', category: 'standard', patientParam: 'patient' }),
+      expect.objectContaining({ jobId: 'sync-ok', connectionId: 'c1', resourceType: 'Encounter', category: 'enhanced', since: '2025-01-01T00:00:00Z', patientParam: 'patient', continuesFirstPage: true }),
+      expect.objectContaining({ jobId: 'sync-ok', connectionId: 'c1', resourceType: 'Observation', category: 'standard', patientParam: 'patient', continuesFirstPage: true }),
     ]);
     expect(acts.completeSyncJob.calls.map((c) => c.input)).toEqual([expect.objectContaining({ jobId: 'sync-ok', status: 'COMPLETED', result: expect.objectContaining({ total: 20 }) })]);
+  });
+
+  it('types complete after their first page finish in the first-pages step: only the others get a step, which continues after that page', async () => {
+    const acts = syncActivities(PLAN, {
+      syncFirstPages: recorded(async (i: FirstPagesInput) => ({ finished: [typeResult(i.types[0]!, 3)], continuing: [i.types[1]!.resourceType] })),
+    });
+    const result = await withWorker(env, acts, (taskQueue) => env.client.workflow.execute(enhancedSyncWorkflow, { args: [input()], workflowId: 'sync-first-pages', taskQueue }));
+    expect(result).toMatchObject({ standardResources: 3, enhancedResources: 9, total: 12, types: { Observation: { fetched: 3 }, Encounter: { fetched: 9 } } });
+    expect(acts.syncFirstPages.calls).toHaveLength(1);
+    expect(acts.syncResourceType.calls.map((c) => c.input)).toEqual([expect.objectContaining({ resourceType: 'Encounter', continuesFirstPage: true })]);
+    // Every type finished there: no per-type step at all (an incremental sync where nothing changed).
+    const none = syncActivities(PLAN, {
+      syncFirstPages: recorded(async (i: FirstPagesInput) => ({ finished: i.types.map((t) => typeResult(t, 0)), continuing: [] })),
+    });
+    const empty = await withWorker(env, none, (taskQueue) => env.client.workflow.execute(enhancedSyncWorkflow, { args: [input()], workflowId: 'sync-first-pages-only', taskQueue }));
+    expect(empty).toMatchObject({ total: 0, types: { Observation: { fetched: 0 }, Encounter: { fetched: 0 } } });
+    expect(none.syncResourceType.calls).toHaveLength(0);
+    expect(none.completeSyncJob.calls.map((c) => c.input)).toEqual([expect.objectContaining({ status: 'COMPLETED' })]);
+    const history = await env.client.workflow.getHandle('sync-first-pages-only').fetchHistory();
+    const scheduled = history.events!.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    expect(scheduled).toEqual(['planSync', 'syncFirstPages', 'completeSyncJob']);
+  });
+
+  it('a first-pages step that fails for good (not a type\'s failure) fails the job and records the outcome', async () => {
+    const acts = syncActivities(PLAN, {
+      syncFirstPages: recorded(async () => {
+        throw ApplicationFailure.nonRetryable('Connection c1 is being deleted.', 'CONNECTION_DELETING');
+      }),
+    });
+    const err = await withWorker(env, acts, (taskQueue) =>
+      env.client.workflow.execute(enhancedSyncWorkflow, { args: [input()], workflowId: 'sync-first-pages-failed', taskQueue }).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    );
+    const expected = 'The sync of connection c1 failed: Connection c1 is being deleted. (step syncFirstPages gave up: not retryable)';
+    expect((err as WorkflowFailedError).cause).toMatchObject({ type: 'CONNECTION_DELETING', message: expected });
+    expect(acts.syncResourceType.calls).toHaveLength(0);
+    expect(acts.completeSyncJob.calls.map((c) => c.input)).toEqual([expect.objectContaining({ status: 'FAILED', errorMessage: expected })]);
   });
 
   it('pages at most maxParallelTypes types at once', async () => {
