@@ -179,7 +179,9 @@ const SCENARIOS: Record<string, Scenario> = {
     stack.sandbox.admin.setFaults({ delayMs: 400, applyTo: ['search'] });
     const id = await startSyncJob(stack, syncBody(await ctx.patient(), { pageSize: 5 }));
     const h = stack.client.workflow.getHandle(id);
-    await untilEvent(stack, id, (e) => e.filter((n) => n.includes('ACTIVITY_TASK_STARTED')).length >= 2, 'a paging step in flight');
+    // Scheduled, not started: Temporal writes an activity's started event only when it ends. The second step is a
+    // paging one (syncResourceType in code before the first-pages step, syncFirstPages since).
+    await untilEvent(stack, id, (e) => e.filter((n) => n.includes('ACTIVITY_TASK_SCHEDULED')).length >= 2, 'a paging step in flight');
     await h.cancel();
     return { workflowId: id, done: settle(h) };
   },
