@@ -160,7 +160,7 @@ ferretdb_is_current() {
 install_ferretdb() {
   step "FerretDB $FERRETDB_VERSION (.tools/bin/ferretdb)"
   if ferretdb_is_current; then
-    log "ferretdb $FERRETDB_VERSION (patched: indexed pushdown, queued writes, indexed counts, projected reads, fast decoding) is already built (reused)"
+    log "ferretdb $FERRETDB_VERSION (patched: indexed pushdown, queued writes, indexed counts, projected reads, fast decoding, reads before writes) is already built (reused)"
     return 0
   fi
   rm -f "$STAMP_DIR/ferretdb.stamp"
@@ -200,6 +200,7 @@ install_ferretdb() {
   cp "$FERRETDB_PATCH_DIR/handler_count.go" "$build_dir/src/internal/handler/ehrsync_count.go"
   cp "$FERRETDB_PATCH_DIR/projection.go" "$build_dir/src/internal/backends/sqlite/ehrsync_projection.go"
   cp "$FERRETDB_PATCH_DIR/handler_projection.go" "$build_dir/src/internal/handler/ehrsync_projection.go"
+  cp "$FERRETDB_PATCH_DIR/handler_materialize.go" "$build_dir/src/internal/handler/ehrsync_materialize.go"
   cp "$FERRETDB_PATCH_DIR/sjson_fast.go" "$build_dir/src/internal/handler/sjson/ehrsync_fast.go"
   cp "$FERRETDB_PATCH_DIR/sjson_fast_test.go" "$build_dir/src/internal/handler/sjson/ehrsync_fast_test.go"
 
