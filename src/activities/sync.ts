@@ -14,6 +14,7 @@ import { workflowRunId } from './workflowRun';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 import { activityLog, bindActivityLog, finishJobObserved } from './observe';
 import { KEEPALIVE_INTERVAL_MS } from './keepalive';
+import { runInLanes } from '../shared/lanes';
 
 export interface SyncDeps {
   connections: ConnectionStore;
@@ -318,11 +319,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
           }
           ctx.heartbeat(state);
         };
-        const queue = [...todo];
-        const lane = async () => {
-          for (let t = queue.shift(); t; t = queue.shift()) await firstPage(t);
-        };
-        await Promise.all(Array.from({ length: Math.max(1, Math.min(input.parallel ?? 4, queue.length)) }, lane));
+        await runInLanes(todo, input.parallel ?? 4, firstPage);
         return state;
       } finally {
         clearInterval(beat);

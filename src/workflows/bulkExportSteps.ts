@@ -3,7 +3,7 @@ import type { Activities } from '../activities';
 import type { FileKind, FileResult, ManifestSummary } from '../activities/bulkExport';
 import type { BulkExportProgress, BulkExportResult } from '../jobs/contract';
 import { describeSeconds, type BulkExportOptions } from './bulkExportOptions';
-import { runInLanes } from './lanes';
+import { runInLanes } from '../shared/lanes';
 
 // The bulk export's two long steps, named: poll until complete, download everything. Workflow code (deterministic,
 // no I/O): the calls they make are the ones src/workflows/bulkExport.ts made inline before, in the same order.

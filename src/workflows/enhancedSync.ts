@@ -4,7 +4,7 @@ import { SHORT_STEP_HEARTBEAT_TIMEOUT } from './timeouts';
 import { failureMessage, failureType } from './failures';
 import { recordJobStatus } from './jobStatus';
 import { trackSteps } from './stepStatus';
-import { runInLanes } from './lanes';
+import { runInLanes } from '../shared/lanes';
 import type { TypeSyncResult } from '../activities/sync';
 import { syncProgressQuery, type EnhancedSyncInput, type EnhancedSyncResult, type SyncProgress } from '../jobs/contract';
 
