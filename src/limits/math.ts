@@ -22,9 +22,14 @@ export interface LimiterTuning {
   burstReserve: number;
   /** Fraction of the configured rate to use (default 1: the burst reserve already absorbs jitter). */
   rateFactor: number;
+  /**
+   * How much of the lateness the reserve absorbs a send may use before its slot counts as stale and is claimed again
+   * (default 0.5: the rest is for the way from our check to the server, and for requests we do not see).
+   */
+  lateShare: number;
 }
 
-export const DEFAULT_TUNING: LimiterTuning = { burstReserve: 2, rateFactor: 1 };
+export const DEFAULT_TUNING: LimiterTuning = { burstReserve: 2, rateFactor: 1, lateShare: 0.5 };
 
 export interface BucketParams {
   /** Emission interval (ms per request). */
@@ -35,12 +40,36 @@ export interface BucketParams {
   serverBurst: number;
   /** (burst - 1) * intervalMs. */
   tauMs: number;
+  /**
+   * How long after its slot's own time (k * intervalMs) a request may still be sent; later, the slot is stale and
+   * another is claimed (see lateSendBound). Infinity: no bound (no reserve to absorb lateness, so none is promised).
+   */
+  lateToleranceMs: number;
 }
 
 export function bucketParams(q: { ratePerSecond: number; burst: number }, tuning: LimiterTuning = DEFAULT_TUNING): BucketParams {
   const intervalMs = 1000 / (q.ratePerSecond * tuning.rateFactor);
   const burst = Math.max(1, q.burst - Math.max(0, tuning.burstReserve));
-  return { intervalMs, burst, serverBurst: q.burst, tauMs: (burst - 1) * intervalMs };
+  const reserve = q.burst - burst;
+  return { intervalMs, burst, serverBurst: q.burst, tauMs: (burst - 1) * intervalMs, lateToleranceMs: reserve > 0 ? tolerance(reserve * intervalMs, tuning) : Infinity };
+}
+
+/** `lateShare` of the lateness a quota absorbs; a share of 0 turns the bound off (Infinity). */
+function tolerance(absorbableMs: number, tuning: LimiterTuning): number {
+  const share = Math.min(1, tuning.lateShare ?? DEFAULT_TUNING.lateShare);
+  return share > 0 ? absorbableMs * share : Infinity;
+}
+
+/**
+ * The latest time the request holding slot k may be sent. Why a bound exists: a slot's send time is decided before
+ * the database answers the claim, so a slow answer (or a late wake-up) sends it late, and late sends bunch with
+ * the on-time sends of later slots. With every send in [k * T - tau, k * T + D], the sends in any interval
+ * [t1, t2] hold slots with k * T in [t1 - D, t2 + tau]: at most burst + rate * (t2 - t1 + D). That stays within
+ * the server's serverBurst + rate * (t2 - t1) while D <= (serverBurst - burst) * T: the reserve. A window kept
+ * as a burst-1 bucket holds `limit` per window while D < T. The tolerance is `lateShare` of that bound.
+ */
+export function lateSendBound(k: number, p: BucketParams): number {
+  return k * p.intervalMs + p.lateToleranceMs;
 }
 
 /**
@@ -77,10 +106,10 @@ export const CALENDAR_WINDOW_SECONDS = 3600;
  * interval of one window then holds at most 1 + (limit - 1) = limit requests, whatever the server's window
  * alignment, and a late send is tolerated up to one interval. Costs 1/limit of the throughput (0.4% at 250/min).
  */
-export function windowBucketParams(q: { limit: number; windowSeconds: number }): BucketParams {
+export function windowBucketParams(q: { limit: number; windowSeconds: number }, tuning: LimiterTuning = DEFAULT_TUNING): BucketParams {
   const windowMs = q.windowSeconds * 1000;
   const intervalMs = q.limit > 1 ? windowMs / (q.limit - 1) : windowMs * 1.001;
-  return { intervalMs, burst: 1, serverBurst: q.limit, tauMs: 0 };
+  return { intervalMs, burst: 1, serverBurst: q.limit, tauMs: 0, lateToleranceMs: tolerance(intervalMs, tuning) };
 }
 
 /** Calendar windows (a day) are counted in chunks of this many requests (one ticket per chunk). */

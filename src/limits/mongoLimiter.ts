@@ -14,6 +14,7 @@ import {
   bucketParams,
   calendarChunk,
   firstFreeSlot,
+  lateSendBound,
   planObserve,
   slotSendTime,
   windowBucketParams,
@@ -53,6 +54,12 @@ import {
  * connection between pages) gets all it asks for. It costs nothing when a connection is alone: a slot's send time
  * comes from the bucket, so the next claim still finds the bucket's burst, and claims take a few ms where slots
  * are 1/rate apart. Across processes it holds per process: a connection running in P processes holds up to P places.
+ *
+ * Late sends: a slot's time is chosen before the database answers its claim. Under load (bench:fleet at 1,000
+ * connections saw claims answered seconds late) a request would then go late, together with the on-time requests
+ * of later slots, more at once than the server's bucket holds (429). So a request sent later than its slot's bound
+ * (lateSendBound: half of what the burst reserve absorbs) leaves that slot unused and claims another, and slots are
+ * claimed ahead of now by the recent claim latency so that the next answer comes in time.
  *
  * Clock: slots are in the database's time; the offset between this process's clock and the server's is measured
  * with `hello.localTime` at start and every minute, so processes with skewed clocks still agree.
@@ -152,6 +159,12 @@ interface Resolved {
   calendar?: { windowMs: number; limit: number; chunk: number };
 }
 
+/** When a claimed request may go, and the latest it may go before its slot is stale (see lateSendBound). */
+interface SlotTime {
+  sendAt: number;
+  lateAfter: number;
+}
+
 interface CalendarState {
   window: number;
   nextChunk: number;
@@ -161,6 +174,10 @@ interface CalendarState {
 const CLOCK_REFRESH_MS = 60_000;
 const CLEANUP_EVERY_MS = 30_000;
 const DUPLICATE_KEY = 11000;
+/** A request whose slots keep going stale (the database answers slower than the quota's tolerance) fails after this many claims. */
+const MAX_STALE_CLAIMS = 8;
+/** The most that slots are claimed ahead of now to make up for slow claims. */
+const MAX_CLAIM_LEAD_MS = 5_000;
 
 export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateLimitBlockAdmin {
   private readonly blocks: Collection<BlockDoc>;
@@ -177,6 +194,10 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
   private readonly turns = new TurnQueue();
   private readonly fairness: 'connection' | 'fifo';
   private readonly claimTimeoutMs: number;
+  /** How long a claim takes to be answered, rising at once and falling slowly: bucket slots are claimed this far ahead. */
+  private claimLeadMs = 0;
+  /** Slots found stale (sent too late to be safe) and claimed again, since start (tests, metrics). */
+  staleSlots = 0;
   private offsetMs = 0;
   private offsetCheckedAt = -Infinity;
   private offsetPending?: Promise<void>;
@@ -221,27 +242,52 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
   }
 
   private async waitForSlot(ctx: QuotaContext, quotas: Resolved[], batchKey: string, signal?: AbortSignal): Promise<void> {
-    // Bounded: the batcher serves one claim per quota set at a time, so one database call that never answers would
-    // otherwise hold every later request of the practice in this process until the step's heartbeat timeout.
-    const sendAt = await this.batches.run(batchKey, (n) => withTimeout(this.claim(quotas, n), this.claimTimeoutMs, () => new FhirRequestError(
-      'FHIR_RATE_LIMITED',
-      `The shared rate limiter's database did not answer a claim for ${ctx.providerId} within ${this.claimTimeoutMs} ms. The step will be retried.`,
-      429,
-      true,
-    )));
-    const now = await this.now();
-    const ms = sendAt - now;
-    if (ms <= 0) return;
-    if (ms > this.maxWaitMs) {
-      throw new FhirRequestError(
+    for (let claims = 1; ; claims++) {
+      // Bounded: the batcher serves one claim per quota set at a time, so one database call that never answers would
+      // otherwise hold every later request of the practice in this process until the step's heartbeat timeout.
+      const slot = await this.batches.run(batchKey, (n) => withTimeout(this.claim(quotas, n), this.claimTimeoutMs, () => new FhirRequestError(
         'FHIR_RATE_LIMITED',
-        `The ${ctx.providerId} rate limit would hold this request for ${Math.ceil(ms / 1000)} s (more than ${Math.round(this.maxWaitMs / 1000)} s). The step will be retried later.`,
+        `The shared rate limiter's database did not answer a claim for ${ctx.providerId} within ${this.claimTimeoutMs} ms. The step will be retried.`,
         429,
         true,
-      );
+      )));
+      let now = await this.now();
+      const ms = slot.sendAt - now;
+      if (ms > this.maxWaitMs) {
+        throw new FhirRequestError(
+          'FHIR_RATE_LIMITED',
+          `The ${ctx.providerId} rate limit would hold this request for ${Math.ceil(ms / 1000)} s (more than ${Math.round(this.maxWaitMs / 1000)} s). The step will be retried later.`,
+          429,
+          true,
+        );
+      }
+      if (ms > 0 && now <= slot.lateAfter) {
+        if (ms >= 250) debugFor(ctx.providerId, 'limiter')('waiting %d ms (%s)', Math.round(ms), quotas.map((q) => q.quota.name).join(', '));
+        await sleep(ms, signal);
+        now = await this.now();
+      }
+      if (now <= slot.lateAfter) return;
+      // Too late to be safe (a slow claim answer, or a late wake-up): sent now, it would bunch with the on-time sends
+      // of later slots and could pass the server's bucket. The slot is left unused and another one is claimed.
+      const lateBy = now - slot.lateAfter;
+      this.staleSlots++;
+      this.noteClaimLatency(lateBy);
+      debugFor(ctx.providerId, 'limiter')('slot stale by %d ms: claiming another (%d)', Math.round(lateBy), claims);
+      if (claims >= MAX_STALE_CLAIMS) {
+        throw new FhirRequestError(
+          'FHIR_RATE_LIMITED',
+          `The shared rate limiter's database answered ${claims} claims for ${ctx.providerId} too late to send on time (the last by ${Math.round(lateBy)} ms). The step will be retried.`,
+          429,
+          true,
+        );
+      }
     }
-    if (ms >= 250) debugFor(ctx.providerId, 'limiter')('waiting %d ms (%s)', Math.round(ms), quotas.map((q) => q.quota.name).join(', '));
-    await sleep(ms, signal);
+  }
+
+  /** Claims are answered in `ms`: claim that far ahead from now on (fast rise, slow decay; bounded). */
+  private noteClaimLatency(ms: number): void {
+    const lead = ms > this.claimLeadMs ? ms : this.claimLeadMs * 0.9 + ms * 0.1;
+    this.claimLeadMs = Math.min(MAX_CLAIM_LEAD_MS, Math.max(0, lead));
   }
 
   async observe(ctx: QuotaContext, response: { statusCode: number; headers: Record<string, string | string[] | undefined> }): Promise<void> {
@@ -361,40 +407,50 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
     if (quota.windowSeconds > CALENDAR_WINDOW_SECONDS) {
       return { ...base, calendar: { windowMs: quota.windowSeconds * 1000, limit: quota.limit, chunk: calendarChunk(quota.limit) } };
     }
-    return { ...base, bucket: windowBucketParams(quota) };
+    return { ...base, bucket: windowBucketParams(quota, this.tuning) };
   }
 
   // --- claiming ---
 
-  /** Claims `n` requests on every quota; returns when each may be sent. */
-  private async claim(quotas: Resolved[], n: number): Promise<number[]> {
+  /** Claims `n` requests on every quota; returns when each may be sent, and until when. */
+  private async claim(quotas: Resolved[], n: number): Promise<SlotTime[]> {
+    const started = Date.now();
     const now = await this.now();
     const blocked = new Map((await this.blocks.find({ _id: { $in: quotas.map((q) => q.key) } }).toArray()).map((b) => [b._id, this.effectiveUntil(b)]));
-    const times = Array<number>(n).fill(now);
-    for (const r of quotas) {
+    const times: SlotTime[] = Array.from({ length: n }, () => ({ sendAt: now, lateAfter: Infinity }));
+    // Calendar windows first: their chunks do not depend on the time, and each bucket slot claimed after them is
+    // answered sooner after its time was chosen (a slow answer makes it late).
+    for (const r of [...quotas].sort((a, b) => Number(!!b.calendar) - Number(!!a.calendar))) {
       const until = blocked.get(r.key) ?? 0;
-      const t = r.calendar ? await this.claimCalendar(r, n, Math.max(now, until)) : await this.claimSlots(r, n, until);
-      t.forEach((v, i) => (times[i] = Math.max(times[i]!, v)));
+      const t = r.calendar ? (await this.claimCalendar(r, n, Math.max(now, until))).map((sendAt) => ({ sendAt, lateAfter: Infinity })) : await this.claimSlots(r, n, until);
+      t.forEach((v, i) => {
+        times[i]!.sendAt = Math.max(times[i]!.sendAt, v.sendAt);
+        times[i]!.lateAfter = Math.min(times[i]!.lateAfter, v.lateAfter);
+      });
     }
+    this.noteClaimLatency(Date.now() - started);
     return times;
   }
 
-  /** Claims `n` slot tickets of a bucket (one insertMany per round; slots others hold are skipped). */
-  private async claimSlots(r: Resolved, n: number, blockedUntil: number): Promise<number[]> {
+  /**
+   * Claims `n` slot tickets of a bucket (one insertMany per round; slots others hold are skipped), from `claimLeadMs`
+   * ahead of now, so that a slow answer still comes before the slots' time.
+   */
+  private async claimSlots(r: Resolved, n: number, blockedUntil: number): Promise<SlotTime[]> {
     const p = r.bucket!;
-    const out: number[] = [];
+    const out: SlotTime[] = [];
     for (let round = 0; out.length < n; round++) {
       const now = await this.now();
-      const from = Math.max(firstFreeSlot(now, blockedUntil, p), this.hints.get(r.key) ?? -Infinity);
+      const from = Math.max(firstFreeSlot(now + this.claimLeadMs, blockedUntil, p), this.hints.get(r.key) ?? -Infinity);
       const want = n - out.length;
       const ks = Array.from({ length: want }, (_, i) => from + i);
       const won = await this.insertTickets(ks.map((k) => this.ticket(r, `${r.key}|${k}`, k)));
       this.hints.set(r.key, from + want);
-      for (const i of won) out.push(slotSendTime(ks[i]!, now, p));
+      for (const i of won) out.push({ sendAt: slotSendTime(ks[i]!, now, p), lateAfter: lateSendBound(ks[i]!, p) });
       if (round > 1000) throw new Error(`rate limiter: could not claim a slot of ${r.key}`);
     }
     this.cleanup(r, Math.floor((await this.now()) / p.intervalMs) - Math.ceil((r.quota.kind === 'fixed-window' ? r.quota.windowSeconds * 1000 : 0) / p.intervalMs) - 10);
-    return out.sort((a, b) => a - b);
+    return out.sort((a, b) => a.sendAt - b.sendAt);
   }
 
   /** Takes `n` requests from a calendar window, claiming chunk tickets as needed; returns when each may go. */

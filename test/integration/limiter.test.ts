@@ -10,7 +10,8 @@ import { startSandbox, type Sandbox } from '../../src/sandbox';
 import type { Services } from '../../src/services';
 import type { ConnectionDoc } from '../../src/store/connections';
 import type { QuotaContext, RequestLimiter } from '../../src/fhir/limiter';
-import { MongoRateLimiter } from '../../src/limits';
+import type { Db } from 'mongodb';
+import { MongoRateLimiter, SLOTS_COLLECTION } from '../../src/limits';
 import { FhirClient } from '../../src/fhir/client';
 import { fhirConnectionOf } from '../../src/activities/fhirConnection';
 import { createApp } from '../../src/api/app';
@@ -268,6 +269,79 @@ describe('shared rate limiter: the longest hold (RATE_LIMIT_MAX_WAIT_SECONDS)', 
       // Refused at once, not after holding the request for the maximum (a wide bound: the claim is one round trip).
       expect(refusedAfterMs).toBeLessThan(2_000);
       expect(sb.admin.getStats().total).toBe(sent);
+    } finally {
+      await world.close();
+      await sb.close();
+    }
+  });
+});
+
+/**
+ * The database behind `db` answers insertMany calls on `collectionName` late, as a saturated server does: after
+ * `plan.skip` calls answered at once, the next `plan.late` are answered `plan.delayMs` late (the documents are
+ * written at once; only the answer waits).
+ */
+function answeringLate(db: Db, collectionName: string, plan: { skip: number; late: number; delayMs: number }): Db {
+  const bound = <T extends object>(target: T, prop: string | symbol): unknown => {
+    const v = Reflect.get(target, prop, target) as unknown;
+    return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  };
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop !== 'collection') return bound(target, prop);
+      return (name: string) => {
+        const col = target.collection(name);
+        if (name !== collectionName) return col;
+        return new Proxy(col, {
+          get(c, p) {
+            if (p !== 'insertMany') return bound(c, p);
+            return async (...args: Parameters<typeof c.insertMany>) => {
+              const result = await c.insertMany(...args);
+              if (plan.skip > 0) plan.skip--;
+              else if (plan.late > 0) {
+                plan.late--;
+                await new Promise((resolve) => setTimeout(resolve, plan.delayMs));
+              }
+              return result;
+            };
+          },
+        });
+      };
+    },
+  });
+}
+
+describe('shared rate limiter: a claim the database answers late', () => {
+  test('requests whose slots come back after their time claim others instead of going late, all together: no 429 at a 5/s burst-10 server', async () => {
+    const sb = await startSandbox({ port: 0, patients: 4, resourcesPerPatient: 2, rateLimit: { mode: 'token-bucket', ratePerSecond: 5, burst: 10 } });
+    const providersJson = JSON.stringify({
+      id: PROVIDER,
+      rateLimit: { display: '5/s, burst 10, per practice', quotas: [{ name: 'per-practice', kind: 'token-bucket', shareBy: 'baseUrl', ratePerSecond: 5, burst: 10 }] },
+    });
+    const world = await instances(1, [sb], providersJson);
+    const [a] = world.list as [Instance];
+    try {
+      // 15 requests at once: the first is claimed alone (answered at once), the 14 queued behind it in one claim,
+      // answered 1.5 s late. Sent when that answer comes, all 14 would go at once (their send times have passed),
+      // on top of the first: 15 within 1.5 s where the server's bucket holds 10 + 7.5.
+      const plan = { skip: 1, late: 1, delayMs: 1_500 };
+      const limiter = new MongoRateLimiter(answeringLate(a.services.db, SLOTS_COLLECTION, plan), a.services.registry, { fairness: 'fifo' });
+      const token = sb.admin.issueToken({ scopes: 'system/*.read', ttlSeconds: 600 }).accessToken;
+      const ctx: QuotaContext = { providerId: PROVIDER, baseUrl: sb.fhirBaseUrl };
+      sb.admin.resetStats();
+      // As FhirClient does: acquire, then send.
+      const statuses = await Promise.all(
+        Array.from({ length: 15 }, async () => {
+          await limiter.acquire(ctx);
+          return (await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${token}` } })).status;
+        }),
+      );
+      expect(plan.late).toBe(0);
+      expect(limiter.staleSlots).toBeGreaterThan(0);
+      expect(statuses.filter((s) => s !== 200)).toEqual([]);
+      const stats = sb.admin.getStats();
+      expect(stats.tooManyRequests).toBe(0);
+      expect(stats.byKind.search!.byStatus['200']).toBe(15);
     } finally {
       await world.close();
       await sb.close();
