@@ -163,7 +163,8 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
         return page;
       },
       async store(page: SearchPage, checkpoint: PagingCheckpoint) {
-        await connections.assertWritable(connection._id);
+        // An empty page stores nothing, so there is nothing a delete could have to purge after it.
+        if (page.resources.length > 0) await connections.assertWritable(connection._id);
         const counts = await resources.upsertMany(connection._id, page.resources, input.jobId);
         metrics.resourcesWritten(input.resourceType, counts);
         checkpoint.counts = addCounts(checkpoint.counts, counts);
@@ -176,8 +177,14 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
 
   /** A type whose last page is stored: its sync point moves (unless the plan says not to) and its result is told. */
   async function finishType(connection: ConnectionDoc, input: TypeStepInput & { jobId: string }, checkpoint: PagingCheckpoint, resumed: boolean): Promise<TypeSyncResult> {
+    const result = typeResult(input, checkpoint, resumed);
+    if (input.advancesSyncPoint !== false) await syncPoints.advance(connection._id, input.resourceType, result.syncedUpTo, input.jobId);
+    return result;
+  }
+
+  /** A finished type's result (logged); its sync point is moved by the caller. */
+  function typeResult(input: TypeStepInput, checkpoint: PagingCheckpoint, resumed: boolean): TypeSyncResult {
     const syncedUpTo = checkpoint.startedAt as string; // set by the first page (or the resumed checkpoint)
-    if (input.advancesSyncPoint !== false) await syncPoints.advance(connection._id, input.resourceType, syncedUpTo, input.jobId);
     activityLog().info('resource type synced', { resourceType: input.resourceType, fetched: checkpoint.fetched, pages: checkpoint.pages, ...checkpoint.counts, resumed, syncedUpTo, syncPointSource: checkpoint.syncPointSource });
     return {
       resourceType: input.resourceType,
@@ -221,6 +228,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       const stored = job.details?.plan as SyncPlan | undefined;
       if (stored) return stored;
       const statement = await capabilityStatementOf(connection);
+      const points = await syncPoints.getMany(connection._id, [...standard, ...enhanced]);
       const types: SyncPlan['types'] = [];
       const skipped: SkippedType[] = [];
       for (const [set, category] of [
@@ -233,7 +241,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
             skipped.push({ resourceType, category, reason: search.skip });
             continue;
           }
-          const point = await syncPoints.get(connection._id, resourceType);
+          const point = points.get(resourceType);
           const since = input.since ?? point;
           const leavesGap = Boolean(input.since && point && Date.parse(input.since) > Date.parse(point));
           types.push({ resourceType, category, since, patientParam: search.param, ...(leavesGap ? { advancesSyncPoint: false } : {}) });
@@ -292,6 +300,7 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       bindActivityLog({ provider: connection.provider });
       // 'own' heartbeats (the checkpoint is the state): beat it while first pages wait on the limiter or the server.
       const beat = setInterval(() => ctx.heartbeat(state), KEEPALIVE_INTERVAL_MS);
+      const progress = finishedProgress(jobs, connections, connection._id, input.jobId);
       try {
         const todo = input.types.filter((t) => !handled.has(t.resourceType));
         const firstPage = async (type: TypeStepInput) => {
@@ -308,21 +317,29 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
           }
           const checkpoint: PagingCheckpoint = { fetched: 0, pages: 0, counts: emptyCounts(), ...syncPointOf(page, skewMs) };
           await pager.store(page, checkpoint);
-          const done = !page.next;
-          const progress = { fetched: checkpoint.fetched, pages: checkpoint.pages, done };
-          if (done) {
-            await jobs.recordProgress(input.jobId, t.resourceType, progress);
-            state.finished.push(await finishType(connection, t, checkpoint, false));
-          } else {
-            await jobs.recordProgress(input.jobId, t.resourceType, progress, { runId: workflowRunId(), checkpoint: { ...checkpoint } });
+          if (page.next) {
+            // Written before the type is reported as continuing: its own step starts from this.
+            await jobs.recordProgress(input.jobId, t.resourceType, { fetched: checkpoint.fetched, pages: checkpoint.pages, done: false }, { runId: workflowRunId(), checkpoint: { ...checkpoint } });
             state.continuing.push(t.resourceType);
+          } else {
+            const result = typeResult(t, checkpoint, false);
+            state.finished.push(result);
+            progress.add(result);
           }
           ctx.heartbeat(state);
         };
         await runInLanes(todo, input.parallel ?? 4, firstPage);
+        // The finished types' progress and sync points, written together (a dozen writes of each per job were a
+        // fleet's largest share of database calls). Those of an earlier attempt (its heartbeat) are written again:
+        // both writes are idempotent, and that attempt may have ended before it wrote them.
+        state.finished.forEach((r) => progress.add(r));
+        await progress.flush();
+        const advancing = new Set(input.types.filter((t) => t.advancesSyncPoint !== false).map((t) => t.resourceType));
+        await syncPoints.advanceMany(connection._id, state.finished.filter((r) => advancing.has(r.resourceType)).map((r) => ({ resourceType: r.resourceType, since: r.syncedUpTo })), input.jobId);
         return state;
       } finally {
         clearInterval(beat);
+        await progress.close();
       }
     },
 
@@ -347,6 +364,45 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
 }
 
 const DEFAULT_CLOCK_SKEW_SECONDS = 300;
+
+/** How often the first-pages step writes the progress of the types it finished (the job view shows it). */
+const PROGRESS_FLUSH_MS = 500;
+
+/**
+ * The finished types' progress, written at most every PROGRESS_FLUSH_MS in one call for all of them (and on
+ * `flush`), so that the job view follows a slow step without a write per type. `close` waits for a write in flight.
+ */
+function finishedProgress(jobs: JobStore, connections: ConnectionStore, connectionId: string, jobId: string) {
+  const pending = new Map<string, Record<string, unknown>>();
+  let timer: NodeJS.Timeout | undefined;
+  let writing: Promise<void> = Promise.resolve();
+  const write = (): Promise<void> => {
+    clearTimeout(timer);
+    timer = undefined;
+    const entries = [...pending].map(([step, value]) => ({ step, value }));
+    pending.clear();
+    // Not for a connection being deleted: its purge may already have run (the step learns of the cancel late).
+    writing = writing.catch(() => undefined).then(async () => {
+      if (entries.length === 0) return;
+      await connections.assertWritable(connectionId);
+      await jobs.recordProgressMany(jobId, entries);
+    });
+    return writing;
+  };
+  return {
+    add(r: TypeSyncResult): void {
+      pending.set(r.resourceType, { fetched: r.fetched, pages: r.pages, done: true });
+      // A failed timed write is written again by the final flush (which does not swallow its own failure).
+      timer ??= setTimeout(() => void write().catch(() => undefined), PROGRESS_FLUSH_MS);
+    },
+    flush: write,
+    async close(): Promise<void> {
+      clearTimeout(timer);
+      timer = undefined;
+      await writing.catch(() => undefined);
+    },
+  };
+}
 
 /**
  * The instant up to which a search's answer is known complete. The server's own Bundle meta.lastUpdated when it

@@ -10,6 +10,14 @@ import { safeReport, type FhirObserver } from '../fhir/observer';
 const EXPIRY_MARGIN_MS = 60_000;
 const LEASE_MS = 30_000;
 const LEASE_WAIT_MS = 200;
+/**
+ * A token read from the database is reused for this long (never past its refresh margin): a sync sends a dozen
+ * requests within seconds, and reading and decrypting the connection for each was a third of a fleet's database
+ * calls. Changes made by this process (refresh, re-authorization needed) take effect at once; those of another
+ * process after this long at most, or at the server's first 401.
+ */
+const REUSE_MS = 5_000;
+const REUSE_MAX_ENTRIES = 50_000;
 
 export interface AccessToken {
   token: string;
@@ -30,10 +38,28 @@ export class TokenService {
     private readonly observer?: FhirObserver,
   ) {}
 
+  /** Tokens read lately, per connection (in memory only). */
+  private readonly recent = new Map<string, { token: string; connection: ConnectionDoc; until: number }>();
+
+  private remember(doc: ConnectionDoc, token: string, expiresAt: Date | undefined): void {
+    const until = Math.min(Date.now() + REUSE_MS, refreshDueAt(expiresAt, doc.updatedAt));
+    if (until <= Date.now()) return;
+    if (this.recent.size >= REUSE_MAX_ENTRIES) this.recent.clear();
+    this.recent.set(doc._id, { token, connection: doc, until });
+  }
+
+  /** Forgets what this process holds for a connection (after it wrote the connection's tokens or status). */
+  forget(connectionId: string): void {
+    this.recent.delete(connectionId);
+  }
+
   /**
    * @param rejected the token the server just refused with 401: refresh unless the stored one is already newer.
    */
   async accessToken(connectionId: string, rejected?: string): Promise<AccessToken> {
+    const held = this.recent.get(connectionId);
+    if (held && held.until > Date.now() && held.token !== rejected) return { token: held.token, connection: held.connection };
+    this.forget(connectionId);
     const deadline = Date.now() + LEASE_MS * 2;
     for (;;) {
       const doc = await this.connections.get(connectionId);
@@ -44,6 +70,7 @@ export class TokenService {
       }
       const current = this.connections.openTokens(doc);
       if (current && current.accessToken !== rejected && !expiresSoon(current.expiresAt, doc.updatedAt)) {
+        this.remember(doc, current.accessToken, current.expiresAt);
         return { token: current.accessToken, connection: doc };
       }
       const lease = refreshLeaseName(connectionId);
@@ -108,7 +135,12 @@ export class TokenService {
 
 /** Within the margin of expiry; short-lived tokens (minutes) get half their lifetime as margin at most. */
 function expiresSoon(expiresAt: Date | undefined, obtainedAt: Date): boolean {
-  if (!expiresAt) return false;
+  return refreshDueAt(expiresAt, obtainedAt) <= Date.now();
+}
+
+/** When a token is due for refresh: its expiry minus the margin (Infinity without an expiry). */
+function refreshDueAt(expiresAt: Date | undefined, obtainedAt: Date): number {
+  if (!expiresAt) return Infinity;
   const margin = Math.min(EXPIRY_MARGIN_MS, (expiresAt.getTime() - obtainedAt.getTime()) / 2);
-  return expiresAt.getTime() - Date.now() < margin;
+  return expiresAt.getTime() - margin;
 }

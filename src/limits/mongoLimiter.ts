@@ -58,8 +58,9 @@ import {
  * Late sends: a slot's time is chosen before the database answers its claim. Under load (bench:fleet at 1,000
  * connections saw claims answered seconds late) a request would then go late, together with the on-time requests
  * of later slots, more at once than the server's bucket holds (429). So a request sent later than its slot's bound
- * (lateSendBound: half of what the burst reserve absorbs) leaves that slot unused and claims another, and slots are
- * claimed ahead of now by the recent claim latency so that the next answer comes in time.
+ * (lateSendBound: half of what the burst reserve absorbs) leaves that slot unused and claims another; after that,
+ * slots are claimed ahead of now by about that lateness (less with each slot sent in time), so that the next
+ * answer comes in time.
  *
  * Clock: slots are in the database's time; the offset between this process's clock and the server's is measured
  * with `hello.localTime` at start and every minute, so processes with skewed clocks still agree.
@@ -194,7 +195,10 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
   private readonly turns = new TurnQueue();
   private readonly fairness: 'connection' | 'fifo';
   private readonly claimTimeoutMs: number;
-  /** How long a claim takes to be answered, rising at once and falling slowly: bucket slots are claimed this far ahead. */
+  /**
+   * Bucket slots are claimed this far ahead of now: raised when a slot came back stale (by more than it was late),
+   * lowered with every slot sent in time, 0 while claims are answered in time (claiming ahead skips slots).
+   */
   private claimLeadMs = 0;
   /** Slots found stale (sent too late to be safe) and claimed again, since start (tests, metrics). */
   staleSlots = 0;
@@ -266,12 +270,15 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
         await sleep(ms, signal);
         now = await this.now();
       }
-      if (now <= slot.lateAfter) return;
+      if (now <= slot.lateAfter) {
+        this.claimLeadMs = this.claimLeadMs < 5 ? 0 : this.claimLeadMs * 0.8;
+        return;
+      }
       // Too late to be safe (a slow claim answer, or a late wake-up): sent now, it would bunch with the on-time sends
       // of later slots and could pass the server's bucket. The slot is left unused and another one is claimed.
       const lateBy = now - slot.lateAfter;
       this.staleSlots++;
-      this.noteClaimLatency(lateBy);
+      this.claimLeadMs = Math.min(MAX_CLAIM_LEAD_MS, Math.max(this.claimLeadMs, lateBy * 1.5));
       debugFor(ctx.providerId, 'limiter')('slot stale by %d ms: claiming another (%d)', Math.round(lateBy), claims);
       if (claims >= MAX_STALE_CLAIMS) {
         throw new FhirRequestError(
@@ -282,12 +289,6 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
         );
       }
     }
-  }
-
-  /** Claims are answered in `ms`: claim that far ahead from now on (fast rise, slow decay; bounded). */
-  private noteClaimLatency(ms: number): void {
-    const lead = ms > this.claimLeadMs ? ms : this.claimLeadMs * 0.9 + ms * 0.1;
-    this.claimLeadMs = Math.min(MAX_CLAIM_LEAD_MS, Math.max(0, lead));
   }
 
   async observe(ctx: QuotaContext, response: { statusCode: number; headers: Record<string, string | string[] | undefined> }): Promise<void> {
@@ -414,7 +415,6 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
 
   /** Claims `n` requests on every quota; returns when each may be sent, and until when. */
   private async claim(quotas: Resolved[], n: number): Promise<SlotTime[]> {
-    const started = Date.now();
     const now = await this.now();
     const blocked = new Map((await this.blocks.find({ _id: { $in: quotas.map((q) => q.key) } }).toArray()).map((b) => [b._id, this.effectiveUntil(b)]));
     const times: SlotTime[] = Array.from({ length: n }, () => ({ sendAt: now, lateAfter: Infinity }));
@@ -428,13 +428,12 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
         times[i]!.lateAfter = Math.min(times[i]!.lateAfter, v.lateAfter);
       });
     }
-    this.noteClaimLatency(Date.now() - started);
     return times;
   }
 
   /**
    * Claims `n` slot tickets of a bucket (one insertMany per round; slots others hold are skipped), from `claimLeadMs`
-   * ahead of now, so that a slow answer still comes before the slots' time.
+   * ahead of now, so that after a stale slot the next answer comes before the slots' time.
    */
   private async claimSlots(r: Resolved, n: number, blockedUntil: number): Promise<SlotTime[]> {
     const p = r.bucket!;

@@ -1,4 +1,4 @@
-import type { Collection, Db } from 'mongodb';
+import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db } from 'mongodb';
 import { NotFoundError } from '../errors';
 import { COLLECTIONS } from './mongo';
 import { ConnectionHealthStore } from './connectionHealth';
@@ -62,6 +62,16 @@ export class JobStore {
    */
   async recordProgress(jobId: string, step: string, value: Record<string, unknown>, continuation?: JobProgressDoc['continuation']): Promise<void> {
     await this.progressCol.replaceOne({ _id: `${jobId}/${step}` }, { jobId, step, value, ...(continuation ? { continuation } : {}), updatedAt: new Date() }, { upsert: true });
+  }
+
+  /** recordProgress for several steps in one database call (each still its own document). */
+  async recordProgressMany(jobId: string, entries: Array<{ step: string; value: Record<string, unknown> }>): Promise<void> {
+    if (entries.length === 0) return;
+    const updatedAt = new Date();
+    await this.progressCol.bulkWrite(
+      entries.map((e) => ({ replaceOne: { filter: { _id: `${jobId}/${e.step}` }, replacement: { jobId, step: e.step, value: e.value, updatedAt }, upsert: true } })),
+      { ordered: false },
+    );
   }
 
   /** The continuation a step of this run left for the next one (recordProgress), if it is still there. */
@@ -163,7 +173,43 @@ export class SyncPointStore {
     }
   }
 
+  /**
+   * advance for several types in one read and one write: a type with no point gets one inserted, an older point is
+   * moved with the same conditional update as advance (a newer one written meanwhile is kept).
+   */
+  async advanceMany(connectionId: string, points: Array<{ resourceType: string; since: string }>, jobId: string): Promise<void> {
+    if (points.length === 0) return;
+    const wanted = points.map((p) => ({ ...p, _id: `${connectionId}/${p.resourceType}`, since: new Date(p.since).toISOString() }));
+    const stored = new Map((await this.col.find({ _id: { $in: wanted.map((w) => w._id) } }, { projection: { since: 1 } }).toArray()).map((d) => [d._id, d.since]));
+    const updatedAt = new Date();
+    const ops = wanted.flatMap((w): AnyBulkWriteOperation<SyncPointDoc>[] => {
+      const doc = { connectionId, resourceType: w.resourceType, since: w.since, jobId, updatedAt };
+      const current = stored.get(w._id);
+      if (current === undefined) return [{ insertOne: { document: { _id: w._id, ...doc } } }];
+      if (current < w.since) return [{ updateOne: { filter: { _id: w._id, since: { $lt: w.since } }, update: { $set: doc } } }];
+      return [];
+    });
+    if (ops.length === 0) return;
+    try {
+      await this.col.bulkWrite(ops, { ordered: false });
+    } catch (err) {
+      // Inserted by another writer meanwhile: kept, as advance keeps it.
+      if (!(err instanceof MongoBulkWriteError) || writeErrorsOf(err).some((e) => e.code !== 11000)) throw err;
+    }
+  }
+
   async get(connectionId: string, resourceType: string): Promise<string | undefined> {
     return (await this.col.findOne({ _id: `${connectionId}/${resourceType}` }))?.since;
   }
+
+  /** The sync points of several types in one read (types without one are absent). */
+  async getMany(connectionId: string, resourceTypes: readonly string[]): Promise<Map<string, string>> {
+    if (resourceTypes.length === 0) return new Map();
+    const docs = await this.col.find({ _id: { $in: resourceTypes.map((t) => `${connectionId}/${t}`) } }, { projection: { resourceType: 1, since: 1 } }).toArray();
+    return new Map(docs.map((d) => [d.resourceType, d.since]));
+  }
+}
+
+function writeErrorsOf(err: MongoBulkWriteError): Array<{ code?: number }> {
+  return (Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]) as Array<{ code?: number }>;
 }

@@ -68,9 +68,10 @@ describe('DELETE /api/ehr/connections/:id deletes the connection with all of its
     const statusUrl = await eventually(async () => (await stack.api.get<{ statusUrl?: string }>(`api/ehr/eclinicalworks/bulk-export/${exportJobId}`)).body.data?.statusUrl, 'the running export\'s status URL');
     const sandboxJob = () => stack.sandbox.admin.listExportJobs().find((j) => statusUrl.endsWith(j.id));
     expect(sandboxJob()?.state).toBe('in-progress');
-    // ... and a running sync (each search page takes a while).
+    // ... and a running sync (each search page takes a while; from the start, so that it pages through everything
+    // instead of finding nothing changed since the sync above in its first pages).
     stack.sandbox.admin.setFaults({ delayMs: 700, applyTo: ['search'] });
-    const sync = await stack.api.post<{ id: string; status: string }>('api/ehr/eclinicalworks/enhanced-sync', { json: { connectionId: id, pageSize: 1, waitMs: 0 } });
+    const sync = await stack.api.post<{ id: string; status: string }>('api/ehr/eclinicalworks/enhanced-sync', { json: { connectionId: id, pageSize: 1, since: '2000-01-01T00:00:00Z', waitMs: 0 } });
     expect(sync.statusCode).toBe(202);
     const syncJobId = sync.body.data!.id;
     await eventually(async () => (await stack.services.jobs.progress(syncJobId)) && Object.keys(await stack.services.jobs.progress(syncJobId)).length > 0, 'the sync to be paging');
