@@ -1,6 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { FhirExchange, FhirObserver } from '../fhir/observer';
-import type { RateBudgetReader } from '../limits';
+import { isStaleSlotReader, type RateBudgetReader } from '../limits';
 import type { ProviderRegistry } from '../providers/registry';
 import type { WriteCounts } from '../store/resources';
 import { createRegistry, PREFIX } from './registry';
@@ -78,8 +78,20 @@ export class WorkerMetrics implements ActivityMetrics {
   }
 
   /** Adds the rate-limit budget gauges (read at scrape time); call once the services exist. */
-  watchRateBudget(deps: { registry: ProviderRegistry; rateBudget: RateBudgetReader }): void {
+  watchRateBudget(deps: { registry: ProviderRegistry; rateBudget: RateBudgetReader; limiter?: unknown }): void {
     registerRateBudgetGauges(this.registry, { providers: deps.registry, rateBudget: deps.rateBudget });
+    const limiter = deps.limiter;
+    if (!isStaleSlotReader(limiter)) return;
+    new Counter({
+      name: `${PREFIX}rate_limit_stale_slots_total`,
+      help: 'Rate-limit slots this process claimed but did not use because the request could not be sent in time (a slow database answer or a late wake-up); each was claimed again',
+      labelNames: ['provider'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [provider, n] of limiter.staleSlotsByProvider()) this.inc({ provider: providerLabel(provider) }, n);
+      },
+    });
   }
 
   private fhirExchange(e: FhirExchange): void {

@@ -13,6 +13,7 @@ import type { QuotaContext, RequestLimiter } from '../../src/fhir/limiter';
 import type { Db } from 'mongodb';
 import { MongoRateLimiter, SLOTS_COLLECTION } from '../../src/limits';
 import { FhirClient } from '../../src/fhir/client';
+import { WorkerMetrics } from '../../src/metrics/worker';
 import { fhirConnectionOf } from '../../src/activities/fhirConnection';
 import { createApp } from '../../src/api/app';
 import { createLogger } from '../../src/logger';
@@ -338,6 +339,10 @@ describe('shared rate limiter: a claim the database answers late', () => {
       );
       expect(plan.late).toBe(0);
       expect(limiter.staleSlots).toBeGreaterThan(0);
+      // Operators see them on the worker's /metrics.
+      const metrics = new WorkerMetrics();
+      metrics.watchRateBudget({ registry: a.services.registry, rateBudget: limiter, limiter });
+      expect(await metrics.registry.metrics()).toContain(`ehr_sync_rate_limit_stale_slots_total{provider="${PROVIDER}"} ${limiter.staleSlots}`);
       expect(statuses.filter((s) => s !== 200)).toEqual([]);
       const stats = sb.admin.getStats();
       expect(stats.tooManyRequests).toBe(0);
