@@ -48,10 +48,6 @@ export class TokenService {
     this.recent.set(doc._id, { token, connection: doc, until });
   }
 
-  /** Forgets what this process holds for a connection (after it wrote the connection's tokens or status). */
-  forget(connectionId: string): void {
-    this.recent.delete(connectionId);
-  }
 
   /**
    * @param rejected the token the server just refused with 401: refresh unless the stored one is already newer.
@@ -59,7 +55,8 @@ export class TokenService {
   async accessToken(connectionId: string, rejected?: string): Promise<AccessToken> {
     const held = this.recent.get(connectionId);
     if (held && held.until > Date.now() && held.token !== rejected) return { token: held.token, connection: held.connection };
-    this.forget(connectionId);
+    // Expired, or refused by the server: read (and, if due, refresh) from the database.
+    this.recent.delete(connectionId);
     const deadline = Date.now() + LEASE_MS * 2;
     for (;;) {
       const doc = await this.connections.get(connectionId);

@@ -1,4 +1,5 @@
-import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Db } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Db } from 'mongodb';
+import { isDuplicateKeyError } from './writeErrors';
 import { NotFoundError } from '../errors';
 import { COLLECTIONS } from './mongo';
 import { ConnectionHealthStore } from './connectionHealth';
@@ -194,7 +195,7 @@ export class SyncPointStore {
       await this.col.bulkWrite(ops, { ordered: false });
     } catch (err) {
       // Inserted by another writer meanwhile: kept, as advance keeps it.
-      if (!(err instanceof MongoBulkWriteError) || writeErrorsOf(err).some((e) => e.code !== 11000)) throw err;
+      if (!isDuplicateKeyError(err)) throw err;
     }
   }
 
@@ -208,8 +209,4 @@ export class SyncPointStore {
     const docs = await this.col.find({ _id: { $in: resourceTypes.map((t) => `${connectionId}/${t}`) } }, { projection: { resourceType: 1, since: 1 } }).toArray();
     return new Map(docs.map((d) => [d.resourceType, d.since]));
   }
-}
-
-function writeErrorsOf(err: MongoBulkWriteError): Array<{ code?: number }> {
-  return (Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]) as Array<{ code?: number }>;
 }

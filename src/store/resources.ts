@@ -6,6 +6,7 @@ import { SequenceBlocks } from './changeFeed/blocks';
 import { SharedBlocks } from './changeFeed/sharedBlocks';
 import { ScopeResolver } from './changeFeed/scope';
 import { stamp, type ChangeKind, type ChangeStamp, type TombstoneDoc } from './changeFeed/stamp';
+import { isDuplicateKeyError, writeErrorsOf } from './writeErrors';
 
 /** A FHIR resource as received: only the fields the store relies on are typed. */
 export interface FhirResource {
@@ -56,8 +57,6 @@ export const emptyCounts = (): WriteCounts => ({ inserted: 0, updated: 0, unchan
 export function addCounts(a: WriteCounts, b: WriteCounts): WriteCounts {
   return { inserted: a.inserted + b.inserted, updated: a.updated + b.updated, unchanged: a.unchanged + b.unchanged, invalid: a.invalid + b.invalid };
 }
-
-const DUPLICATE_KEY = 11000;
 
 /** The patient a resource belongs to, for per-patient queries. */
 export function patientOf(resource: FhirResource): string | undefined {
@@ -351,17 +350,6 @@ function upsertOp(c: Candidate, connectionId: string, jobId: string | undefined,
       upsert: true,
     },
   };
-}
-
-function writeErrorsOf(err: unknown): Array<{ code?: number; index: number }> {
-  const w = (err as { writeErrors?: unknown })?.writeErrors;
-  return (w ? (Array.isArray(w) ? w : [w]) : []) as Array<{ code?: number; index: number }>;
-}
-
-function isDuplicateKeyError(err: unknown): boolean {
-  if ((err as { code?: number })?.code === DUPLICATE_KEY && writeErrorsOf(err).length === 0) return true;
-  const writeErrors = writeErrorsOf(err);
-  return writeErrors.length > 0 && writeErrors.every((w) => w.code === DUPLICATE_KEY);
 }
 
 function parseInstant(value: string | undefined): Date {
