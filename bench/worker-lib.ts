@@ -35,7 +35,9 @@ export function procKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
   // The heap cap `npm start` gives the worker (scripts/start.sh), so that figures are those of the configuration users run.
   const heap = `--max-old-space-size=${process.env.WORKER_MAX_OLD_SPACE_MB ?? 160}`;
-  const proc = spawn(process.execPath, [heap, '--import', 'tsx', path.join(ROOT, 'bench', 'worker-process.ts')], {
+  // BENCH_WORKER_NODE_ARGS: node flags NODE_OPTIONS refuses, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the workers.
+  const extra = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [heap, ...extra, '--import', 'tsx', path.join(ROOT, 'bench', 'worker-process.ts')], {
     cwd: ROOT,
     // MALLOC_ARENA_MAX as scripts/start.sh sets it for the worker (glibc malloc arenas, see there).
     env: { MALLOC_ARENA_MAX: '2', ...process.env, ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, process.env.BENCH_WORKER_NODE_OPTIONS].filter(Boolean).join(' ') },

@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'UNKNOWN_PROVIDER'
   | 'CONNECTION_NOT_FOUND'
+  /** A job's write refused because its connection's DELETE is under way (the DELETE cancels the job). */
+  | 'CONNECTION_DELETING'
   | 'JOB_NOT_FOUND'
   | 'SCHEDULE_NOT_FOUND'
   | 'REAUTHORIZATION_REQUIRED'

@@ -4,7 +4,7 @@ import type { FhirClient, SearchPage } from '../fhir/client';
 import type { ProviderRegistry } from '../providers/registry';
 import { selectSyncTypes } from '../providers/syncTypes';
 import type { ConnectionDoc, ConnectionStore } from '../store/connections';
-import type { JobStore, SyncPointStore } from '../store/jobs';
+import type { JobDoc, JobStore, SyncPointStore } from '../store/jobs';
 import { addCounts, emptyCounts, type ResourceStore, type WriteCounts } from '../store/resources';
 import { BadRequestError, errorMessage } from '../errors';
 import type { CapabilityStatement } from '../auth/discovery';
@@ -15,6 +15,8 @@ import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 import { activityLog, bindActivityLog, finishJobObserved } from './observe';
 import { KEEPALIVE_INTERVAL_MS } from './keepalive';
 import { runInLanes } from '../shared/lanes';
+import { summarizeSync, typeStepOf } from '../jobs/syncSummary';
+import type { EnhancedSyncResult } from '../jobs/contract';
 
 export interface SyncDeps {
   connections: ConnectionStore;
@@ -97,6 +99,12 @@ export interface FirstPagesResult {
   continuing: string[];
 }
 
+/**
+ * What planAndSyncFirstPages answers: the job's result when every type was complete after its first page (the job
+ * is then recorded COMPLETED), else the plan and the first pages, whose `continuing` types need a step of their own.
+ */
+export type FirstStepResult = { completed: EnhancedSyncResult } | { plan: SyncPlan; first: FirstPagesResult };
+
 /** What a paging activity records in its heartbeat so that a retry continues where the last one stopped. */
 interface PagingCheckpoint {
   next?: string;
@@ -109,6 +117,21 @@ interface PagingCheckpoint {
    */
   startedAt?: string;
   syncPointSource?: 'bundle' | 'request-time';
+}
+
+/** A job's outcome, as completeSyncJob writes it. */
+export interface JobOutcome {
+  jobId: string;
+  status: 'COMPLETED' | 'FAILED' | 'CANCELLED';
+  result?: Record<string, unknown>;
+  errorMessage?: string;
+}
+
+/** A planned job: its connection, its plan, and the job document as it was before this run was recorded on it. */
+interface PlannedJob {
+  connection: ConnectionDoc;
+  job: JobDoc;
+  plan: SyncPlan;
 }
 
 /** The largest page we ask for; servers cap it at what they allow (the sandbox at 200) and say so in `next`. */
@@ -198,59 +221,165 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
     };
   }
 
-  return {
-    /**
-     * Records the job and decides which types to sync and from when. The plan is stored with the job and decided
-     * once: a re-run of the same job (a reset from the Temporal UI) syncs the same types from the same instants
-     * instead of only what changed since the first run. Returns only names and instants.
-     */
-    async planSync(input: SyncRequest & { jobId: string; retryOf?: string }): Promise<SyncPlan> {
-      const { jobId: _jobId, ...request } = input;
-      const connection = await connections.get(input.connectionId);
-      const provider = registry.get(connection.provider);
-      bindActivityLog({ provider: provider.id });
-      // RESOURCE_TYPES_RULE (src/providers/syncTypes.ts): listed types, plus the full categories none of whose types is listed.
-      const selected = selectSyncTypes(provider.resourceTypes, input);
-      const standard = new Set<string>(selected.standard);
-      const enhanced = new Set<string>(selected.enhanced);
-      if (standard.size + enhanced.size === 0) throw new BadRequestError('Nothing to sync: no resource type selected.');
-      await jobs.createOnce({
-        _id: input.jobId,
-        type: 'enhanced-sync',
-        provider: provider.id,
-        connectionId: connection._id,
-        request,
-        startedAt: new Date(),
-        retryOf: input.retryOf,
-      });
-      const job = await jobs.get(input.jobId);
-      await jobs.startRun(input.jobId, workflowRunId());
-      const stored = job.details?.plan as SyncPlan | undefined;
-      if (stored) return stored;
-      const statement = await capabilityStatementOf(connection);
-      const points = await syncPoints.getMany(connection._id, [...standard, ...enhanced]);
-      const types: SyncPlan['types'] = [];
-      const skipped: SkippedType[] = [];
-      for (const [set, category] of [
-        [standard, 'standard'],
-        [enhanced, 'enhanced'],
-      ] as const) {
-        for (const resourceType of set) {
-          const search = connection.patientId ? patientSearchFor(statement, resourceType) : listsType(statement, resourceType);
-          if ('skip' in search) {
-            skipped.push({ resourceType, category, reason: search.skip });
-            continue;
-          }
-          const point = points.get(resourceType);
-          const since = input.since ?? point;
-          const leavesGap = Boolean(input.since && point && Date.parse(input.since) > Date.parse(point));
-          types.push({ resourceType, category, since, patientParam: search.param, ...(leavesGap ? { advancesSyncPoint: false } : {}) });
+  /**
+   * Records the job and decides which types to sync and from when. The plan is stored with the job and decided
+   * once: a re-run of the same job (a reset from the Temporal UI) syncs the same types from the same instants
+   * instead of only what changed since the first run. `job` is the job document as it was before this run was
+   * recorded on it.
+   */
+  async function planJob(input: SyncRequest & { jobId: string; retryOf?: string }): Promise<PlannedJob> {
+    const { jobId: _jobId, ...request } = input;
+    const connection = await connections.get(input.connectionId);
+    const provider = registry.get(connection.provider);
+    bindActivityLog({ provider: provider.id });
+    // RESOURCE_TYPES_RULE (src/providers/syncTypes.ts): listed types, plus the full categories none of whose types is listed.
+    const selected = selectSyncTypes(provider.resourceTypes, input);
+    const standard = new Set<string>(selected.standard);
+    const enhanced = new Set<string>(selected.enhanced);
+    if (standard.size + enhanced.size === 0) throw new BadRequestError('Nothing to sync: no resource type selected.');
+    await jobs.createOnce({
+      _id: input.jobId,
+      type: 'enhanced-sync',
+      provider: provider.id,
+      connectionId: connection._id,
+      request,
+      startedAt: new Date(),
+      retryOf: input.retryOf,
+    });
+    const job = await jobs.get(input.jobId);
+    await jobs.startRun(input.jobId, workflowRunId());
+    const stored = job.details?.plan as SyncPlan | undefined;
+    if (stored) return { connection, job, plan: stored };
+    const statement = await capabilityStatementOf(connection);
+    const points = await syncPoints.getMany(connection._id, [...standard, ...enhanced]);
+    const types: SyncPlan['types'] = [];
+    const skipped: SkippedType[] = [];
+    for (const [set, category] of [
+      [standard, 'standard'],
+      [enhanced, 'enhanced'],
+    ] as const) {
+      for (const resourceType of set) {
+        const search = connection.patientId ? patientSearchFor(statement, resourceType) : listsType(statement, resourceType);
+        if ('skip' in search) {
+          skipped.push({ resourceType, category, reason: search.skip });
+          continue;
         }
+        const point = points.get(resourceType);
+        const since = input.since ?? point;
+        const leavesGap = Boolean(input.since && point && Date.parse(input.since) > Date.parse(point));
+        types.push({ resourceType, category, since, patientParam: search.param, ...(leavesGap ? { advancesSyncPoint: false } : {}) });
       }
-      const plan: SyncPlan = { types, skipped };
-      await jobs.update(input.jobId, { 'details.plan': plan });
-      activityLog().info('sync job planned', { types: types.map((t) => t.resourceType), skipped: skipped.map((s) => s.resourceType), incremental: !input.since, retryOf: input.retryOf });
-      return plan;
+    }
+    const plan: SyncPlan = { types, skipped };
+    await jobs.update(input.jobId, { 'details.plan': plan });
+    activityLog().info('sync job planned', { types: types.map((t) => t.resourceType), skipped: skipped.map((s) => s.resourceType), incremental: !input.since, retryOf: input.retryOf });
+    return { connection, job, plan };
+  }
+
+  /**
+   * The first page of every type of the plan, in one step (the types `parallel` at a time): a type complete after
+   * its first page (the usual case for an incremental sync, and for small patients) is finished here, the others
+   * are stored with their next link and continue in a step of their own (syncResourceType, `continuesFirstPage`).
+   * One step instead of one per type keeps a fleet's thousands of small syncs cheap to orchestrate. A type whose
+   * first page fails is left to its own step, which retries and reports it as before; only a failure that is not
+   * the type's (the database, a deleted connection) fails this step, and a retry redoes only the unhandled types.
+   */
+  async function firstPagesOf(ctx: Context, connection: ConnectionDoc, input: { jobId: string; parallel?: number; types: TypeStepInput[] }): Promise<FirstPagesResult> {
+    const state: FirstPagesResult = (ctx.info.heartbeatDetails as FirstPagesResult | undefined) ?? { finished: [], continuing: [] };
+    const handled = new Set([...state.finished.map((r) => r.resourceType), ...state.continuing]);
+    bindActivityLog({ provider: connection.provider });
+    // 'own' heartbeats (the checkpoint is the state): beat it while first pages wait on the limiter or the server.
+    const beat = setInterval(() => ctx.heartbeat(state), KEEPALIVE_INTERVAL_MS);
+    const progress = finishedProgress(jobs, connections, connection._id, input.jobId);
+    try {
+      const todo = input.types.filter((t) => !handled.has(t.resourceType));
+      const firstPage = async (type: TypeStepInput) => {
+        const t = { ...type, jobId: input.jobId };
+        const pager = typePager(connection, t, ctx.cancellationSignal);
+        let page: SearchPage;
+        try {
+          page = await pager.fetch(undefined);
+        } catch (err) {
+          if (ctx.cancellationSignal.aborted) throw err;
+          activityLog().warn('first page not read: the type gets a step of its own', { resourceType: t.resourceType, err: errorMessage(err) });
+          state.continuing.push(t.resourceType);
+          return;
+        }
+        const checkpoint: PagingCheckpoint = { fetched: 0, pages: 0, counts: emptyCounts(), ...syncPointOf(page, skewMs) };
+        await pager.store(page, checkpoint);
+        if (page.next) {
+          // Written before the type is reported as continuing: its own step starts from this.
+          await jobs.recordProgress(input.jobId, t.resourceType, { fetched: checkpoint.fetched, pages: checkpoint.pages, done: false }, { runId: workflowRunId(), checkpoint: { ...checkpoint } });
+          state.continuing.push(t.resourceType);
+        } else {
+          const result = typeResult(t, checkpoint, false);
+          state.finished.push(result);
+          progress.add(result);
+        }
+        ctx.heartbeat(state);
+      };
+      await runInLanes(todo, input.parallel ?? 4, firstPage);
+      // The finished types' progress and sync points, written together (a dozen writes of each per job were a
+      // fleet's largest share of database calls). Those of an earlier attempt (its heartbeat) are written again:
+      // both writes are idempotent, and that attempt may have ended before it wrote them.
+      state.finished.forEach((r) => progress.add(r));
+      await progress.flush();
+      const advancing = new Set(input.types.filter((t) => t.advancesSyncPoint !== false).map((t) => t.resourceType));
+      await syncPoints.advanceMany(connection._id, state.finished.filter((r) => advancing.has(r.resourceType)).map((r) => ({ resourceType: r.resourceType, since: r.syncedUpTo })), input.jobId);
+      return state;
+    } finally {
+      clearInterval(beat);
+      await progress.close();
+    }
+  }
+
+  /** Writes the outcome to the job document (the API answers from it once the workflow is over). */
+  async function finishSyncJob(input: JobOutcome): Promise<void> {
+    const finish = () =>
+      jobs.finish(input.jobId, input.status, {
+        // The finishing run, recorded: a step of this run still running when the run was cancelled (the
+        // workflow does not wait for it) then cannot re-open the job with a late startRun.
+        runId: workflowRunId(),
+        ...(input.result ? { 'details.result': input.result } : {}),
+        ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
+      });
+    const written = input.result?.written;
+    await finishJobObserved(jobs, metrics, input.jobId, input.status, finish, {
+      ...(typeof input.result?.total === 'number' ? { total: input.result.total } : {}),
+      ...(written && typeof written === 'object' ? { written } : {}),
+      ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
+    });
+  }
+
+  return {
+    /** The job's plan (planJob), returned as names and instants only: the first step of syncs started before planAndSyncFirstPages. */
+    async planSync(input: SyncRequest & { jobId: string; retryOf?: string }): Promise<SyncPlan> {
+      return (await planJob(input)).plan;
+    },
+
+    /**
+     * The first step of an enhanced sync: plans the job (planJob), reads the first page of every planned type
+     * (firstPagesOf) and, when no type has a second page (an incremental sync where little changed, a small
+     * patient), records the job COMPLETED itself, so that such a sync is one step where it was three. Otherwise it
+     * answers the plan and the types that continue, each in a step of its own. A retry redoes only the types its
+     * heartbeat does not list, and a retry after the job was recorded (the answer was lost on its way) answers the
+     * recorded result. Names, instants and counts only.
+     */
+    async planAndSyncFirstPages(input: SyncRequest & { jobId: string; retryOf?: string; parallel?: number }): Promise<FirstStepResult> {
+      const ctx = Context.current();
+      // Planning may wait on the limiter (the CapabilityStatement): beat the last attempt's checkpoint meanwhile
+      // (a detail-less keepalive would erase it).
+      const checkpoint = ctx.info.heartbeatDetails as FirstPagesResult | undefined;
+      const beat = setInterval(() => ctx.heartbeat(checkpoint), KEEPALIVE_INTERVAL_MS);
+      const { connection, job, plan } = await planJob(input).finally(() => clearInterval(beat));
+      const recorded = job.runId === workflowRunId() && job.status === 'COMPLETED' ? (job.details?.result as EnhancedSyncResult | undefined) : undefined;
+      if (recorded) return { completed: recorded };
+      const types = plan.types.map((t) => typeStepOf(t, input.pageSize));
+      const first = types.length > 0 ? await firstPagesOf(ctx, connection, { jobId: input.jobId, parallel: input.parallel, types }) : { finished: [], continuing: [] };
+      if (first.continuing.length > 0) return { plan, first };
+      const completed = summarizeSync(input.jobId, first.finished, plan.skipped);
+      await finishSyncJob({ jobId: input.jobId, status: 'COMPLETED', result: { ...completed } });
+      return { completed };
     },
 
     /**
@@ -284,81 +413,14 @@ export function createSyncActivities({ connections, fhir, registry, resources, j
       return finishType(connection, input, checkpoint, resumed);
     },
 
-    /**
-     * The first page of every type of the plan, in one step (the types `parallel` at a time): a type complete after
-     * its first page (the usual case for an incremental sync, and for small patients) is finished here, the others
-     * are stored with their next link and continue in a step of their own (syncResourceType, `continuesFirstPage`).
-     * One step instead of one per type keeps a fleet's thousands of small syncs cheap to orchestrate. A type whose
-     * first page fails is left to its own step, which retries and reports it as before; only a failure that is not
-     * the type's (the database, a deleted connection) fails this step, and a retry redoes only the unhandled types.
-     */
+    /** The first page of every type (firstPagesOf): the second step of syncs started before planAndSyncFirstPages. */
     async syncFirstPages(input: { jobId: string; connectionId: string; parallel?: number; types: TypeStepInput[] }): Promise<FirstPagesResult> {
-      const ctx = Context.current();
-      const connection = await connections.get(input.connectionId);
-      const state: FirstPagesResult = (ctx.info.heartbeatDetails as FirstPagesResult | undefined) ?? { finished: [], continuing: [] };
-      const handled = new Set([...state.finished.map((r) => r.resourceType), ...state.continuing]);
-      bindActivityLog({ provider: connection.provider });
-      // 'own' heartbeats (the checkpoint is the state): beat it while first pages wait on the limiter or the server.
-      const beat = setInterval(() => ctx.heartbeat(state), KEEPALIVE_INTERVAL_MS);
-      const progress = finishedProgress(jobs, connections, connection._id, input.jobId);
-      try {
-        const todo = input.types.filter((t) => !handled.has(t.resourceType));
-        const firstPage = async (type: TypeStepInput) => {
-          const t = { ...type, jobId: input.jobId };
-          const pager = typePager(connection, t, ctx.cancellationSignal);
-          let page: SearchPage;
-          try {
-            page = await pager.fetch(undefined);
-          } catch (err) {
-            if (ctx.cancellationSignal.aborted) throw err;
-            activityLog().warn('first page not read: the type gets a step of its own', { resourceType: t.resourceType, err: errorMessage(err) });
-            state.continuing.push(t.resourceType);
-            return;
-          }
-          const checkpoint: PagingCheckpoint = { fetched: 0, pages: 0, counts: emptyCounts(), ...syncPointOf(page, skewMs) };
-          await pager.store(page, checkpoint);
-          if (page.next) {
-            // Written before the type is reported as continuing: its own step starts from this.
-            await jobs.recordProgress(input.jobId, t.resourceType, { fetched: checkpoint.fetched, pages: checkpoint.pages, done: false }, { runId: workflowRunId(), checkpoint: { ...checkpoint } });
-            state.continuing.push(t.resourceType);
-          } else {
-            const result = typeResult(t, checkpoint, false);
-            state.finished.push(result);
-            progress.add(result);
-          }
-          ctx.heartbeat(state);
-        };
-        await runInLanes(todo, input.parallel ?? 4, firstPage);
-        // The finished types' progress and sync points, written together (a dozen writes of each per job were a
-        // fleet's largest share of database calls). Those of an earlier attempt (its heartbeat) are written again:
-        // both writes are idempotent, and that attempt may have ended before it wrote them.
-        state.finished.forEach((r) => progress.add(r));
-        await progress.flush();
-        const advancing = new Set(input.types.filter((t) => t.advancesSyncPoint !== false).map((t) => t.resourceType));
-        await syncPoints.advanceMany(connection._id, state.finished.filter((r) => advancing.has(r.resourceType)).map((r) => ({ resourceType: r.resourceType, since: r.syncedUpTo })), input.jobId);
-        return state;
-      } finally {
-        clearInterval(beat);
-        await progress.close();
-      }
+      return firstPagesOf(Context.current(), await connections.get(input.connectionId), input);
     },
 
-    /** Writes the outcome to the job document (the API answers from it once the workflow is over). */
-    async completeSyncJob(input: { jobId: string; status: 'COMPLETED' | 'FAILED' | 'CANCELLED'; result?: Record<string, unknown>; errorMessage?: string }): Promise<void> {
-      const finish = () =>
-        jobs.finish(input.jobId, input.status, {
-          // The finishing run, recorded: a step of this run still running when the run was cancelled (the
-          // workflow does not wait for it) then cannot re-open the job with a late startRun.
-          runId: workflowRunId(),
-          ...(input.result ? { 'details.result': input.result } : {}),
-          ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
-        });
-      const written = input.result?.written;
-      await finishJobObserved(jobs, metrics, input.jobId, input.status, finish, {
-        ...(typeof input.result?.total === 'number' ? { total: input.result.total } : {}),
-        ...(written && typeof written === 'object' ? { written } : {}),
-        ...(input.errorMessage ? { errorMessage: input.errorMessage } : {}),
-      });
+    /** Writes the outcome to the job document (finishSyncJob). */
+    async completeSyncJob(input: JobOutcome): Promise<void> {
+      await finishSyncJob(input);
     },
   };
 }
@@ -430,6 +492,7 @@ function searchParams(connection: ConnectionDoc, input: { resourceType: string; 
 /** Heartbeats (src/activities/heartbeats.ts): syncResourceType heartbeats its next page link itself. */
 export const syncHeartbeats: HeartbeatDeclarations<ReturnType<typeof createSyncActivities>> = {
   planSync: 'keepalive',
+  planAndSyncFirstPages: 'own',
   syncResourceType: 'own',
   syncFirstPages: 'own',
   completeSyncJob: 'keepalive',

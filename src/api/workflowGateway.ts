@@ -22,6 +22,7 @@ import { innermost } from '../shared/failureChain';
 
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   CONNECTION_NOT_FOUND: 404,
+  CONNECTION_DELETING: 404,
   REAUTHORIZATION_REQUIRED: 409,
   FHIR_NOT_FOUND: 502,
   BAD_REQUEST: 400,

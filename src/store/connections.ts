@@ -101,9 +101,10 @@ export class ConnectionStore {
    */
   async assertWritable(id: string): Promise<void> {
     const doc = await this.col.findOne({ _id: id }, { projection: { deletingSince: 1 } });
-    if (!doc || doc.deletingSince) {
-      throw new AppError('CONNECTION_NOT_FOUND', `Connection ${id} was deleted or is being deleted: nothing more is stored for it.`, { status: 404, retryable: false });
-    }
+    if (!doc) throw new AppError('CONNECTION_NOT_FOUND', `Connection ${id} was deleted: nothing more is stored for it.`, { status: 404, retryable: false });
+    // Its own code: the DELETE cancels the connection's jobs right after marking it, and a sync refused here waits
+    // for that cancel (src/workflows/enhancedSync.ts) so that it ends CANCELLED, as the DELETE reports it.
+    if (doc.deletingSince) throw new AppError('CONNECTION_DELETING', `Connection ${id} is being deleted: nothing more is stored for it.`, { status: 404, retryable: false });
   }
 
   /** Marks the connection as being deleted (keeps the first instant when repeated); false when it does not exist. */

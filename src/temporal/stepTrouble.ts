@@ -30,6 +30,7 @@ export const STEP_NAMES: Record<string, string> = {
   finishBulkExport: 'finish',
   cancelBulkExportOnServer: 'cancel-on-server',
   planSync: 'plan',
+  planAndSyncFirstPages: 'first-pages',
   syncFirstPages: 'first-pages',
   syncResourceType: 'search',
   completeSyncJob: 'finish',

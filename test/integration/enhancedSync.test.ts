@@ -102,18 +102,20 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     const history = await stack.client.workflow.getHandle(data.id).fetchHistory();
     const scheduled = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes).filter((a) => a?.activityType?.name);
     const inputOf = (a: (typeof scheduled)[number]) => JSON.parse(Buffer.from(a!.input!.payloads![0]!.data!).toString('utf8')) as { resourceType?: string; continuesFirstPage?: boolean };
-    expect(scheduled.filter((a) => a!.activityType!.name === 'syncFirstPages')).toHaveLength(1);
+    expect(scheduled.filter((a) => a!.activityType!.name === 'planAndSyncFirstPages')).toHaveLength(1);
     const ownSteps = scheduled.filter((a) => a!.activityType!.name === 'syncResourceType').map(inputOf);
     expect(ownSteps.map((i) => i.resourceType).sort()).toEqual(multiPage);
     expect(ownSteps.every((i) => i.continuesFirstPage === true)).toBe(true);
 
-    // Nothing changed since: three steps in all (plan, first pages, finish), one request per type.
+    // Nothing changed since: one step in all (plan, first pages and the outcome), one request per type.
     stack.sandbox.admin.resetStats();
     const again = (await sync(stack, { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true, pageSize: 2 })).body.data!;
     expect(again.total).toBe(0);
     expect(stack.sandbox.admin.getStats().byKind.search.byStatus['200']).toBe(Object.keys(again.types).length);
     const names = ((await stack.client.workflow.getHandle(again.id).fetchHistory()).events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
-    expect(names).toEqual(['planSync', 'syncFirstPages', 'completeSyncJob']);
+    expect(names).toEqual(['planAndSyncFirstPages']);
+    const job = await stack.services.jobs.get(again.id);
+    expect(job).toMatchObject({ status: 'COMPLETED', details: { result: { total: 0 } } });
   });
 
   it('keeps the sync point when an explicit since is later than it, so the next incremental run misses nothing', async () => {

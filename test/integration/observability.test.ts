@@ -158,7 +158,7 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     expect(backoffs.length).toBe(stats.tooManyRequests);
     // First pages are read by the first-pages step, later pages by the type's own step.
     for (const l of backoffs) {
-      expect(l).toMatchObject({ connectionId: conn.connectionId, workflowId: res.body.data!.id, activityType: expect.stringMatching(/^(syncFirstPages|syncResourceType)$/), requestKind: 'search', status: 429, provider: 'eclinicalworks' });
+      expect(l).toMatchObject({ connectionId: conn.connectionId, workflowId: res.body.data!.id, activityType: expect.stringMatching(/^(planAndSyncFirstPages|syncResourceType)$/), requestKind: 'search', status: 429, provider: 'eclinicalworks' });
       expect(typeof l.attempt).toBe('number');
       expect(String(l.url)).not.toContain(conn.patientId!); // URLs are logged without their query string
     }
@@ -297,13 +297,13 @@ describe('observability: /metrics and structured logs (real Temporal, FerretDB a
     expect(jobs.length).toBeGreaterThanOrEqual(3);
     for (const job of jobs) {
       const mine = parsed.filter((l) => l.jobId === job._id);
-      expect(mine.find((l) => l.msg === 'sync job planned')).toMatchObject({ connectionId: job.connectionId, provider: 'eclinicalworks', activityType: 'planSync' });
+      expect(mine.find((l) => l.msg === 'sync job planned')).toMatchObject({ connectionId: job.connectionId, provider: 'eclinicalworks', activityType: 'planAndSyncFirstPages' });
       const typeDone = mine.filter((l) => l.msg === 'resource type synced');
       expect(typeDone.length).toBe(Object.keys((job.details?.result as { types: object }).types).length);
       for (const t of typeDone) expect(t).toMatchObject({ resourceType: expect.any(String), fetched: expect.any(Number), inserted: expect.any(Number), pages: expect.any(Number) });
       const finished = mine.filter((l) => l.msg === 'job finished');
       expect(finished).toHaveLength(1);
-      expect(finished[0]).toMatchObject({ status: 'COMPLETED', jobType: 'enhanced-sync', durationMs: expect.any(Number), connectionId: job.connectionId, activityType: 'completeSyncJob' });
+      expect(finished[0]).toMatchObject({ status: 'COMPLETED', jobType: 'enhanced-sync', durationMs: expect.any(Number), connectionId: job.connectionId, activityType: 'planAndSyncFirstPages' });
     }
 
     // One line per API request: method, route template, status, ms, request id; never the raw path or query.

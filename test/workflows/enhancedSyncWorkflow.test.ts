@@ -1,7 +1,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { FirstPagesResult, SyncPlan, TypeSyncResult } from '../../src/activities/sync';
+import type { FirstPagesResult, FirstStepResult, SyncPlan, TypeSyncResult } from '../../src/activities/sync';
+import { summarizeSync, typeStepOf } from '../../src/jobs/syncSummary';
 import { enhancedSyncWorkflow } from '../../src/workflows/enhancedSync';
 import { syncProgressQuery, type EnhancedSyncInput } from '../../src/jobs/contract';
 import { recorded, timeSkippingEnv, until, untilCancelled, withWorker, type MockActivities } from './mocks';
@@ -30,19 +31,35 @@ const typeResult = (t: PageInput, fetched: number): TypeSyncResult => ({
   resumed: false,
 });
 
-type FirstPagesInput = { jobId: string; connectionId: string; parallel?: number; types: PageInput[] };
+type FirstPagesInput = { jobId: string; types: PageInput[] };
+type FirstStepInput = { jobId: string; connectionId: string; parallel?: number; pageSize?: number; includeStandard: boolean };
 /** By default every type has more than one page: each continues in a step of its own. */
 const allContinue = async (i: FirstPagesInput): Promise<FirstPagesResult> => ({ finished: [], continuing: i.types.map((t) => t.resourceType) });
+/** Nothing changed: every type is complete after its first page. */
+const noneContinue = async (i: FirstPagesInput): Promise<FirstPagesResult> => ({ finished: i.types.map((t) => typeResult(t, 0)), continuing: [] });
 
-function syncActivities(plan: SyncPlan, overrides: MockActivities = {}) {
+/**
+ * The first step as the real one answers: the plan and the first pages, or, when no type continues, the job's
+ * result (`completed`; the real step records the job itself then).
+ */
+function firstStep(plan: SyncPlan, firstPages: (i: FirstPagesInput) => Promise<FirstPagesResult>) {
+  return async (i: FirstStepInput): Promise<FirstStepResult> => {
+    const first = await firstPages({ jobId: i.jobId, types: plan.types.map((t) => typeStepOf(t, i.pageSize)) });
+    return first.continuing.length > 0 ? { plan, first } : { completed: summarizeSync(i.jobId, first.finished, plan.skipped) };
+  };
+}
+
+function syncActivities(plan: SyncPlan, overrides: MockActivities = {}, firstPages = allContinue) {
   const mocks = {
-    planSync: recorded(async () => plan),
-    syncFirstPages: recorded(allContinue),
+    planAndSyncFirstPages: recorded(firstStep(plan, firstPages)),
     syncResourceType: recorded(async (t: PageInput) => typeResult(t, t.resourceType.length)),
     completeSyncJob: recorded(async (_: { status: string; errorMessage?: string; result?: unknown }) => undefined),
   };
   return { ...mocks, ...overrides } as typeof mocks;
 }
+
+const scheduledSteps = async (workflowId: string) =>
+  ((await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
 
 const PLAN: SyncPlan = {
   types: [
@@ -68,50 +85,52 @@ describe('enhanced sync workflow (mocked activities, time skipping)', () => {
       },
       skipped: PLAN.skipped,
     });
-    expect(acts.planSync.calls.map((c) => c.input)).toEqual([expect.objectContaining({ connectionId: 'c1', jobId: 'sync-ok' })]);
-    // The first pages of both types in one step, then a step for each type that has more.
-    expect(acts.syncFirstPages.calls.map((c) => c.input)).toEqual([
-      {
-        jobId: 'sync-ok',
-        connectionId: 'c1',
-        parallel: 4,
-        types: [
-          expect.objectContaining({ resourceType: 'Observation', category: 'standard', patientParam: 'patient' }),
-          expect.objectContaining({ resourceType: 'Encounter', category: 'enhanced', since: '2025-01-01T00:00:00Z', patientParam: 'patient' }),
-        ],
-      },
-    ]);
+    // Planned and the first pages of both types read in one step, then a step for each type that has more.
+    expect(acts.planAndSyncFirstPages.calls.map((c) => c.input)).toEqual([expect.objectContaining({ jobId: 'sync-ok', connectionId: 'c1', parallel: 4, includeStandard: true })]);
     expect(acts.syncResourceType.calls.map((c) => c.input).sort((a, b) => a.resourceType.localeCompare(b.resourceType))).toEqual([
       expect.objectContaining({ jobId: 'sync-ok', connectionId: 'c1', resourceType: 'Encounter', category: 'enhanced', since: '2025-01-01T00:00:00Z', patientParam: 'patient', continuesFirstPage: true }),
       expect.objectContaining({ jobId: 'sync-ok', connectionId: 'c1', resourceType: 'Observation', category: 'standard', patientParam: 'patient', continuesFirstPage: true }),
     ]);
     expect(acts.completeSyncJob.calls.map((c) => c.input)).toEqual([expect.objectContaining({ jobId: 'sync-ok', status: 'COMPLETED', result: expect.objectContaining({ total: 20 }) })]);
+    expect(await scheduledSteps('sync-ok')).toEqual(['planAndSyncFirstPages', 'syncResourceType', 'syncResourceType', 'completeSyncJob']);
   });
 
-  it('types complete after their first page finish in the first-pages step: only the others get a step, which continues after that page', async () => {
-    const acts = syncActivities(PLAN, {
-      syncFirstPages: recorded(async (i: FirstPagesInput) => ({ finished: [typeResult(i.types[0]!, 3)], continuing: [i.types[1]!.resourceType] })),
-    });
+  it('types complete after their first page finish in the first step: only the others get a step, which continues after that page', async () => {
+    const acts = syncActivities(PLAN, {}, async (i) => ({ finished: [typeResult(i.types[0]!, 3)], continuing: [i.types[1]!.resourceType] }));
     const result = await withWorker(env, acts, (taskQueue) => env.client.workflow.execute(enhancedSyncWorkflow, { args: [input()], workflowId: 'sync-first-pages', taskQueue }));
-    expect(result).toMatchObject({ standardResources: 3, enhancedResources: 9, total: 12, types: { Observation: { fetched: 3 }, Encounter: { fetched: 9 } } });
-    expect(acts.syncFirstPages.calls).toHaveLength(1);
+    expect(result).toMatchObject({ standardResources: 3, enhancedResources: 9, total: 12, types: { Observation: { fetched: 3 }, Encounter: { fetched: 9 } }, skipped: PLAN.skipped });
+    expect(acts.planAndSyncFirstPages.calls).toHaveLength(1);
     expect(acts.syncResourceType.calls.map((c) => c.input)).toEqual([expect.objectContaining({ resourceType: 'Encounter', continuesFirstPage: true })]);
-    // Every type finished there: no per-type step at all (an incremental sync where nothing changed).
-    const none = syncActivities(PLAN, {
-      syncFirstPages: recorded(async (i: FirstPagesInput) => ({ finished: i.types.map((t) => typeResult(t, 0)), continuing: [] })),
+    expect(acts.completeSyncJob.calls.map((c) => c.input)).toEqual([expect.objectContaining({ status: 'COMPLETED', result: expect.objectContaining({ total: 12 }) })]);
+  });
+
+  it('a sync where no type has a second page is one step: the first step\'s result (it recorded the job) is the workflow\'s, with no other step', async () => {
+    const acts = syncActivities(PLAN, {}, noneContinue);
+    const { handle, result, progress } = await withWorker(env, acts, async (taskQueue) => {
+      const h = await env.client.workflow.start(enhancedSyncWorkflow, { args: [input()], workflowId: 'sync-first-pages-only', taskQueue });
+      return { handle: h, result: await h.result(), progress: await h.query(syncProgressQuery) };
     });
-    const empty = await withWorker(env, none, (taskQueue) => env.client.workflow.execute(enhancedSyncWorkflow, { args: [input()], workflowId: 'sync-first-pages-only', taskQueue }));
-    expect(empty).toMatchObject({ total: 0, types: { Observation: { fetched: 0 }, Encounter: { fetched: 0 } } });
-    expect(none.syncResourceType.calls).toHaveLength(0);
-    expect(none.completeSyncJob.calls.map((c) => c.input)).toEqual([expect.objectContaining({ status: 'COMPLETED' })]);
-    const history = await env.client.workflow.getHandle('sync-first-pages-only').fetchHistory();
-    const scheduled = history.events!.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
-    expect(scheduled).toEqual(['planSync', 'syncFirstPages', 'completeSyncJob']);
+    expect(result).toEqual(summarizeSync('sync-first-pages-only', PLAN.types.map((t) => typeResult(t, 0)), PLAN.skipped));
+    expect(acts.syncResourceType.calls).toHaveLength(0);
+    expect(acts.completeSyncJob.calls).toHaveLength(0);
+    expect(await scheduledSteps('sync-first-pages-only')).toEqual(['planAndSyncFirstPages']);
+    expect(progress).toEqual({
+      status: 'COMPLETED',
+      types: { Observation: 'done', Encounter: 'done', Device: 'skipped' },
+      finished: { Observation: { fetched: 0 }, Encounter: { fetched: 0 } },
+    });
+    // The first step's policy: the paging class's retries (20 attempts), the short steps' heartbeat timeout (a
+    // cancel waits for the step, which hears of it from a heartbeat's answer).
+    const history = await handle.fetchHistory();
+    const first = history.events!.map((e) => e.activityTaskScheduledEventAttributes).find((a) => a?.activityType?.name === 'planAndSyncFirstPages')!;
+    expect(first.retryPolicy).toMatchObject({ maximumAttempts: 20, backoffCoefficient: 2 });
+    expect(Number(first.heartbeatTimeout!.seconds)).toBe(30);
+    expect(history.events!.filter((e) => e.workflowTaskCompletedEventAttributes).length).toBe(2);
   });
 
   it('a first-pages step that fails for good (not a type\'s failure) fails the job and records the outcome', async () => {
     const acts = syncActivities(PLAN, {
-      syncFirstPages: recorded(async () => {
+      planAndSyncFirstPages: recorded(async () => {
         throw ApplicationFailure.nonRetryable('Connection c1 is being deleted.', 'CONNECTION_DELETING');
       }),
     });
@@ -121,7 +140,7 @@ describe('enhanced sync workflow (mocked activities, time skipping)', () => {
         (e: unknown) => e,
       ),
     );
-    const expected = 'The sync of connection c1 failed: Connection c1 is being deleted. (step syncFirstPages gave up: not retryable)';
+    const expected = 'The sync of connection c1 failed: Connection c1 is being deleted. (step planAndSyncFirstPages gave up: not retryable)';
     expect((err as WorkflowFailedError).cause).toMatchObject({ type: 'CONNECTION_DELETING', message: expected });
     expect(acts.syncResourceType.calls).toHaveLength(0);
     expect(acts.completeSyncJob.calls.map((c) => c.input)).toEqual([expect.objectContaining({ status: 'FAILED', errorMessage: expected })]);
@@ -191,6 +210,37 @@ describe('enhanced sync workflow (mocked activities, time skipping)', () => {
     expect((err as WorkflowFailedError).cause).toMatchObject({ type: 'FHIR_REQUEST_FAILED', message: expected });
     expect(acts.syncResourceType.calls.filter((c) => c.input.resourceType === 'Encounter').map((c) => c.attempt)).toEqual([1]);
     expect(acts.completeSyncJob.calls.map((c) => c.input)).toEqual([expect.objectContaining({ status: 'FAILED', errorMessage: expected })]);
+  });
+
+  it('workflow cancel during the first step: the outcome is recorded only once that step has ended (both write the job)', async () => {
+    let firstStepEnded = false;
+    let endedBeforeOutcome: boolean | undefined;
+    const acts = syncActivities(PLAN, {
+      planAndSyncFirstPages: recorded(async () => {
+        try {
+          return await untilCancelled();
+        } finally {
+          // A step that takes a while to wind down (its last write in flight).
+          await new Promise((r) => setTimeout(r, 300));
+          firstStepEnded = true;
+        }
+      }),
+      completeSyncJob: recorded(async () => {
+        endedBeforeOutcome = firstStepEnded;
+      }),
+    });
+    const err = await withWorker(env, acts, async (taskQueue) => {
+      const handle = await env.client.workflow.start(enhancedSyncWorkflow, { args: [input({ heartbeatTimeoutSeconds: 2 })], workflowId: 'sync-cancel-first-step', taskQueue });
+      await until(() => acts.planAndSyncFirstPages.calls.length === 1, 'the first step to start');
+      await handle.cancel();
+      return handle.result().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    });
+    expect((err as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
+    expect(acts.completeSyncJob.calls.map((c) => c.input)).toEqual([expect.objectContaining({ status: 'CANCELLED' })]);
+    expect(endedBeforeOutcome).toBe(true);
   });
 
   it('workflow cancel while a type pages: the step is cancelled, the job recorded CANCELLED, the workflow ends cancelled', async () => {
