@@ -164,6 +164,14 @@ const SCENARIOS: Record<string, Scenario> = {
     const id = await startSyncJob(stack, syncBody(await ctx.patient()));
     return { workflowId: id, done: settle(stack.client.workflow.getHandle(id)) };
   },
+  // Nothing changed since the last sync: since c05973e the first step records the job, and it is the only step.
+  async 'enhanced-sync-nothing-changed'(stack) {
+    const { connectionId } = await connectPatient(stack);
+    const first = await startSyncJob(stack, syncBody(connectionId, { pageSize: 1000 }));
+    await settle(stack.client.workflow.getHandle(first));
+    const id = await startSyncJob(stack, syncBody(connectionId, { pageSize: 1000 }));
+    return { workflowId: id, done: settle(stack.client.workflow.getHandle(id)) };
+  },
   async 'enhanced-sync-retries'(stack, ctx) {
     stack.sandbox.admin.setFaults({ errorBurst: 12, errorStatuses: [503], applyTo: ['search'] });
     const id = await startSyncJob(stack, syncBody(await ctx.patient(), { resourceTypes: ['Observation', 'Condition'], includeStandard: false }));
@@ -179,9 +187,10 @@ const SCENARIOS: Record<string, Scenario> = {
     stack.sandbox.admin.setFaults({ delayMs: 400, applyTo: ['search'] });
     const id = await startSyncJob(stack, syncBody(await ctx.patient(), { pageSize: 5 }));
     const h = stack.client.workflow.getHandle(id);
-    // Scheduled, not started: Temporal writes an activity's started event only when it ends. The second step is a
-    // paging one (syncResourceType in code before the first-pages step, syncFirstPages since).
-    await untilEvent(stack, id, (e) => e.filter((n) => n.includes('ACTIVITY_TASK_SCHEDULED')).length >= 2, 'a paging step in flight');
+    // A step that pages is in flight once a type's progress is written (Temporal writes an activity's started
+    // event only when it ends): syncResourceType in code before the first-pages step, syncFirstPages after it, and
+    // since c05973e the first step (planAndSyncFirstPages), whose cancel the workflow waits for.
+    await eventually(async () => Object.keys(await stack.services.jobs.progress(id)).length > 0, 'a paging step in flight', 60_000);
     await h.cancel();
     return { workflowId: id, done: settle(h) };
   },
