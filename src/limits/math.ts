@@ -73,6 +73,20 @@ export function lateSendBound(k: number, p: BucketParams): number {
 }
 
 /**
+ * How far ahead of now slots may be claimed after a stale one (MongoRateLimiter's per-key lead), so that the next
+ * slots' times come after the database's answer. A bucket's burst window (tau) costs nothing: its sends may go up
+ * to tau before their slot's time anyway. A sliding window (tau 0) has none, so a database answering later than its
+ * tolerance (half an interval: 120 ms at 250/min) made every slot stale; it may claim WINDOW_LEAD_INTERVALS
+ * intervals ahead, which delays an idle practice's next request by at most that (0.96 s at 250/min). Claiming
+ * later slots never sends more than the quota.
+ */
+export const WINDOW_LEAD_INTERVALS = 4;
+
+export function leadCapMs(p: BucketParams): number {
+  return Math.max(p.tauMs, WINDOW_LEAD_INTERVALS * p.intervalMs);
+}
+
+/**
  * Slot tickets: the bucket's timeline cut into slots of one emission interval; slot k stands for time k * T and is
  * claimed at most once (a unique _id: the one write FerretDB 1.x performs atomically). A caller claiming slot
  * k >= now / T may send at `max(now, k * T - tau)`. Then the sends in any interval [t1, t2] hold distinct slots with

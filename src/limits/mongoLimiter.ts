@@ -15,6 +15,7 @@ import {
   calendarChunk,
   firstFreeSlot,
   lateSendBound,
+  leadCapMs,
   planObserve,
   slotSendTime,
   windowBucketParams,
@@ -59,8 +60,8 @@ import {
  * connections saw claims answered seconds late) a request would then go late, together with the on-time requests
  * of later slots, more at once than the server's bucket holds (429). So a request sent later than its slot's bound
  * (lateSendBound: half of what the burst reserve absorbs) leaves that slot unused and claims another; after that,
- * the practice's slots are claimed ahead of now by about that lateness, at most its burst window (less with each
- * slot sent in time), so that the next answer comes in time. (The new claim counts again against a daily cap: rare, and on the safe side.)
+ * the practice's slots are claimed ahead of now by about that lateness, at most its burst window, or 4 intervals
+ * for a sliding window (leadCapMs; less with each slot sent in time), so that the next answer comes in time. (The new claim counts again against a daily cap: rare, and on the safe side.)
  *
  * Clock: slots are in the database's time; the offset between this process's clock and the server's is measured
  * with `hello.localTime` at start and every minute, so processes with skewed clocks still agree.
@@ -195,10 +196,11 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
   private readonly claimTimeoutMs: number;
   /**
    * Per bucket key, how far ahead of now its slots are claimed: raised when a slot came back stale (by more than it
-   * was late), lowered with every slot sent in time, absent while claims are answered in time. Never more than the
-   * bucket's burst window (tau): claimed that far ahead, a slot still lets its request go at once when the bucket is
-   * idle, so claiming ahead never holds a request back (bench:fleet at 1,000 connections: a lead of seconds, shared
-   * by every practice, held requests back and cut quota use by half).
+   * was late), lowered with every slot sent in time, absent while claims are answered in time. Never more than
+   * leadCapMs: a bucket's burst window (tau; claimed that far ahead, a slot still lets its request go at once when
+   * the bucket is idle), or 4 intervals for a sliding window, which has no burst window (bench:fleet at 1,000
+   * connections: a lead of seconds, shared by every practice, held requests back and cut quota use by half; with
+   * no lead at all, its 250/min practices failed requests after 8 stale claims in a row).
    */
   private readonly leads = new Map<string, number>();
   /** Slots found stale (sent too late to be safe) and claimed again since start, per provider (metrics). */
@@ -297,8 +299,9 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
       const lateBy = now - slot.lateAfter;
       this.stale.set(ctx.providerId, (this.stale.get(ctx.providerId) ?? 0) + 1);
       for (const r of quotas) {
-        if (!r.bucket || r.bucket.tauMs <= 0) continue;
-        this.leads.set(r.key, Math.min(r.bucket.tauMs, Math.max(this.leads.get(r.key) ?? 0, lateBy * 1.5)));
+        if (!r.bucket) continue;
+        // Added to the lead: the stale slot was already claimed that far ahead.
+        this.leads.set(r.key, Math.min(leadCapMs(r.bucket), (this.leads.get(r.key) ?? 0) + lateBy * 1.5));
       }
       debugFor(ctx.providerId, 'limiter')('slot stale by %d ms: claiming another (%d)', Math.round(lateBy), claims);
       if (claims >= MAX_STALE_CLAIMS) {

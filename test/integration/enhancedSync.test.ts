@@ -1,4 +1,6 @@
 import { Worker } from '@temporalio/worker';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import type { Activities } from '../../src/activities';
 import type { EnhancedSyncResult } from '../../src/workflows/enhancedSync';
 import { ALL_RESOURCE_TYPES, ENHANCED_RESOURCE_TYPES, STANDARD_RESOURCE_TYPES } from '../../src/providers/schema';
 import type { ConnectionView } from '../../src/store/connections';
@@ -116,6 +118,23 @@ describe('enhanced sync (real Temporal, FerretDB and the sandbox)', () => {
     expect(names).toEqual(['planAndSyncFirstPages']);
     const job = await stack.services.jobs.get(again.id);
     expect(job).toMatchObject({ status: 'COMPLETED', details: { result: { total: 0 } } });
+  });
+
+  it('a first step retried after it recorded the job (its answer lost on the way) answers the recorded result and requests nothing', async () => {
+    const conn = await connectPatient(stack);
+    const body = { connectionId: conn.connectionId, includeStandard: true, includeEnhanced: true };
+    expect((await sync(stack, body)).statusCode).toBe(200);
+    const again = (await sync(stack, body)).body.data!;
+    const { runId } = await stack.client.workflow.getHandle(again.id).describe();
+    expect((await stack.services.jobs.get(again.id)).runId).toBe(runId);
+    stack.sandbox.admin.resetStats();
+    const { activities } = workerOptions(stack.services);
+    const retry = new MockActivityEnvironment({ activityType: 'planAndSyncFirstPages', attempt: 2, workflowExecution: { workflowId: again.id, runId } });
+    const answer = await retry.run((activities as Activities).planAndSyncFirstPages, { ...body, jobId: again.id, parallel: 4 });
+    expect(answer).toEqual({ completed: (await stack.services.jobs.get(again.id)).details!.result });
+    expect(answer).toMatchObject({ completed: { jobId: again.id, total: 0 } });
+    const stats = stack.sandbox.admin.getStats();
+    expect({ searches: stats.byKind.search.total, metadata: stats.byKind.metadata.total }).toEqual({ searches: 0, metadata: 0 });
   });
 
   it('keeps the sync point when an explicit since is later than it, so the next incremental run misses nothing', async () => {
