@@ -10,6 +10,7 @@ import { BadRequestError, errorMessage } from '../errors';
 import type { CapabilityStatement } from '../auth/discovery';
 import { listsType, patientSearchFor } from '../fhir/patientSearch';
 import { fhirConnectionOf } from './fhirConnection';
+import { isPassingFailure } from '../fhir/errors';
 import { workflowRunId } from './workflowRun';
 import { noActivityMetrics, type ActivityMetrics } from '../metrics/worker';
 import { activityLog, bindActivityLog, finishJobObserved } from './observe';
@@ -140,14 +141,17 @@ const MAX_PAGE_SIZE = 1000;
 export function createSyncActivities({ connections, fhir, registry, resources, jobs, syncPoints, metrics = noActivityMetrics, config }: SyncDeps) {
   const skewMs = (config?.SYNC_CLOCK_SKEW_SECONDS ?? DEFAULT_CLOCK_SKEW_SECONDS) * 1000;
   /**
-   * The server's CapabilityStatement, to pick each type's patient search parameter. A server that does not answer
-   * /metadata is not refused here: every type is then tried with the usual parameters, as before.
+   * The server's CapabilityStatement, to pick each type's patient search parameter. A server that does not serve
+   * /metadata (404, 401, not JSON) is not refused here: every type is then tried with the usual parameters, as
+   * before. A passing failure (rate-limited, 5xx, cut off) fails the step instead, which is retried: planning
+   * without the statement would fix the plan (stored with the job) on guesses for every retry of the job.
    */
   async function capabilityStatementOf(connection: ConnectionDoc): Promise<CapabilityStatement | undefined> {
     try {
       const statement = await fhir.getJson<CapabilityStatement>(fhirConnectionOf(connection), 'metadata', { auth: false, kind: 'capabilities' });
       return statement?.resourceType === 'CapabilityStatement' ? statement : undefined;
     } catch (err) {
+      if (isPassingFailure(err)) throw err;
       activityLog().warn('CapabilityStatement not read: syncing every type with the usual patient parameter', { err: errorMessage(err) });
       return undefined;
     }

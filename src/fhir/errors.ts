@@ -31,6 +31,18 @@ export function isTransientOutcome(body: unknown): boolean {
   return oo?.resourceType === 'OperationOutcome' && Array.isArray(oo.issue) && oo.issue.some((i) => i.code === 'transient');
 }
 
+/**
+ * Whether a failed request says nothing about what the server serves: it was rate-limited (by the server or by our
+ * own limiter), cut off, answered 5xx or 408, or aborted (a cancelled step). A later try may well succeed, so a
+ * caller with a fallback for "the server does not offer this" must not take that fallback on such a failure. A
+ * 200 whose body is not JSON is an answer (cause: got's ParseError), not a passing failure.
+ */
+export function isPassingFailure(err: unknown): boolean {
+  if (err instanceof FhirRequestError) return err.retryable && (err.cause as { name?: string } | undefined)?.name !== 'ParseError';
+  const e = err as { name?: string; code?: string } | undefined;
+  return e?.name === 'AbortError' || e?.code === 'ERR_ABORTED';
+}
+
 /** What to check, by status, in words an operator can act on. */
 export function adviceFor(status: number): string {
   if (status === 401) return 'The access token was refused even after a refresh: re-authorize the connection.';

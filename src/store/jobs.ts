@@ -3,6 +3,7 @@ import { isDuplicateKeyError } from './writeErrors';
 import { NotFoundError } from '../errors';
 import { COLLECTIONS } from './mongo';
 import { ConnectionHealthStore } from './connectionHealth';
+import { oneReplyFor } from './oneReply';
 
 export type JobType = 'bulk-export' | 'enhanced-sync';
 export type JobStatus = 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
@@ -181,7 +182,7 @@ export class SyncPointStore {
   async advanceMany(connectionId: string, points: Array<{ resourceType: string; since: string }>, jobId: string): Promise<void> {
     if (points.length === 0) return;
     const wanted = points.map((p) => ({ ...p, _id: `${connectionId}/${p.resourceType}`, since: new Date(p.since).toISOString() }));
-    const stored = new Map((await this.col.find({ _id: { $in: wanted.map((w) => w._id) } }, { projection: { since: 1 } }).toArray()).map((d) => [d._id, d.since]));
+    const stored = new Map((await this.col.find({ _id: { $in: wanted.map((w) => w._id) } }, { projection: { since: 1 }, batchSize: oneReplyFor(wanted.length) }).toArray()).map((d) => [d._id, d.since]));
     const updatedAt = new Date();
     const ops = wanted.flatMap((w): AnyBulkWriteOperation<SyncPointDoc>[] => {
       const doc = { connectionId, resourceType: w.resourceType, since: w.since, jobId, updatedAt };
@@ -206,7 +207,7 @@ export class SyncPointStore {
   /** The sync points of several types in one read (types without one are absent). */
   async getMany(connectionId: string, resourceTypes: readonly string[]): Promise<Map<string, string>> {
     if (resourceTypes.length === 0) return new Map();
-    const docs = await this.col.find({ _id: { $in: resourceTypes.map((t) => `${connectionId}/${t}`) } }, { projection: { resourceType: 1, since: 1 } }).toArray();
+    const docs = await this.col.find({ _id: { $in: resourceTypes.map((t) => `${connectionId}/${t}`) } }, { projection: { resourceType: 1, since: 1 }, batchSize: oneReplyFor(resourceTypes.length) }).toArray();
     return new Map(docs.map((d) => [d.resourceType, d.since]));
   }
 }

@@ -7,7 +7,7 @@
  * writers (rate-limit budgets, leases, progress) must be built on unique inserts/deletes (e.g. one document per
  * granted slot or per writer), never on read-modify-write updates of one shared document.
  */
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, type Db, type MongoClientOptions } from 'mongodb';
 import { refreshLeaseName } from './leaseNames';
 
 /**
@@ -16,15 +16,33 @@ import { refreshLeaseName } from './leaseNames';
  * change streams: every write is idempotent on its own instead.
  */
 export async function connectMongo(uri: string, dbName: string): Promise<{ client: MongoClient; db: Db }> {
-  const client = new MongoClient(uri, {
-    // FerretDB and small deployments: fail fast with a clear error instead of hanging for 30 s.
-    serverSelectionTimeoutMS: 10_000,
-    appName: 'ehr-sync',
-  });
+  const client = new MongoClient(uri, mongoClientOptions(uri));
   await client.connect();
   const db = client.db(dbName);
   await db.command({ ping: 1 });
   return { client, db };
+}
+
+/**
+ * How long one database operation may wait for its answer before the driver closes the connection and fails it
+ * (a retryable read or write is then retried once on another connection). The driver's default is to wait for
+ * ever; a database that stops answering (the embedded FerretDB's pool deadlock of 2026-12-03, src/store/oneReply.ts)
+ * would then hold every step that touches it, heartbeating, for ever. Closing the connection also ends the
+ * operation and the cursors it opened on FerretDB. Far above any operation's normal time (a batch of 1,000 writes
+ * queued behind a fleet's others takes seconds); `socketTimeoutMS` in MONGODB_URI overrides it.
+ */
+export const MONGO_SOCKET_TIMEOUT_MS = 300_000;
+
+/** The driver options: the URI's own `socketTimeoutMS` wins over MONGO_SOCKET_TIMEOUT_MS. */
+export function mongoClientOptions(uri: string): MongoClientOptions {
+  const query = uri.includes('?') ? uri.slice(uri.indexOf('?') + 1) : '';
+  const named = query.split('&').some((kv) => kv.split('=')[0]?.toLowerCase() === 'sockettimeoutms');
+  return {
+    // FerretDB and small deployments: fail fast with a clear error instead of hanging for 30 s.
+    serverSelectionTimeoutMS: 10_000,
+    appName: 'ehr-sync',
+    ...(named ? {} : { socketTimeoutMS: MONGO_SOCKET_TIMEOUT_MS }),
+  };
 }
 
 export const COLLECTIONS = {

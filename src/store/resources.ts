@@ -7,6 +7,7 @@ import { SharedBlocks } from './changeFeed/sharedBlocks';
 import { ScopeResolver } from './changeFeed/scope';
 import { stamp, type ChangeKind, type ChangeStamp, type TombstoneDoc } from './changeFeed/stamp';
 import { isDuplicateKeyError, writeErrorsOf } from './writeErrors';
+import { oneReplyFor } from './oneReply';
 
 /** A FHIR resource as received: only the fields the store relies on are typed. */
 export interface FhirResource {
@@ -190,7 +191,7 @@ export class ResourceStore {
   /** The stored version of each of these keys (one indexed $in read, only VERSION_PROJECTION). */
   private async storedVersions(ids: string[]): Promise<Map<string, StoredVersion>> {
     if (ids.length === 0) return new Map();
-    const stored = await this.col.find({ _id: { $in: ids } }, { projection: VERSION_PROJECTION, batchSize: ids.length }).toArray();
+    const stored = await this.col.find({ _id: { $in: ids } }, { projection: VERSION_PROJECTION, batchSize: oneReplyFor(ids.length) }).toArray();
     return new Map(stored.map((d) => [d._id, d]));
   }
 
@@ -221,7 +222,7 @@ export class ResourceStore {
     // leaves the tombstones (a replay finds nothing left to delete, and the deletion is still reported), and no reader
     // sees a tombstone while its resource is still there (the block is open until the delete is done).
     const existing = await this.col
-      .find({ _id: { $in: ids } }, { projection: { resourceType: 1, id: 1, versionId: 1, lastUpdated: 1 }, batchSize: ids.length })
+      .find({ _id: { $in: ids } }, { projection: { resourceType: 1, id: 1, versionId: 1, lastUpdated: 1 }, batchSize: oneReplyFor(ids.length) })
       .toArray();
     if (existing.length === 0) return 0;
     const now = new Date();
@@ -261,7 +262,7 @@ export class ResourceStore {
         }
       }
       const stored = await this.col
-        .find({ _id: { $in: pending.map((c) => c._id) } }, { projection: VERSION_PROJECTION })
+        .find({ _id: { $in: pending.map((c) => c._id) } }, { projection: VERSION_PROJECTION, batchSize: oneReplyFor(pending.length) })
         .toArray();
       const byId = new Map(stored.map((d) => [d._id, d]));
       pending = pending.filter((c) => {

@@ -135,6 +135,28 @@ describe('resource types: any type the server has', () => {
     expect(view.body.data!.skipped!.map((s) => s.resourceType).sort()).toEqual(['Communication', 'Task']);
   });
 
+  // A plan made without the statement would be stored with the job and kept by every retry: a server that was only
+  // busy must not cost the job its skipped types (Communication would be searched, and fail, instead).
+  it('a CapabilityStatement the server fails to answer (5xx past the request retries) fails the first step, and its retry plans with it', async () => {
+    stack.sandbox.admin.setTypeKnobs({ noPatientSearchTypes: ['Task'], unsupportedTypes: ['Communication'] });
+    const patient = stack.sandbox.admin.listPatients()[2]!;
+    const conn = await connectPatient(stack, patient.id);
+    stack.sandbox.admin.resetStats();
+    stack.sandbox.admin.setFaults({ errorBurst: 5, errorStatuses: [503], applyTo: ['metadata'] }); // 1 request + 4 retries
+    try {
+      const res = await sync({ connectionId: conn.connectionId, includeEnhanced: true, resourceTypes: ['Task', 'Communication', 'Observation'], waitMs: 60000 });
+      expect(res.statusCode).toBe(200);
+      const data = res.body.data!;
+      expect(data.status).toBe('COMPLETED');
+      expect(Object.keys(data.types)).toEqual(['Observation']);
+      expect((data.skipped ?? []).map((s) => s.resourceType).sort()).toEqual(['Communication', 'Task']);
+      expect(stack.sandbox.admin.getStats().byKind.metadata.byStatus).toEqual({ '503': 5, '200': 1 });
+      await expectStored(conn.connectionId, 'Observation', patient.id);
+    } finally {
+      stack.sandbox.admin.resetFaults();
+    }
+  });
+
   it('refuses a name that is not an R4 resource type, and accepts one for the stored-resource routes', async () => {
     const conn = await connectBackend(stack);
     const bad = await startExport(stack, { connectionId: conn.connectionId, exportType: 'System', resourceTypes: ['Careteam'] });

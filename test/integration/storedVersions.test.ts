@@ -1,7 +1,8 @@
-import type { Db } from 'mongodb';
+import { MongoClient, type CommandStartedEvent, type CommandSucceededEvent, type Db } from 'mongodb';
 import { COLLECTIONS, OBSOLETE_COLLECTIONS, ensureIndexes } from '../../src/store/mongo';
 import { ResourceStore, VERSION_PROJECTION, type FhirResource } from '../../src/store/resources';
 import { freshDb } from '../support/freshDb';
+import { mongoUri } from '../support/paths';
 
 const obs = (id: string, version: number, lastUpdated: string, value = version): FhirResource => ({
   resourceType: 'Observation',
@@ -82,6 +83,34 @@ describe('ResourceStore: writes decided by the stored versions', () => {
     expect(counts).toEqual({ inserted: 1, updated: 0, unchanged: 1, invalid: 0 });
     expect(await store.count({ connectionId: 'v5' })).toBe(2);
     expect((await store.col.findOne({ _id: 'v5/Observation/o0' }))?.versionNum).toBe(5);
+  });
+
+  // On the embedded FerretDB an open cursor holds a pooled SQLite connection until its getMore: 100 version reads
+  // left open deadlocked the database at fleet scale (src/store/oneReply.ts). Every bounded read of a write must
+  // come back in one reply with its cursor closed, also when every id it asks for is stored.
+  it('reads versions in one reply with the cursor closed: no getMore for a batch of 1,000 stored, updated or deleted', async () => {
+    const client = new MongoClient(mongoUri(), { monitorCommands: true });
+    const started: CommandStartedEvent[] = [];
+    const openCursors: string[] = [];
+    client.on('commandStarted', (e) => started.push(e));
+    client.on('commandSucceeded', (e: CommandSucceededEvent) => {
+      const id = (e.reply as { cursor?: { id?: { toString(): string } | number } }).cursor?.id;
+      if (id !== undefined && String(id) !== '0') openCursors.push(`${e.commandName} left cursor ${String(id)} open`);
+    });
+    try {
+      const monitored = new ResourceStore(client.db(db.databaseName));
+      const first = batch(1000, 1, '2024-01-01T00:00:00Z');
+      expect(await monitored.upsertMany('one-reply', first)).toMatchObject({ inserted: 1000 });
+      expect(await monitored.upsertMany('one-reply', first)).toMatchObject({ unchanged: 1000 }); // every id found
+      expect(await monitored.upsertMany('one-reply', batch(1000, 2, '2024-02-01T00:00:00Z'))).toMatchObject({ updated: 1000 }); // read back after the writes
+      expect(await monitored.deleteByKeys('one-reply', first.map((r) => ({ resourceType: r.resourceType, id: r.id as string })))).toBe(1000);
+      const reads = started.filter((e) => e.commandName === 'find' && (e.command as { find: string }).find === COLLECTIONS.resources);
+      expect(reads.length).toBeGreaterThanOrEqual(5); // two per upsert that writes, one that writes nothing, one per delete
+      expect(started.filter((e) => e.commandName === 'getMore').map((e) => (e.command as { collection: string }).collection)).toEqual([]);
+      expect(openCursors).toEqual([]);
+    } finally {
+      await client.close();
+    }
   });
 
   it('drops the version hints collection an older ehr-sync kept (and starting twice is fine)', async () => {

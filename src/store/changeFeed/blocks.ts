@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import { COLLECTIONS } from '../mongo';
+import { oneReplyFor } from '../oneReply';
 
 /**
  * Sequence blocks: how the change feed orders writes without a counter, a transaction or a change stream.
@@ -124,7 +125,7 @@ export class SequenceBlocks {
     for (let attempt = 0; attempt < 1000; attempt++) {
       const ids = Array.from({ length: WINDOW }, (_, i) => blockKey(scope, from + i));
       if (first) ids.push(floorKey(scope));
-      const found = await this.col.find({ _id: { $in: ids } }, { projection: { n: 1 } }).toArray();
+      const found = await this.col.find({ _id: { $in: ids } }, { projection: { n: 1 }, batchSize: oneReplyFor(ids.length) }).toArray();
       if (first) {
         first = false;
         floor = found.find((d) => d._id === floorKey(scope))?.n ?? 1;
@@ -197,7 +198,7 @@ export class SequenceBlocks {
   async window(scope: string, from: number, count = WINDOW): Promise<BlockState[]> {
     const ids: string[] = [];
     for (let n = from; n < from + count; n++) ids.push(blockKey(scope, n), endKey(scope, n));
-    const docs = await this.col.find({ _id: { $in: ids } }).toArray();
+    const docs = await this.col.find({ _id: { $in: ids } }, { batchSize: oneReplyFor(ids.length) }).toArray();
     const byId = new Map(docs.map((d) => [d._id, d]));
     return Array.from({ length: count }, (_, i) => {
       const n = from + i;
