@@ -18,8 +18,9 @@ RUN bash scripts/npm-install.sh
 COPY tsconfig.json ./
 COPY src ./src
 # tsconfig.json also includes test/, bench/ and scripts/*.ts; they are not copied, so only src/ is
-# compiled (to dist/src/...).
-RUN npx tsc -p tsconfig.json
+# compiled (to dist/src/...). Then the workflow bundle (dist/workflow-bundle.js), so that workers do not run
+# webpack as they start (src/temporal/workflowCode.ts).
+RUN npx tsc -p tsconfig.json && node dist/src/temporal/workflowCode.js
 
 # ---- deps: production dependencies only ------------------------------------------------------------
 FROM ${NODE_IMAGE} AS deps
@@ -31,6 +32,8 @@ RUN bash scripts/npm-install.sh --omit=dev && npm cache clean --force
 # ---- runtime ---------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
+# The prebuilt workflow bundle of the build stage (only the worker reads it).
+ENV WORKFLOW_BUNDLE_PATH=/app/dist/workflow-bundle.js
 WORKDIR /app
 COPY --from=deps --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist

@@ -23,7 +23,7 @@ import { loadWorkerConfig } from '../src/config';
 import { createServices, type Services } from '../src/services';
 import { startSandbox, RESOURCE_TYPES, type Sandbox } from '../src/sandbox';
 import type { BulkExportWorkflowInput, BulkExportResult } from '../src/workflows/bulkExport';
-import { bundleWorkflows, procKb, startWorkerProcess, stopWorkerProcess } from './worker-lib';
+import { builtWorkflowBundle, procKb, startWorkerProcess, stopWorkerProcess } from './worker-lib';
 import { WORKFLOWS } from '../src/jobs/contract';
 
 const TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
@@ -174,7 +174,7 @@ async function rawInsertRate(services: Services, sandbox: Sandbox, connectionId:
 }
 
 async function main(): Promise<void> {
-  const bundlePath = await bundleWorkflows();
+  const bundlePath = builtWorkflowBundle();
   const connection = await Connection.connect({ address: TEMPORAL_ADDRESS });
   const client = new Client({ connection });
 

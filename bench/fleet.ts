@@ -23,7 +23,7 @@ import { createServices, type Services } from '../src/services';
 import type { Sandbox } from '../src/sandbox';
 import type { EnhancedSyncResult } from '../src/jobs/contract';
 import { WORKFLOWS } from '../src/jobs/contract';
-import { bundleWorkflows, procKb, startWorkerProcess, stopWorkerProcess, type WorkerProcess } from './worker-lib';
+import { builtWorkflowBundle, procKb, startWorkerProcess, stopWorkerProcess, type WorkerProcess } from './worker-lib';
 import {
   REDIRECT_URI,
   applyQuotas,
@@ -286,7 +286,7 @@ function row(p: PhaseFigures): string {
 async function main(): Promise<void> {
   const t00 = Date.now();
   log(`fleet: ${SCALE.practices} practices × ${SCALE.patientsPerPractice} patients, ~${SCALE.resources} resources each (${SCALE.largePerPractice} per practice 10×), page ${SCALE.pageSize}; workers ${WORKERS}, then ${WORKER_COUNTS.join(', ')}; fairness ${FAIRNESS}; ${ACTIVITIES} activities per worker`);
-  const bundlePath = await bundleWorkflows();
+  const bundlePath = builtWorkflowBundle();
   const connection = await Connection.connect({ address: TEMPORAL_ADDRESS });
   const client = new Client({ connection });
   const sb = await startFleetSandbox(SCALE);

@@ -30,7 +30,7 @@ import { startSandbox, RESOURCE_TYPES as SANDBOX_TYPES, EXTRA_TYPES, type Sandbo
 import type { FhirResource } from '../src/store/resources';
 import { enhancedSyncWorkflow } from '../src/workflows';
 import { approveInSandbox } from '../test/support/smartFlow';
-import { bundleWorkflows, startWorkerProcess, stopWorkerProcess, type WorkerProcess } from './worker-lib';
+import { builtWorkflowBundle, startWorkerProcess, stopWorkerProcess, type WorkerProcess } from './worker-lib';
 
 const ROOT = path.resolve(__dirname, '..');
 const TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
@@ -291,7 +291,7 @@ function goals(rows: Row[]): string[] {
 }
 
 async function main(): Promise<void> {
-  const bundlePath = await bundleWorkflows();
+  const bundlePath = builtWorkflowBundle();
   const connection = await Connection.connect({ address: TEMPORAL_ADDRESS });
   const client = new Client({ connection });
   const tplSandbox = await startSandbox({ port: 0, patients: 3, resourcesPerPatient: 4 });

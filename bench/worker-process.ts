@@ -11,6 +11,7 @@
 import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
 import { loadWorkerConfig } from '../src/config';
 import { createServices } from '../src/services';
+import { workflowCodeOptions } from '../src/temporal/workflowCode';
 import { workerOptions } from '../src/worker';
 
 async function main(): Promise<void> {
@@ -18,12 +19,11 @@ async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const services = await createServices(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const bundlePath = process.env.WORKFLOW_BUNDLE_PATH;
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../src/workflows') }),
+    ...workflowCodeOptions(config),
     ...workerOptions(services),
   });
   const running = worker.run();

@@ -4,8 +4,8 @@
 #   bash scripts/bench.sh bench/store.ts [args...]
 #
 # Like `npm test`: installs what is missing (scripts/setup.sh), starts Temporal and FerretDB unless they run
-# already (or TEMPORAL_ADDRESS / MONGODB_URI point elsewhere), runs the benchmark with tsx, and stops the services
-# this run started. The benchmark prints its figures on stdout and its progress on stderr.
+# already (or TEMPORAL_ADDRESS / MONGODB_URI point elsewhere), builds (the workers run dist/, as `npm start` does),
+# runs the benchmark with tsx, and stops the services this run started. The benchmark prints its figures on stdout and its progress on stderr.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,6 +20,9 @@ cleanup() {
 }
 
 bash "$ROOT/scripts/setup.sh" >/dev/null
+# The benchmarks' workers are the compiled worker with the build's workflow bundle, as `npm start` runs them.
+log "building: npm run build"
+(cd "$ROOT" && npm run --silent build >/dev/null)
 trap cleanup EXIT
 start_own_services
 cd "$ROOT"

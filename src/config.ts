@@ -108,6 +108,12 @@ export const WorkerEnvSchema = z.object({
    */
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().min(1).max(2000).default(20),
   /**
+   * A workflow bundle built ahead of time (`npm run build` writes dist/workflow-bundle.js; `npm start` and the image
+   * set this). Unset, the worker bundles src/workflows with webpack as it starts: slower, and that build is the
+   * highest point of an idle worker's memory (237 MB against 191 MB with the prebuilt bundle, measured).
+   */
+  WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
+  /**
    * Without a Bundle meta.lastUpdated, a type's sync point is the time its first search page was requested minus
    * this margin: the FHIR server's clock may run behind ours, and a change it stamps earlier must not be skipped.
    */

@@ -10,6 +10,7 @@ import { WorkerMetrics } from './metrics/worker';
 import { createServices, type Services } from './services';
 import { registerSearchAttributes } from './temporal/registerSearchAttributes';
 import { PinoSdkLogger } from './temporal/runtimeLogger';
+import { workflowCodeOptions } from './temporal/workflowCode';
 
 /** Options shared by the real worker and the tests' workers (same activities, same bundle). */
 export function workerOptions(services: Services, observability: ObservabilityDeps = {}): Pick<WorkerOptions, 'activities' | 'interceptors' | 'maxConcurrentActivityTaskExecutions'> {
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: require.resolve('./workflows'),
+    ...workflowCodeOptions(config),
     ...workerOptions(services, { metrics }),
   });
   logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS }, 'worker started');

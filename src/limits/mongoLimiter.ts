@@ -5,6 +5,7 @@ import type { Quota } from '../providers/schema';
 import { normalizeBaseUrl, quotasFor, type ProviderRegistry } from '../providers/registry';
 import { TurnQueue } from './turns';
 import { COLLECTIONS } from '../store/mongo';
+import { upsertRetryingInsertRace } from '../store/writeErrors';
 import { debugFor, type Logger } from '../logger';
 import { DEFAULT_RETRY_AFTER_MAX_SECONDS, clampNote } from '../fhir/retryAfter';
 import {
@@ -534,10 +535,14 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
   private async block(r: Resolved, until: number): Promise<void> {
     // The one place blocks are written: bounded here whatever computed them.
     const bounded = Math.min(until, (await this.now()) + this.maxBlockMs);
-    await this.blocks.updateOne(
-      { _id: r.key },
-      { $max: { blockedUntil: bounded }, $set: { updatedAt: new Date() }, $setOnInsert: { provider: r.providerId, quota: r.quota.name, kind: r.quota.kind, scope: r.scope } },
-      { upsert: true },
+    // Responses of one quota arrive together (a burst of 429s, or headers saying the server's budget is low): their
+    // first blocks race to insert the document.
+    await upsertRetryingInsertRace(() =>
+      this.blocks.updateOne(
+        { _id: r.key },
+        { $max: { blockedUntil: bounded }, $set: { updatedAt: new Date() }, $setOnInsert: { provider: r.providerId, quota: r.quota.name, kind: r.quota.kind, scope: r.scope } },
+        { upsert: true },
+      ),
     );
   }
 

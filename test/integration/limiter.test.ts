@@ -12,6 +12,7 @@ import type { ConnectionDoc } from '../../src/store/connections';
 import type { QuotaContext, RequestLimiter } from '../../src/fhir/limiter';
 import type { Db } from 'mongodb';
 import { MongoRateLimiter, SLOTS_COLLECTION } from '../../src/limits';
+import { COLLECTIONS } from '../../src/store/mongo';
 import { FhirClient } from '../../src/fhir/client';
 import { WorkerMetrics } from '../../src/metrics/worker';
 import { fhirConnectionOf } from '../../src/activities/fhirConnection';
@@ -138,6 +139,28 @@ describe('shared rate limiter: token bucket 7/s burst 14 per provider (the spec 
       expect(stats.byKind.search!.byStatus['200']).toBe(2);
     } finally {
       sb.admin.resetFaults();
+      await world.close();
+    }
+  });
+
+  test('429s of one quota observed at once by two processes all record the block (no lost insert race)', async () => {
+    // A burst of 429s reaches both workers together, and each response records a block: on FerretDB, concurrent
+    // upserts of a block that does not exist yet lost the race with E11000 (the response's request then failed).
+    const world = await instances(2, [sb]);
+    const ctx: QuotaContext = { providerId: PROVIDER, baseUrl: sb.fhirBaseUrl };
+    const blocks = world.list[0]!.services.db.collection(COLLECTIONS.rateLimits);
+    try {
+      const failures: unknown[] = [];
+      for (let round = 0; round < 30; round++) {
+        await blocks.deleteMany({});
+        const results = await Promise.allSettled(
+          world.list.flatMap((inst) => Array.from({ length: 10 }, () => inst.limiter.observe(ctx, { statusCode: 429, headers: { 'retry-after': '60' } }))),
+        );
+        failures.push(...results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason));
+        expect(await blocks.countDocuments({ blockedUntil: { $gt: Date.now() + 30_000 } })).toBeGreaterThanOrEqual(1);
+      }
+      expect(failures).toEqual([]);
+    } finally {
       await world.close();
     }
   });
@@ -378,7 +401,10 @@ describe('shared rate limiter: a sliding window whose claims the database answer
         statuses.push((await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${token}` } })).status);
       }
       expect(limiter.staleSlots).toBeGreaterThan(0);
-      expect(limiter.staleSlots).toBeLessThan(12);
+      // The lead catches up after the first stale claims: 9-10 stale claims for the 12 requests on this machine,
+      // 12 once with another test file loading the database. Without the lead every claim is stale, each request
+      // claims 8 times and fails (the statuses below), so fewer than 2 per request on average is the bound.
+      expect(limiter.staleSlots).toBeLessThan(2 * 12);
       expect(statuses.filter((s) => s !== 200)).toEqual([]);
       expect(sb.admin.getStats().tooManyRequests).toBe(0);
     } finally {
