@@ -16,8 +16,28 @@ import { workerOptions } from '../src/worker';
 
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  // BENCH_WORKER_COMMAND_COUNTS_MS: the database commands this worker sends, by command and collection, per interval
+  // (the driver's command monitoring; a measurement aid: it costs CPU itself).
+  const commandLogMs = Number(process.env.BENCH_WORKER_COMMAND_COUNTS_MS ?? 0);
+  if (commandLogMs > 0 && process.env.MONGODB_URI) {
+    const uri = new URL(process.env.MONGODB_URI);
+    uri.searchParams.set('monitorCommands', 'true');
+    process.env.MONGODB_URI = uri.toString();
+  }
   const config = loadWorkerConfig();
   const services = await createServices(config);
+  if (commandLogMs > 0) {
+    const counts = new Map<string, number>();
+    services.mongo.on('commandStarted', (e) => {
+      const target = (e.command as Record<string, unknown>)[e.commandName];
+      const key = `${e.commandName} ${typeof target === 'string' ? target : ''}`.trim();
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    });
+    setInterval(() => {
+      const top = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+      process.stderr.write(`worker ${process.pid} database commands so far: ${top}\n`);
+    }, commandLogMs).unref();
+  }
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,
@@ -27,6 +47,15 @@ async function main(): Promise<void> {
     ...workerOptions(services),
   });
   const running = worker.run();
+  // BENCH_WORKER_MEMORY_LOG_MS: where the RSS goes (V8 heaps, buffers outside them), one line per interval on stderr.
+  const memoryLogMs = Number(process.env.BENCH_WORKER_MEMORY_LOG_MS ?? 0);
+  if (memoryLogMs > 0) {
+    const mb = (n: number) => Math.round(n / 1048576);
+    setInterval(() => {
+      const m = process.memoryUsage();
+      process.stderr.write(`worker ${process.pid} memory MB: rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)}\n`);
+    }, memoryLogMs).unref();
+  }
   process.stdout.write('worker ready\n');
   try {
     await running;

@@ -12,11 +12,14 @@ const LEASE_MS = 30_000;
 const LEASE_WAIT_MS = 200;
 /**
  * A token read from the database is reused for this long (never past its refresh margin): a sync sends a dozen
- * requests within seconds, and reading and decrypting the connection for each was a third of a fleet's database
- * calls. Changes made by this process (refresh, re-authorization needed) take effect at once; those of another
- * process after this long at most, or at the server's first 401.
+ * requests, and reading and decrypting the connection for each was a third of a fleet's database calls. A minute,
+ * not a few seconds: connections that share a practice's quota take turns, so one connection's requests come
+ * seconds apart (bench:fleet's nothing-changed pass, 10 connections per practice: 5 s reuse still read the
+ * connection for most requests). Changes made by this process (refresh, re-authorization needed) take effect at
+ * once; those of another process after this long at most, or at the server's first 401, which is never answered
+ * from memory. Writes do not rely on it: a deleted connection's writes are refused by ConnectionStore.assertWritable.
  */
-const REUSE_MS = 5_000;
+const REUSE_MS = 60_000;
 const REUSE_MAX_ENTRIES = 50_000;
 
 export interface AccessToken {
