@@ -33,6 +33,11 @@ async function main(): Promise<void> {
       const key = `${e.commandName} ${typeof target === 'string' ? target : ''}`.trim();
       counts.set(key, (counts.get(key) ?? 0) + 1);
     });
+    // Writes refused in part (duplicate keys: a rate-limit slot another process holds, a block insert race).
+    services.mongo.on('commandSucceeded', (e) => {
+      const refused = (e.reply as { writeErrors?: unknown[] }).writeErrors?.length ?? 0;
+      if (refused > 0) counts.set(`${e.commandName} refused`, (counts.get(`${e.commandName} refused`) ?? 0) + refused);
+    });
     setInterval(() => {
       const top = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
       process.stderr.write(`worker ${process.pid} database commands so far: ${top}\n`);

@@ -179,6 +179,10 @@ const CLEANUP_EVERY_MS = 30_000;
 const DUPLICATE_KEY = 11000;
 /** A request whose slots keep going stale (the database answers slower than the quota's tolerance) fails after this many claims. */
 const MAX_STALE_CLAIMS = 8;
+/** A bucket key counts as contended (another process claims its slots too) this long after a claim lost a slot. */
+const CONTENTION_MEMORY_MS = 10_000;
+/** Spare slots kept per bucket key, at most (see `spares`). */
+const MAX_SPARES = 4;
 
 export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateLimitBlockAdmin {
   private readonly blocks: Collection<BlockDoc>;
@@ -189,6 +193,17 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
   private readonly logger?: Pick<Logger, 'warn'>;
   /** Next slot worth trying per bucket key (slots below it are taken or in the past). */
   private readonly hints = new Map<string, number>();
+  /**
+   * Slots claimed one ahead while another process claims the same key's slots too, per bucket key (ascending).
+   * Two processes sharing a practice claim its next free slot in turn: each one's hint is behind the other's last
+   * claim, so a claim lost one insert before it won one (bench:fleet, nothing-changed pass: half the slot inserts
+   * refused). A contended claim inserts one slot more; the next request of this process takes it without a database
+   * call. A spare whose time has passed, or which a block written since covers, is dropped unused: a slot of the
+   * quota goes unspent, never one more than the quota.
+   */
+  private readonly spares = new Map<string, number[]>();
+  /** Until when a bucket key counts as contended (a claim of this process lost a slot to another). */
+  private readonly contendedUntil = new Map<string, number>();
   private readonly calendars = new Map<string, CalendarState>();
   private readonly cleanedAt = new Map<string, number>();
   private readonly batches = new KeyedBatcher();
@@ -462,19 +477,49 @@ export class MongoRateLimiter implements RequestLimiter, RateBudgetReader, RateL
    */
   private async claimSlots(r: Resolved, n: number, blockedUntil: number): Promise<SlotTime[]> {
     const p = r.bucket!;
-    const out: SlotTime[] = [];
+    const out: SlotTime[] = this.takeSpares(r, n, blockedUntil, await this.now());
     for (let round = 0; out.length < n; round++) {
       const now = await this.now();
       const from = Math.max(firstFreeSlot(now + (this.leads.get(r.key) ?? 0), blockedUntil, p), this.hints.get(r.key) ?? -Infinity);
       const want = n - out.length;
-      const ks = Array.from({ length: want }, (_, i) => from + i);
+      const spare = (this.contendedUntil.get(r.key) ?? -Infinity) > now ? 1 : 0;
+      const ks = Array.from({ length: want + spare }, (_, i) => from + i);
       const won = await this.insertTickets(ks.map((k) => this.ticket(r, `${r.key}|${k}`, k)));
-      this.hints.set(r.key, from + want);
-      for (const i of won) out.push({ sendAt: slotSendTime(ks[i]!, now, p), lateAfter: lateSendBound(ks[i]!, p) });
+      if (won.length < ks.length) this.contendedUntil.set(r.key, now + CONTENTION_MEMORY_MS);
+      this.hints.set(r.key, from + ks.length);
+      // Won indexes ascend: the earliest slots serve this claim, a later one is kept as the spare.
+      for (const i of won) {
+        if (out.length < n) out.push({ sendAt: slotSendTime(ks[i]!, now, p), lateAfter: lateSendBound(ks[i]!, p) });
+        else this.keepSpare(r.key, ks[i]!);
+      }
       if (round > 1000) throw new Error(`rate limiter: could not claim a slot of ${r.key}`);
     }
     this.cleanup(r, Math.floor((await this.now()) / p.intervalMs) - Math.ceil((r.quota.kind === 'fixed-window' ? r.quota.windowSeconds * 1000 : 0) / p.intervalMs) - 10);
     return out.sort((a, b) => a.sendAt - b.sendAt);
+  }
+
+  /** Spare slots of this key still ahead of now and after any block, up to `n` (the others are dropped). */
+  private takeSpares(r: Resolved, n: number, blockedUntil: number, now: number): SlotTime[] {
+    const kept = this.spares.get(r.key);
+    if (!kept) return [];
+    const p = r.bucket!;
+    const first = firstFreeSlot(now, blockedUntil, p);
+    const out: SlotTime[] = [];
+    while (kept.length > 0 && out.length < n) {
+      const k = kept.shift()!;
+      // Its time still to come (so not stale by the time it is used) and not covered by a block read just now.
+      if (k >= first && k * p.intervalMs - p.tauMs >= now) out.push({ sendAt: slotSendTime(k, now, p), lateAfter: lateSendBound(k, p) });
+    }
+    if (kept.length === 0) this.spares.delete(r.key);
+    return out;
+  }
+
+  private keepSpare(key: string, k: number): void {
+    const kept = this.spares.get(key) ?? [];
+    kept.push(k);
+    kept.sort((a, b) => a - b);
+    if (kept.length > MAX_SPARES) kept.shift();
+    this.spares.set(key, kept);
   }
 
   /** Takes `n` requests from a calendar window, claiming chunk tickets as needed; returns when each may go. */

@@ -300,12 +300,8 @@ describe('shared rate limiter: the longest hold (RATE_LIMIT_MAX_WAIT_SECONDS)', 
   });
 });
 
-/**
- * The database behind `db` answers insertMany calls on `collectionName` late, as a saturated server does: after
- * `plan.skip` calls answered at once, the next `plan.late` are answered `plan.delayMs` late (the documents are
- * written at once; only the answer waits).
- */
-function answeringLate(db: Db, collectionName: string, plan: { skip: number; late: number; delayMs: number }): Db {
+/** The db with one collection's insertMany replaced by `wrap(original, ...args)` (the other methods untouched). */
+function withInsertMany(db: Db, collectionName: string, wrap: (insertMany: (...a: unknown[]) => Promise<unknown>, args: unknown[]) => Promise<unknown>): Db {
   const bound = <T extends object>(target: T, prop: string | symbol): unknown => {
     const v = Reflect.get(target, prop, target) as unknown;
     return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -319,15 +315,7 @@ function answeringLate(db: Db, collectionName: string, plan: { skip: number; lat
         return new Proxy(col, {
           get(c, p) {
             if (p !== 'insertMany') return bound(c, p);
-            return async (...args: Parameters<typeof c.insertMany>) => {
-              const result = await c.insertMany(...args);
-              if (plan.skip > 0) plan.skip--;
-              else if (plan.late > 0) {
-                plan.late--;
-                await new Promise((resolve) => setTimeout(resolve, plan.delayMs));
-              }
-              return result;
-            };
+            return (...args: unknown[]) => wrap(c.insertMany.bind(c) as (...a: unknown[]) => Promise<unknown>, args);
           },
         });
       };
@@ -335,13 +323,36 @@ function answeringLate(db: Db, collectionName: string, plan: { skip: number; lat
   });
 }
 
+/** A sandbox practice enforcing a token bucket, and the provider configuration that gives the service the same quota. */
+async function bucketPractice(ratePerSecond: number, burst: number): Promise<{ sb: Sandbox; providersJson: string }> {
+  const sb = await startSandbox({ port: 0, patients: 4, resourcesPerPatient: 2, rateLimit: { mode: 'token-bucket', ratePerSecond, burst } });
+  const providersJson = JSON.stringify({
+    id: PROVIDER,
+    rateLimit: { display: `${ratePerSecond}/s, burst ${burst}, per practice`, quotas: [{ name: 'per-practice', kind: 'token-bucket', shareBy: 'baseUrl', ratePerSecond, burst }] },
+  });
+  return { sb, providersJson };
+}
+
+/**
+ * The database behind `db` answers insertMany calls on `collectionName` late, as a saturated server does: after
+ * `plan.skip` calls answered at once, the next `plan.late` are answered `plan.delayMs` late (the documents are
+ * written at once; only the answer waits).
+ */
+function answeringLate(db: Db, collectionName: string, plan: { skip: number; late: number; delayMs: number }): Db {
+  return withInsertMany(db, collectionName, async (insertMany, args) => {
+    const result = await insertMany(...args);
+    if (plan.skip > 0) plan.skip--;
+    else if (plan.late > 0) {
+      plan.late--;
+      await new Promise((resolve) => setTimeout(resolve, plan.delayMs));
+    }
+    return result;
+  });
+}
+
 describe('shared rate limiter: a claim the database answers late', () => {
   test('requests whose slots come back after their time claim others instead of going late, all together: no 429 at a 5/s burst-10 server', async () => {
-    const sb = await startSandbox({ port: 0, patients: 4, resourcesPerPatient: 2, rateLimit: { mode: 'token-bucket', ratePerSecond: 5, burst: 10 } });
-    const providersJson = JSON.stringify({
-      id: PROVIDER,
-      rateLimit: { display: '5/s, burst 10, per practice', quotas: [{ name: 'per-practice', kind: 'token-bucket', shareBy: 'baseUrl', ratePerSecond: 5, burst: 10 }] },
-    });
+    const { sb, providersJson } = await bucketPractice(5, 10);
     const world = await instances(1, [sb], providersJson);
     const [a] = world.list as [Instance];
     try {
@@ -407,6 +418,56 @@ describe('shared rate limiter: a sliding window whose claims the database answer
       expect(limiter.staleSlots).toBeLessThan(2 * 12);
       expect(statuses.filter((s) => s !== 200)).toEqual([]);
       expect(sb.admin.getStats().tooManyRequests).toBe(0);
+    } finally {
+      await world.close();
+      await sb.close();
+    }
+  });
+});
+
+/** The db with the slot collection's insertMany calls counted (each is one database call). */
+function countingSlotInserts(db: Db): { db: Db; inserts: () => number } {
+  let inserts = 0;
+  const counted = withInsertMany(db, SLOTS_COLLECTION, (insertMany, args) => {
+    inserts++;
+    return insertMany(...args);
+  });
+  return { db: counted, inserts: () => inserts };
+}
+
+describe('shared rate limiter: two processes claiming one practice\'s slots', () => {
+  test('a claim that lost a slot to the other process keeps a spare: fewer than 1.5 slot inserts per request, still no 429', async () => {
+    // 10/s burst 5, 4 connections per process taking turns (the default fairness), one request after the other each.
+    const { sb, providersJson } = await bucketPractice(10, 5);
+    const world = await instances(2, [sb], providersJson);
+    try {
+      const token = sb.admin.issueToken({ scopes: 'system/*.read', ttlSeconds: 600 }).accessToken;
+      const processes = world.list.map((inst) => {
+        const counting = countingSlotInserts(inst.services.db);
+        return { counting, limiter: new MongoRateLimiter(counting.db, inst.services.registry) };
+      });
+      sb.admin.resetStats();
+      const perConnection = 12;
+      await Promise.all(
+        processes.flatMap(({ limiter }, pi) =>
+          Array.from({ length: 4 }, async (_, ci) => {
+            const ctx: QuotaContext = { providerId: PROVIDER, baseUrl: sb.fhirBaseUrl, connectionId: `conn_${pi}_${ci}` };
+            for (let i = 0; i < perConnection; i++) {
+              await limiter.acquire(ctx);
+              await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${token}` } });
+            }
+          }),
+        ),
+      );
+      const requests = 2 * 4 * perConnection;
+      const inserts = processes.reduce((n, p) => n + p.counting.inserts(), 0);
+      // Without spares each claim lost about one insert to the other process before it won one (~2 per request).
+      expect(inserts / requests).toBeLessThan(1.5);
+      const stats = sb.admin.getStats();
+      expect(stats.byKind.search!.byStatus['200']).toBe(requests);
+      expect(stats.tooManyRequests).toBe(0);
+      // A 10/s bucket of 5 admits at most 5 + 10 in any second.
+      expect(stats.maxRequestsIn1s).toBeLessThanOrEqual(15);
     } finally {
       await world.close();
       await sb.close();
