@@ -6,9 +6,11 @@
  *
  * Configuration: the worker's usual environment (src/config.ts), plus TEMPORAL_TASK_QUEUE and, optionally,
  * WORKFLOW_BUNDLE_PATH (a prebuilt workflow bundle; otherwise src/workflows is bundled at start).
- * Prints one line "worker ready" once it polls its task queue.
+ * Prints one line "worker ready" once it polls its task queue. The benchmarks run it compiled (dist/bench/, see
+ * bench/worker-lib.ts); BENCH_WORKER_COMMAND_COUNTS_MS and BENCH_WORKER_MEMORY_LOG_MS add measurement lines on stderr.
  */
 import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
+import type { MongoClient } from 'mongodb';
 import { loadWorkerConfig } from '../src/config';
 import { createServices } from '../src/services';
 import { workflowCodeOptions } from '../src/temporal/workflowCode';
@@ -16,33 +18,11 @@ import { workerOptions } from '../src/worker';
 
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  // BENCH_WORKER_COMMAND_COUNTS_MS: the database commands this worker sends, by command and collection, per interval
-  // (the driver's command monitoring; a measurement aid: it costs CPU itself).
   const commandLogMs = Number(process.env.BENCH_WORKER_COMMAND_COUNTS_MS ?? 0);
-  if (commandLogMs > 0 && process.env.MONGODB_URI) {
-    const uri = new URL(process.env.MONGODB_URI);
-    uri.searchParams.set('monitorCommands', 'true');
-    process.env.MONGODB_URI = uri.toString();
-  }
+  if (commandLogMs > 0) monitorDatabaseCommands();
   const config = loadWorkerConfig();
   const services = await createServices(config);
-  if (commandLogMs > 0) {
-    const counts = new Map<string, number>();
-    services.mongo.on('commandStarted', (e) => {
-      const target = (e.command as Record<string, unknown>)[e.commandName];
-      const key = `${e.commandName} ${typeof target === 'string' ? target : ''}`.trim();
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    });
-    // Writes refused in part (duplicate keys: a rate-limit slot another process holds, a block insert race).
-    services.mongo.on('commandSucceeded', (e) => {
-      const refused = (e.reply as { writeErrors?: unknown[] }).writeErrors?.length ?? 0;
-      if (refused > 0) counts.set(`${e.commandName} refused`, (counts.get(`${e.commandName} refused`) ?? 0) + refused);
-    });
-    setInterval(() => {
-      const top = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
-      process.stderr.write(`worker ${process.pid} database commands so far: ${top}\n`);
-    }, commandLogMs).unref();
-  }
+  if (commandLogMs > 0) logDatabaseCommands(services.mongo, commandLogMs);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,
@@ -52,15 +32,8 @@ async function main(): Promise<void> {
     ...workerOptions(services),
   });
   const running = worker.run();
-  // BENCH_WORKER_MEMORY_LOG_MS: where the RSS goes (V8 heaps, buffers outside them), one line per interval on stderr.
   const memoryLogMs = Number(process.env.BENCH_WORKER_MEMORY_LOG_MS ?? 0);
-  if (memoryLogMs > 0) {
-    const mb = (n: number) => Math.round(n / 1048576);
-    setInterval(() => {
-      const m = process.memoryUsage();
-      process.stderr.write(`worker ${process.pid} memory MB: rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)}\n`);
-    }, memoryLogMs).unref();
-  }
+  if (memoryLogMs > 0) logMemory(memoryLogMs);
   process.stdout.write('worker ready\n');
   try {
     await running;
@@ -68,6 +41,45 @@ async function main(): Promise<void> {
     await connection.close();
     await services.close();
   }
+}
+
+/**
+ * BENCH_WORKER_COMMAND_COUNTS_MS (measurement aid; it costs CPU itself): the driver's command monitoring, switched
+ * on through the URI before the services connect.
+ */
+function monitorDatabaseCommands(): void {
+  if (!process.env.MONGODB_URI) return;
+  const uri = new URL(process.env.MONGODB_URI);
+  uri.searchParams.set('monitorCommands', 'true');
+  process.env.MONGODB_URI = uri.toString();
+}
+
+/** The database commands this worker sent so far, by command and collection, and the writes refused, every `ms`. */
+function logDatabaseCommands(mongo: MongoClient, ms: number): void {
+  const counts = new Map<string, number>();
+  const add = (key: string, n: number) => counts.set(key, (counts.get(key) ?? 0) + n);
+  mongo.on('commandStarted', (e) => {
+    const target = (e.command as Record<string, unknown>)[e.commandName];
+    add(`${e.commandName} ${typeof target === 'string' ? target : ''}`.trim(), 1);
+  });
+  // Writes refused in part (duplicate keys: a rate-limit slot another process holds, a block insert race).
+  mongo.on('commandSucceeded', (e) => {
+    const refused = (e.reply as { writeErrors?: unknown[] }).writeErrors?.length ?? 0;
+    if (refused > 0) add(`${e.commandName} refused`, refused);
+  });
+  setInterval(() => {
+    const top = [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+    process.stderr.write(`worker ${process.pid} database commands so far: ${top}\n`);
+  }, ms).unref();
+}
+
+/** BENCH_WORKER_MEMORY_LOG_MS: where the RSS goes (the main V8 heap, buffers outside it), one line every `ms`. */
+function logMemory(ms: number): void {
+  const mb = (n: number) => Math.round(n / 1048576);
+  setInterval(() => {
+    const m = process.memoryUsage();
+    process.stderr.write(`worker ${process.pid} memory MB: rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)}\n`);
+  }, ms).unref();
 }
 
 main().catch((err) => {

@@ -3,6 +3,7 @@
  * by the SDK as the worker starts (tests, `tsx`). One place, so the real worker and the benchmarks' workers agree.
  */
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode, type WorkerOptions } from '@temporalio/worker';
 import { ConfigError } from '../errors';
@@ -25,7 +26,6 @@ export function workflowCodeOptions(config: { WORKFLOW_BUNDLE_PATH?: string }): 
 
 /** Bundles the workflows (webpack, as the SDK does at start) into `outPath`; returns the bundle's size in bytes. */
 export async function writeWorkflowBundle(outPath: string): Promise<number> {
-  const { writeFile } = await import('node:fs/promises');
   // The SDK's bundler logs every module at info level; only its errors matter here.
   const quiet = { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} };
   const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet as never });
